@@ -1,0 +1,1 @@
+"""Atryum: a permissions gateway for AI agents."""

@@ -1,0 +1,178 @@
+"""SQL for agents, their runtime ids and managed-agent bindings. No policy here."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from atryum.agents.models import SOURCE_VALIDMIND, Agent, Binding
+from atryum.db.tables import agent_runtime_ids, agents, managed_agent_bindings
+
+# Parameters per statement stay well below SQLite's and PostgreSQL's limits.
+CHUNK = 500
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _agent(row: sa.Row[Any], runtime: list[str], binds: list[Binding]) -> Agent:
+    m = row._mapping
+    return Agent(
+        id=m["id"],
+        source=m["source"],
+        vm_organization_cuid=m["vm_organization_cuid"],
+        vm_organization_name=m["vm_organization_name"],
+        vm_record_type_slug=m["vm_record_type_slug"],
+        vm_cuid=m["vm_cuid"],
+        name=m["name"],
+        description=m["description"],
+        charter=m["charter"],
+        enabled=bool(m["enabled"]),
+        tags=list(m["tags"] or []),
+        source_hash=m["source_hash"],
+        synced_at=m["synced_at"],
+        removed_at=m["removed_at"],
+        removal_reason=m["removal_reason"],
+        source_missing_since=m["source_missing_since"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        agent_ids=runtime,
+        bindings=binds,
+    )
+
+
+def _hydrate(conn: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[Agent]:
+    ids = [r.id for r in rows]
+    runtime: dict[str, list[str]] = defaultdict(list)
+    binds: dict[str, list[Binding]] = defaultdict(list)
+    for part in chunks(ids):
+        q = (
+            sa.select(agent_runtime_ids.c.agent_id, agent_runtime_ids.c.runtime_id)
+            .where(agent_runtime_ids.c.agent_id.in_(part))
+            .order_by(agent_runtime_ids.c.agent_id, agent_runtime_ids.c.position)
+        )
+        for agent_id, runtime_id in conn.execute(q):
+            runtime[agent_id].append(runtime_id)
+        bq = (
+            sa.select(managed_agent_bindings)
+            .where(managed_agent_bindings.c.agent_id.in_(part))
+            .order_by(managed_agent_bindings.c.created_at, managed_agent_bindings.c.id)
+        )
+        for b in conn.execute(bq):
+            binds[b.agent_id].append(Binding(**b._mapping))
+    return [_agent(r, runtime[r.id], binds[r.id]) for r in rows]
+
+
+def list_agents(conn: sa.Connection, *, include_removed: bool) -> list[Agent]:
+    q = sa.select(agents).order_by(sa.func.lower(agents.c.name), agents.c.id)
+    if not include_removed:
+        q = q.where(agents.c.removed_at.is_(None))
+    return _hydrate(conn, conn.execute(q).all())
+
+
+def get_agent(conn: sa.Connection, agent_id: str) -> Agent | None:
+    rows = conn.execute(sa.select(agents).where(agents.c.id == agent_id)).all()
+    return _hydrate(conn, rows)[0] if rows else None
+
+
+def insert_agent(conn: sa.Connection, values: dict[str, Any]) -> None:
+    conn.execute(agents.insert().values(**values))
+
+
+def update_agent(conn: sa.Connection, agent_id: str, values: dict[str, Any]) -> None:
+    conn.execute(agents.update().where(agents.c.id == agent_id).values(**values))
+
+
+def delete_agent(conn: sa.Connection, agent_id: str) -> None:
+    conn.execute(agents.delete().where(agents.c.id == agent_id))
+
+
+def runtime_id_owners(conn: sa.Connection, runtime_ids: Sequence[str]) -> dict[str, str]:
+    owners: dict[str, str] = {}
+    for part in chunks(runtime_ids):
+        q = sa.select(agent_runtime_ids.c.runtime_id, agent_runtime_ids.c.agent_id).where(
+            agent_runtime_ids.c.runtime_id.in_(part)
+        )
+        owners.update({rid: aid for rid, aid in conn.execute(q)})
+    return owners
+
+
+def replace_runtime_ids(conn: sa.Connection, agent_id: str, runtime_ids: Sequence[str]) -> None:
+    conn.execute(agent_runtime_ids.delete().where(agent_runtime_ids.c.agent_id == agent_id))
+    if runtime_ids:
+        conn.execute(
+            agent_runtime_ids.insert(),
+            [
+                {"runtime_id": rid, "agent_id": agent_id, "position": i}
+                for i, rid in enumerate(runtime_ids)
+            ],
+        )
+
+
+def binding_owners(
+    conn: sa.Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    owners: dict[tuple[str, str], str] = {}
+    for account, external_id in keys:
+        q = sa.select(managed_agent_bindings.c.agent_id).where(
+            managed_agent_bindings.c.account == account,
+            managed_agent_bindings.c.external_agent_id == external_id,
+        )
+        owner = conn.execute(q).scalar_one_or_none()
+        if owner is not None:
+            owners[(account, external_id)] = owner
+    return owners
+
+
+def replace_bindings(
+    conn: sa.Connection, agent_id: str, bindings: Sequence[dict[str, str]], now: datetime
+) -> None:
+    conn.execute(
+        managed_agent_bindings.delete().where(managed_agent_bindings.c.agent_id == agent_id)
+    )
+    if bindings:
+        conn.execute(
+            managed_agent_bindings.insert(),
+            [
+                {
+                    "id": b.get("id") or new_id(),
+                    "agent_id": agent_id,
+                    "account": b["account"],
+                    "external_agent_id": b["external_agent_id"],
+                    "external_agent_name": b["external_agent_name"],
+                    "created_at": now,
+                }
+                for b in bindings
+            ],
+        )
+
+
+def resolve_runtime_id(conn: sa.Connection, runtime_id: str) -> Agent | None:
+    """The agent owning a runtime id, active or retired (the caller decides what retired means)."""
+    q = sa.select(agent_runtime_ids.c.agent_id).where(agent_runtime_ids.c.runtime_id == runtime_id)
+    agent_id = conn.execute(q).scalar_one_or_none()
+    return get_agent(conn, agent_id) if agent_id else None
+
+
+def count_agents_by_state(conn: sa.Connection) -> dict[str, int]:
+    state = sa.case(
+        (agents.c.removed_at.is_not(None), "retired"),
+        (agents.c.source_missing_since.is_not(None), "kept_dependent"),
+        (agents.c.source == SOURCE_VALIDMIND, "active_synced"),
+        else_="active_manual",
+    ).label("state")
+    q = sa.select(state, sa.func.count()).group_by(state)
+    counts = {"active_synced": 0, "active_manual": 0, "kept_dependent": 0, "retired": 0}
+    counts.update({s: n for s, n in conn.execute(q)})
+    return counts

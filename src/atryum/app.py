@@ -1,0 +1,112 @@
+"""ASGI app factory and lifespan: migrate, start the sync coordinator, serve the API."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from atryum.agents import api as agents_api
+from atryum.agents.store import count_agents_by_state
+from atryum.auth import check_machine_key
+from atryum.config import Config
+from atryum.context import AppContext, make_client
+from atryum.db import migrate
+from atryum.db.engine import make_engine
+from atryum.errors import AtryumError
+from atryum.metrics import AGENTS, REGISTRY
+from atryum.sync import api as sync_api
+from atryum.sync.coordinator import SyncCoordinator
+from atryum.validmind import api as vm_api
+
+log = logging.getLogger("atryum")
+
+
+def build_context(config: Config, engine: sa.Engine | None = None) -> AppContext:
+    engine = engine or make_engine(config.database_url)
+    coordinator = SyncCoordinator(engine, config=config, client_factory=lambda: make_client(config))
+    return AppContext(config=config, engine=engine, coordinator=coordinator)
+
+
+def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
+    """`background=False` skips the start-up sync and the schedule (tests that drive syncs)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate.upgrade(ctx.engine)
+        ctx.coordinator.start(schedule=background)
+        if background and ctx.coordinator.sync_configured():
+            ctx.coordinator.submit(trigger="startup", requested_by="startup")
+        log.info("atryum started listen_addr=%s", ctx.config.server.listen_addr)
+        try:
+            yield
+        finally:
+            ctx.coordinator.stop()
+
+    app = FastAPI(
+        title="Atryum",
+        version="0.1.0",
+        description="Permissions gateway for AI agents, with a registry synced from ValidMind.",
+        lifespan=lifespan,
+        dependencies=[Depends(check_machine_key)],
+    )
+    app.state.ctx = ctx
+    _install_error_handlers(app)
+    app.include_router(sync_api.router)
+    app.include_router(agents_api.router)
+    app.include_router(vm_api.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> Any:
+        try:
+            with ctx.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as exc:
+            return JSONResponse(
+                {"status": "error", "error": {"message": f"database unreachable: {exc}"}}, 503
+            )
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    def metrics() -> Response:
+        with ctx.engine.begin() as conn:
+            for state, count in count_agents_by_state(conn).items():
+                AGENTS.labels(state).set(count)
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message}}, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AtryumError)
+    async def domain_error(_: Request, exc: AtryumError) -> JSONResponse:
+        return _error(exc.status_code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
+            parts.append(f"{loc}: {err['msg']}")
+        return _error(422, "invalid request: " + "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def db_error(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        log.error("database error: %s", type(exc).__name__)
+        return _error(503, "the database is unavailable; nothing was changed, try again")

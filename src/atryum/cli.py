@@ -1,0 +1,160 @@
+"""Command line: `atryum run | sync | migrate | demo | vm-sim | setup validmind`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+
+from atryum.config import Config, ConfigError, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+setup_app = typer.Typer(no_args_is_help=True, help="Configure integrations.")
+app.add_typer(setup_app, name="setup")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Path to atryum.toml", show_default=False)
+]
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _load(path: Path | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"atryum: bad configuration:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(config: ConfigOpt = None) -> None:
+    """Serve Atryum (API, UI, background sync) at [server] listen_addr."""
+    from atryum.app import build_context, create_app
+
+    cfg = _load(config)
+    _configure_logging()
+    ctx = build_context(cfg)
+    uvicorn.run(create_app(ctx), host=cfg.server.host, port=cfg.server.port, log_level="info")
+
+
+@app.command()
+def migrate(config: ConfigOpt = None) -> None:
+    """Apply database migrations and exit."""
+    from atryum.db import migrate as db_migrate
+    from atryum.db.engine import make_engine
+
+    cfg = _load(config)
+    engine = make_engine(cfg.database_url)
+    db_migrate.upgrade(engine)
+    typer.echo(f"database at revision {db_migrate.current_revision(engine)}")
+
+
+@app.command()
+def sync(
+    config: ConfigOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; change nothing")] = False,
+    allow_removals: Annotated[
+        bool, typer.Option("--allow-removals", help="Apply retirements held by the threshold")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON")] = False,
+) -> None:
+    """Run one ValidMind sync now and print what it did."""
+    from atryum.app import build_context
+    from atryum.cli_table import render_run
+    from atryum.db import migrate as db_migrate
+
+    cfg = _load(config)
+    ctx = build_context(cfg)
+    if not cfg.backend.enabled:
+        typer.echo("atryum: ValidMind is not configured ([backend] base_url is empty)", err=True)
+        raise typer.Exit(2)
+    db_migrate.upgrade(ctx.engine)
+    run = ctx.coordinator.run_blocking(
+        trigger="manual", requested_by="cli", dry_run=dry_run, allow_removals=allow_removals
+    )
+    typer.echo(json.dumps(run, default=str, indent=2) if as_json else render_run(run))
+    raise typer.Exit(0 if run["status"] == "succeeded" else 1)
+
+
+@setup_app.command("validmind")
+def setup_validmind(
+    org_cuid: Annotated[str, typer.Option(help="ValidMind organization cuid")],
+    record_type: Annotated[str, typer.Option(help="Agent record type slug, e.g. ai-agent")],
+    charter_field: Annotated[
+        str, typer.Option(help="Custom field holding the charter")
+    ] = "charter",
+    config: ConfigOpt = None,
+) -> None:
+    """Set the sync scope (organization, record type, charter field)."""
+    from atryum.app import build_context
+    from atryum.db import migrate as db_migrate
+    from atryum.sync.settings import update_settings
+
+    cfg = _load(config)
+    ctx = build_context(cfg)
+    db_migrate.upgrade(ctx.engine)
+    changes: dict[str, Any] = {
+        "org_cuid": org_cuid,
+        "agent_record_type_slug": record_type,
+        "charter_field_key": charter_field,
+    }
+    new, scope, _ = update_settings(ctx.engine, changes=changes, defaults=cfg.sync)
+    typer.echo(
+        f"sync scope: {new.org_cuid} / {new.agent_record_type_slug} "
+        f"(charter field {new.charter_field_key}); retired {len(scope.retire)} out-of-scope "
+        f"agents, kept {len(scope.keep)} dependents"
+    )
+
+
+@app.command("vm-sim")
+def vm_sim(
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8090,
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    seed: Annotated[
+        Path | None, typer.Option(help="JSON seed file (default: the demo data)")
+    ] = None,
+    empty: Annotated[bool, typer.Option(help="Start with no data at all")] = False,
+) -> None:
+    """Serve the bundled ValidMind simulator (API + /admin surface)."""
+    from atryum.demo import demo_seed
+    from atryum.validmind.sim.app import serve
+    from atryum.validmind.sim.state import SimState
+
+    _configure_logging()
+    state = (
+        SimState()
+        if empty
+        else SimState.from_seed(json.loads(seed.read_text()) if seed else demo_seed())
+    )
+    serve(state, host, port)
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Atryum port")] = 8080,
+    sim_port: Annotated[int, typer.Option(help="Simulator port")] = 8090,
+    database: Annotated[
+        str, typer.Option(help="Database URL or SQLite path for the demo")
+    ] = "atryum-demo.db",
+) -> None:
+    """Start the simulator with demo data and Atryum configured against it."""
+    from atryum.demo import run_demo
+
+    _configure_logging()
+    run_demo(port=port, sim_port=sim_port, database=database)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,212 @@
+"""Typed configuration: `atryum.toml` plus ATRYUM_* / VM_* environment overrides.
+
+The file is found at `--config`, else `./atryum.toml`, else `<user config dir>/atryum.toml`.
+A missing file means defaults. A bad file fails start-up with the file, the key and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+APP_NAME = "atryum"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file, the key and the problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(_Section):
+    listen_addr: str = "127.0.0.1:8080"
+    public_base_url: str = ""
+    database_url: str = ""
+
+    @property
+    def host(self) -> str:
+        return self.listen_addr.rsplit(":", 1)[0] or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen_addr.rsplit(":", 1)[1])
+
+    @model_validator(mode="after")
+    def _check_listen_addr(self) -> ServerConfig:
+        _host, sep, port = self.listen_addr.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"listen_addr must be host:port, got {self.listen_addr!r}")
+        return self
+
+
+class BackendConfig(_Section):
+    """How Atryum reaches ValidMind (validmind-api.md)."""
+
+    base_url: str = ""
+    machine_key: SecretStr | None = None
+    machine_secret: SecretStr | None = None
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    connection_timeout_seconds: float = Field(default=5.0, gt=0)
+    agents_timeout_seconds: float = Field(default=60.0, gt=0)
+    retry_attempts: int = Field(default=3, ge=1, le=10)
+    page_size: int = Field(default=500, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _pairs_complete(self) -> BackendConfig:
+        for a, b in (("machine_key", "machine_secret"), ("api_key", "api_secret")):
+            has_a, has_b = _present(getattr(self, a)), _present(getattr(self, b))
+            if has_a != has_b:
+                missing = b if has_a else a
+                present = a if has_a else b
+                raise ValueError(f"{present} is set but {missing} is missing; set both or neither")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.base_url.strip())
+
+    @property
+    def auth_mode(self) -> str:
+        if _present(self.machine_key):
+            return "machine_user"
+        if _present(self.api_key):
+            return "api_key"
+        return "none"
+
+
+def _present(value: SecretStr | None) -> bool:
+    return value is not None and value.get_secret_value() != ""
+
+
+class SyncConfig(_Section):
+    interval_seconds: int = Field(default=300, ge=5)
+    max_removals: int = Field(default=10, ge=0)
+    max_removal_ratio: float = Field(default=0.2, ge=0, le=1)
+
+
+class ApiKeyConfig(_Section):
+    """Machine key/secret that machine callers (ValidMind's backend) present."""
+
+    key: SecretStr | None = None
+    secret: SecretStr | None = None
+
+    @property
+    def configured(self) -> bool:
+        return _present(self.key) and _present(self.secret)
+
+
+class ValidMindEventsConfig(_Section):
+    webhook_secret: SecretStr | None = None
+    debounce_seconds: float = Field(default=2.0, ge=0)
+
+
+class Config(_Section):
+    server: ServerConfig = ServerConfig()
+    backend: BackendConfig = BackendConfig()
+    sync: SyncConfig = SyncConfig()
+    api_key: ApiKeyConfig = ApiKeyConfig()
+    validmind: ValidMindEventsConfig = ValidMindEventsConfig()
+    source: str = Field(default="", exclude=True)
+
+    @property
+    def database_url(self) -> str:
+        return normalize_database_url(self.server.database_url)
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "atryum.toml"
+
+
+def default_database_url() -> str:
+    data_dir = Path(platformdirs.user_data_dir(APP_NAME))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{data_dir / 'atryum.db'}"
+
+
+def normalize_database_url(raw: str) -> str:
+    """`postgresql://…`, `sqlite:///…` or a plain file path → a SQLAlchemy URL."""
+    raw = raw.strip()
+    if not raw:
+        return default_database_url()
+    if raw.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + raw.split("://", 1)[1]
+    if raw.startswith(("postgresql+psycopg://", "sqlite://")):
+        return raw
+    if "://" in raw:
+        raise ValueError(f"unsupported database_url scheme in {raw.split('://')[0]!r}")
+    return f"sqlite:///{Path(raw).expanduser().resolve()}"
+
+
+_ENV: dict[str, tuple[str, str]] = {
+    "VM_BASE_URL": ("backend", "base_url"),
+    "VM_MACHINE_KEY": ("backend", "machine_key"),
+    "VM_MACHINE_SECRET": ("backend", "machine_secret"),
+    "VM_API_KEY": ("backend", "api_key"),
+    "VM_API_SECRET": ("backend", "api_secret"),
+    "VM_CONNECTION_TIMEOUT_SECONDS": ("backend", "connection_timeout_seconds"),
+    "ATRYUM_LISTEN_ADDR": ("server", "listen_addr"),
+    "ATRYUM_PUBLIC_BASE_URL": ("server", "public_base_url"),
+    "ATRYUM_DATABASE_URL": ("server", "database_url"),
+}
+
+
+def find_config_file(explicit: str | Path | None) -> Path | None:
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        return path
+    for candidate in (Path("atryum.toml"), default_config_path()):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(explicit: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    path = find_config_file(explicit)
+    data: dict[str, Any] = {}
+    where = str(path) if path else "(defaults)"
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    for var, (section, key) in _ENV.items():
+        if env.get(var):
+            data.setdefault(section, {})
+            if isinstance(data[section], dict):
+                data[section][key] = env[var]
+    return parse_config(data, where)
+
+
+def parse_config(data: dict[str, Any], where: str) -> Config:
+    try:
+        config = Config.model_validate(data)
+        normalize_database_url(config.server.database_url)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(file)"
+            problems.append(f"{where}: {key}: {_describe(err)}")
+        raise ConfigError("\n".join(problems)) from None
+    except ValueError as exc:
+        raise ConfigError(f"{where}: server.database_url: {exc}") from None
+    config.source = where
+    return config
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")

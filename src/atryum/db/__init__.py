@@ -1,0 +1,1 @@
+"""Database: engines per dialect, table definitions and migrations."""

@@ -1,0 +1,103 @@
+"""`atryum demo`: the simulator with demo data, and Atryum configured against it."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import uvicorn
+
+from atryum.app import build_context, create_app
+from atryum.config import parse_config
+from atryum.db import migrate
+from atryum.sync.settings import update_settings
+from atryum.validmind import sim
+from atryum.validmind.sim.app import SimServer
+from atryum.validmind.sim.state import SimState
+
+DEMO_ORG = "org-acme"
+DEMO_RECORD_TYPE = "ai-agent"
+
+
+def demo_seed() -> dict[str, Any]:
+    seed: dict[str, Any] = json.loads(
+        (Path(sim.__file__).parent / "demo_seed.json").read_text(encoding="utf-8")
+    )
+    return seed
+
+
+def run_demo(*, port: int, sim_port: int, database: str) -> None:
+    key, secret = "demo-machine-caller", secrets.token_urlsafe(24)
+    state = SimState.from_seed(demo_seed())
+    with SimServer(state, port=sim_port) as server:
+        config = parse_config(
+            {
+                "server": {"listen_addr": f"127.0.0.1:{port}", "database_url": database},
+                "backend": {
+                    "base_url": server.url,
+                    "machine_key": "sim-machine-key",
+                    "machine_secret": "sim-machine-secret",
+                },
+                "api_key": {"key": key, "secret": secret},
+                "sync": {"interval_seconds": 60},
+            },
+            "(demo)",
+        )
+        ctx = build_context(config)
+        migrate.upgrade(ctx.engine)
+        update_settings(
+            ctx.engine,
+            changes={
+                "org_cuid": DEMO_ORG,
+                "org_name": "Acme Bank",
+                "agent_record_type_slug": DEMO_RECORD_TYPE,
+                "charter_field_key": "charter",
+            },
+            defaults=config.sync,
+        )
+        atryum_url = f"http://127.0.0.1:{port}"
+        # Every record change in the simulator asks Atryum to sync, as ValidMind's backend does.
+        httpx2.put(
+            f"{server.url}/admin/notify",
+            json={"atryum_url": atryum_url, "mode": "sync", "api_key": key, "api_secret": secret},
+        ).raise_for_status()
+        print(_banner(atryum_url, server.url, state_dump(server.url)), flush=True)
+        uvicorn.run(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
+
+
+def state_dump(sim_url: str) -> dict[str, Any]:
+    dump: dict[str, Any] = httpx2.get(f"{sim_url}/admin/state").json()
+    return dump
+
+
+def _banner(atryum_url: str, sim_url: str, dump: dict[str, Any]) -> str:
+    records = [
+        r
+        for r in dump.get("records", [])
+        if r.get("record_type_slug", r.get("slug")) == DEMO_RECORD_TYPE
+    ]
+    first = records[0]["cuid"] if records else "<cuid>"
+    lines = [
+        "",
+        "Atryum demo is running (Ctrl-C stops it).",
+        f"  Atryum API      {atryum_url}/api/v1/agents",
+        f"  API docs        {atryum_url}/docs",
+        f"  Operator UI     {atryum_url}/ui/",
+        f"  Sync runs       {atryum_url}/api/v1/agents/sync/runs",
+        f"  ValidMind sim   {sim_url}/admin/state",
+        "",
+        "Records in the simulated inventory (org-acme / ai-agent):",
+        *(f"  {r['cuid']:<28} {r.get('name', '')}" for r in records),
+        "",
+        "Try it:",
+        f"  curl -s {atryum_url}/api/v1/agents | python -m json.tool",
+        f"  curl -s -X POST {sim_url}/admin/records/{first}/archive",
+        f"  curl -s {atryum_url}/api/v1/agents        # the archived agent has left the list",
+        f"  curl -s -X POST {sim_url}/admin/records/{first}/unarchive   # back, same cuid",
+        f"  curl -s '{atryum_url}/api/v1/agents/sync?dry_run=true' -X POST",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""HTTP routes: /api/v1/agents/sync, sync runs, /api/v1/settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Query, Response, status
+
+from atryum.context import AppContext, get_ctx
+from atryum.errors import NotConfigured, NotFound
+from atryum.sync import runs, settings
+from atryum.sync.coordinator import Ticket
+from atryum.sync.schemas import (
+    AgentRef,
+    RunList,
+    RunOut,
+    SettingsChangeOut,
+    SettingsOut,
+    SettingsPatch,
+    SettingsPreviewOut,
+    SyncRequest,
+)
+
+router = APIRouter(tags=["sync"])
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+WAIT_SECONDS = 600.0
+
+
+def _require_configured(ctx: AppContext) -> None:
+    if not ctx.config.backend.enabled:
+        raise NotConfigured(
+            "ValidMind is not configured: set [backend] base_url and credentials in atryum.toml "
+            "(or VM_BASE_URL with VM_MACHINE_KEY/VM_MACHINE_SECRET) and restart"
+        )
+    if not settings.get_settings(ctx.engine, defaults=ctx.config.sync).configured:
+        raise NotConfigured(
+            "the sync scope is not configured: choose the ValidMind organization and agent record "
+            "type first (PUT /api/v1/settings with org_cuid and agent_record_type_slug)"
+        )
+
+
+def _run_view(ctx: AppContext, ticket: Ticket) -> RunOut:
+    queued = ctx.coordinator.pending(ticket.run_id)
+    if queued is not None:
+        return RunOut.model_validate(queued.queued_view())
+    try:
+        return RunOut.model_validate(runs.get_run(ctx.engine, run_id=ticket.run_id))
+    except NotFound:  # picked by the worker, row not written yet
+        return RunOut.model_validate({**ticket.queued_view(), "status": "running"})
+
+
+@router.post("/api/v1/agents/sync", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED)
+def trigger_sync(
+    ctx: Ctx,
+    response: Response,
+    body: Annotated[SyncRequest | None, Body()] = None,
+    dry_run: bool = False,
+    wait: bool = False,
+) -> RunOut:
+    _require_configured(ctx)
+    ticket = ctx.coordinator.submit(
+        trigger="manual",
+        requested_by="api",
+        dry_run=dry_run,
+        allow_removals=bool(body and body.allow_removals),
+    )
+    if wait:
+        ticket.done.wait(WAIT_SECONDS)
+        response.status_code = status.HTTP_200_OK if ticket.done.is_set() else 202
+    return _run_view(ctx, ticket)
+
+
+@router.get("/api/v1/agents/sync/runs", response_model=RunList)
+def list_runs(ctx: Ctx, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> RunList:
+    items = [RunOut.model_validate(r) for r in runs.list_runs(ctx.engine, limit=limit)]
+    return RunList(items=items)
+
+
+@router.get("/api/v1/agents/sync/runs/{run_id}", response_model=RunOut)
+def get_run(run_id: str, ctx: Ctx) -> RunOut:
+    queued = ctx.coordinator.pending(run_id)
+    if queued is not None:
+        return RunOut.model_validate(queued.queued_view())
+    return RunOut.model_validate(runs.get_run(ctx.engine, run_id=run_id))
+
+
+def _settings_out(ctx: AppContext, s: settings.SyncSettings) -> dict[str, object]:
+    return {
+        **s.as_dict(),
+        "validmind_configured": ctx.config.backend.enabled,
+        "sync_configured": ctx.config.backend.enabled and s.configured,
+    }
+
+
+@router.get("/api/v1/settings", response_model=SettingsOut)
+def get_settings(ctx: Ctx) -> SettingsOut:
+    s = settings.get_settings(ctx.engine, defaults=ctx.config.sync)
+    return SettingsOut.model_validate(_settings_out(ctx, s))
+
+
+def _change_settings(ctx: AppContext, body: SettingsPatch) -> SettingsChangeOut:
+    new, scope, old = settings.update_settings(
+        ctx.engine, changes=body.changes(), defaults=ctx.config.sync
+    )
+    run_id = None
+    source_changed = scope.scope_changed or new.charter_field_key != old.charter_field_key
+    if source_changed and ctx.config.backend.enabled and new.configured:
+        run_id = ctx.coordinator.submit(trigger="settings", requested_by="settings").run_id
+    return SettingsChangeOut.model_validate(
+        {
+            **_settings_out(ctx, new),
+            "sync_run_id": run_id,
+            "retired": [AgentRef.of(a) for a in scope.retire],
+            "kept": [AgentRef.of(a) for a in scope.keep],
+        }
+    )
+
+
+@router.put("/api/v1/settings", response_model=SettingsChangeOut)
+def put_settings(body: SettingsPatch, ctx: Ctx) -> SettingsChangeOut:
+    return _change_settings(ctx, body)
+
+
+@router.patch("/api/v1/settings", response_model=SettingsChangeOut)
+def patch_settings(body: SettingsPatch, ctx: Ctx) -> SettingsChangeOut:
+    return _change_settings(ctx, body)
+
+
+@router.post("/api/v1/settings/preview", response_model=SettingsPreviewOut)
+def preview_settings(body: SettingsPatch, ctx: Ctx) -> SettingsPreviewOut:
+    merged, scope = settings.preview_settings(
+        ctx.engine, changes=body.changes(), defaults=ctx.config.sync
+    )
+    return SettingsPreviewOut(
+        settings=SettingsOut.model_validate(_settings_out(ctx, merged)),
+        scope_changed=scope.scope_changed,
+        retire=[AgentRef.of(a) for a in scope.retire],
+        keep=[AgentRef.of(a) for a in scope.keep],
+    )

@@ -1,0 +1,209 @@
+"""The sync coordinator: one sync at a time, triggers coalesced, runs detached from callers.
+
+One worker thread per process executes runs; across processes and replicas the sync lock
+(`atryum.sync.lock`) serialises them. A trigger that arrives while a run is queued is merged into
+that queued run, so a burst of triggers costs at most one follow-up run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from atryum.config import Config
+from atryum.db.types import utcnow
+from atryum.sync import run_store
+from atryum.sync.lock import LockTimeout, sync_lock
+from atryum.sync.service import (
+    SKIPPED,
+    ClientFactory,
+    RunRequest,
+    execute_run,
+    start_run,
+)
+from atryum.sync.settings import get_settings
+
+log = logging.getLogger("atryum.sync")
+
+INTERRUPTED = (
+    "interrupted: the Atryum process running this sync stopped before it finished; "
+    "the registry is as it was before the run"
+)
+
+
+@dataclass
+class Ticket:
+    run_id: str
+    trigger: str
+    requested_by: str
+    dry_run: bool
+    allow_removals: bool
+    done: threading.Event = field(default_factory=threading.Event)
+    coalesced: int = 0
+
+    def request(self) -> RunRequest:
+        return RunRequest(
+            run_id=self.run_id,
+            trigger=self.trigger,
+            requested_by=self.requested_by,
+            dry_run=self.dry_run,
+            allow_removals=self.allow_removals,
+        )
+
+    def queued_view(self) -> dict[str, Any]:
+        """What the API shows for a run that has not started yet."""
+        return {
+            "id": self.run_id,
+            "trigger": self.trigger,
+            "requested_by": self.requested_by,
+            "dry_run": self.dry_run,
+            "allow_removals": self.allow_removals,
+            "status": "queued",
+        }
+
+
+class SyncCoordinator:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        config: Config,
+        client_factory: ClientFactory,
+        lock_timeout: float = 600.0,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.client_factory = client_factory
+        self.lock_timeout = lock_timeout
+        self._cond = threading.Condition()
+        self._queue: list[Ticket] = []
+        self._current: Ticket | None = None
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- triggers ---------------------------------------------------------------------------
+    def submit(
+        self,
+        *,
+        trigger: str,
+        requested_by: str = "",
+        dry_run: bool = False,
+        allow_removals: bool = False,
+    ) -> Ticket:
+        with self._cond:
+            for ticket in self._queue:
+                if ticket.dry_run == dry_run:
+                    ticket.allow_removals = ticket.allow_removals or allow_removals
+                    ticket.coalesced += 1
+                    return ticket
+            ticket = Ticket(str(uuid.uuid4()), trigger, requested_by, dry_run, allow_removals)
+            self._queue.append(ticket)
+            self._cond.notify_all()
+            return ticket
+
+    def pending(self, run_id: str) -> Ticket | None:
+        with self._cond:
+            return next((t for t in self._queue if t.run_id == run_id), None)
+
+    def run_blocking(self, **kwargs: Any) -> dict[str, Any]:
+        """Execute one run in the calling thread (the CLI's `atryum sync`)."""
+        ticket = Ticket(
+            str(uuid.uuid4()),
+            kwargs.get("trigger", "manual"),
+            kwargs.get("requested_by", ""),
+            kwargs.get("dry_run", False),
+            kwargs.get("allow_removals", False),
+        )
+        return self._execute(ticket)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self, *, schedule: bool = True) -> None:
+        self._threads = [threading.Thread(target=self._work, name="atryum-sync", daemon=True)]
+        if schedule:
+            self._threads.append(
+                threading.Thread(target=self._schedule, name="atryum-sync-schedule", daemon=True)
+            )
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout)
+
+    def sync_configured(self) -> bool:
+        if not self.config.backend.enabled:
+            return False
+        try:
+            return get_settings(self.engine, defaults=self.config.sync).configured
+        except sa.exc.SQLAlchemyError:
+            return False
+
+    # -- internals --------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping.is_set():
+                    self._cond.wait()
+                if self._stopping.is_set():
+                    return
+                ticket = self._current = self._queue.pop(0)
+            try:
+                self._execute(ticket)
+            except Exception:  # the worker must survive anything a run throws
+                log.exception("sync run %s crashed", ticket.run_id)
+            finally:
+                with self._cond:
+                    self._current = None
+                ticket.done.set()
+
+    def _execute(self, ticket: Ticket) -> dict[str, Any]:
+        request = ticket.request()
+        try:
+            with sync_lock(self.engine, timeout=self.lock_timeout):
+                with self.engine.begin() as conn:
+                    run_store.fail_unfinished(conn, INTERRUPTED, utcnow())
+                start_run(self.engine, request)
+                return execute_run(
+                    self.engine,
+                    request=request,
+                    client_factory=self.client_factory,
+                    sync_defaults=self.config.sync,
+                )
+        except LockTimeout as exc:
+            now = utcnow()
+            with self.engine.begin() as conn:
+                run_store.insert_run(
+                    conn,
+                    {
+                        **ticket.queued_view(),
+                        "status": SKIPPED,
+                        "started_at": now,
+                        "finished_at": now,
+                        "error": f"skipped: {exc}",
+                        "warnings": [],
+                        "changes": [],
+                    },
+                )
+                run = run_store.get_run(conn, ticket.run_id)
+            assert run is not None
+            return run
+
+    def _schedule(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                interval = get_settings(self.engine, defaults=self.config.sync).interval_seconds
+            except sa.exc.SQLAlchemyError:
+                interval = self.config.sync.interval_seconds
+            if self._stopping.wait(interval * random.uniform(0.9, 1.1)):
+                return
+            if self.sync_configured():
+                self.submit(trigger="schedule", requested_by="scheduler")

@@ -1,0 +1,123 @@
+"""The sync plan: a pure function of the local registry and a pull from ValidMind.
+
+Nothing here touches the database or the network, so the rules that protect the registry
+(manual agents are never seen, dependents are kept, incomplete pulls retire nothing, mass
+retirements are held) can be checked exhaustively by property tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# A charter value that was not a string: the previous charter is kept.
+KEEP_CHARTER = None
+
+
+@dataclass(frozen=True)
+class PulledRecord:
+    cuid: str
+    name: str
+    description: str
+    charter: str | None  # None: keep the previous charter (the source value had the wrong type)
+    source_hash: str
+
+
+@dataclass(frozen=True)
+class LocalAgent:
+    """A synced agent of the configured org, as far as planning needs it."""
+
+    id: str
+    vm_cuid: str
+    name: str
+    source_hash: str | None
+    retired: bool
+    missing: bool  # source_missing_since is set
+    dependent: bool  # has a managed-agent binding or is the default agent
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_removals: int
+    max_removal_ratio: float
+
+
+@dataclass
+class Plan:
+    creates: list[PulledRecord] = field(default_factory=list)
+    updates: list[tuple[LocalAgent, PulledRecord]] = field(default_factory=list)
+    restores: list[tuple[LocalAgent, PulledRecord]] = field(default_factory=list)
+    unchanged: list[LocalAgent] = field(default_factory=list)
+    retires: list[LocalAgent] = field(default_factory=list)
+    keeps: list[LocalAgent] = field(default_factory=list)
+    held: list[LocalAgent] = field(default_factory=list)
+    held_reason: str = ""
+    active_before: int = 0
+
+    @property
+    def present_ids(self) -> list[str]:
+        """Local ids of every agent whose record is in the pull."""
+        return (
+            [a.id for a, _ in self.updates]
+            + [a.id for a, _ in self.restores]
+            + [a.id for a in self.unchanged]
+        )
+
+
+def source_hash(*, name: str, description: str, charter: Any, org_name: str, slug: str) -> str:
+    charter_part = charter if isinstance(charter, str) else {"kept": type(charter).__name__}
+    payload = json.dumps([name, description, charter_part, org_name, slug], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def make_plan(
+    local: list[LocalAgent],
+    records: list[PulledRecord],
+    *,
+    complete: bool,
+    thresholds: Thresholds,
+    allow_removals: bool,
+) -> Plan:
+    plan = Plan(active_before=sum(1 for a in local if not a.retired))
+    by_cuid = {a.vm_cuid: a for a in local}
+    present: set[str] = set()
+    for rec in records:
+        present.add(rec.cuid)
+        agent = by_cuid.get(rec.cuid)
+        if agent is None:
+            plan.creates.append(rec)
+        elif agent.retired:
+            plan.restores.append((agent, rec))
+        elif agent.source_hash != rec.source_hash or agent.missing:
+            plan.updates.append((agent, rec))
+        else:
+            plan.unchanged.append(agent)
+    if not complete:
+        return plan
+    for agent in local:
+        if agent.retired or agent.vm_cuid in present:
+            continue
+        (plan.keeps if agent.dependent else plan.retires).append(agent)
+    reason = _hold_reason(len(plan.retires), plan.active_before, thresholds)
+    if reason and not allow_removals:
+        plan.held, plan.retires, plan.held_reason = plan.retires, [], reason
+    return plan
+
+
+def _hold_reason(retiring: int, active: int, t: Thresholds) -> str:
+    if retiring == 0:
+        return ""
+    if retiring == active:
+        return (
+            f"the pull would retire every one of the {active} active synced agents; ValidMind "
+            "answering with none of them looks like a fault rather than a real change"
+        )
+    if retiring > t.max_removals and retiring > t.max_removal_ratio * active:
+        return (
+            f"the pull would retire {retiring} of {active} active synced agents, more than "
+            f"max_removals ({t.max_removals}) and more than max_removal_ratio "
+            f"({t.max_removal_ratio:.0%})"
+        )
+    return ""

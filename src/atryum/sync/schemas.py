@@ -1,0 +1,105 @@
+"""Wire shapes of the sync and settings API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from atryum.sync.planner import LocalAgent
+
+
+class SyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    allow_removals: bool = False
+
+
+class SettingsPatch(BaseModel):
+    """PUT and PATCH both keep omitted fields."""
+
+    model_config = ConfigDict(extra="forbid")
+    org_cuid: str | None = None
+    org_name: str | None = None
+    agent_record_type_slug: str | None = None
+    charter_field_key: str | None = Field(default=None, min_length=1)
+    default_agent_id: str | None = None
+    interval_seconds: int | None = Field(default=None, ge=5)
+    max_removals: int | None = Field(default=None, ge=0)
+    max_removal_ratio: float | None = Field(default=None, ge=0, le=1)
+
+    def changes(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.model_fields_set}
+        # `default_agent_id: null` clears the default agent; other nulls mean "keep".
+        return {k: v for k, v in out.items() if v is not None or k == "default_agent_id"}
+
+
+class AgentRef(BaseModel):
+    cuid: str
+    vm_cuid: str
+    name: str
+
+    @classmethod
+    def of(cls, a: LocalAgent) -> AgentRef:
+        return cls(cuid=a.id, vm_cuid=a.vm_cuid, name=a.name)
+
+
+class SettingsOut(BaseModel):
+    org_cuid: str
+    org_name: str
+    agent_record_type_slug: str
+    charter_field_key: str
+    default_agent_id: str | None
+    interval_seconds: int
+    max_removals: int
+    max_removal_ratio: float
+    updated_at: datetime | None
+    validmind_configured: bool
+    sync_configured: bool
+
+
+class SettingsChangeOut(SettingsOut):
+    sync_run_id: str | None = None
+    retired: list[AgentRef] = []
+    kept: list[AgentRef] = []
+
+
+class SettingsPreviewOut(BaseModel):
+    settings: SettingsOut
+    scope_changed: bool
+    retire: list[AgentRef]
+    keep: list[AgentRef]
+
+
+class ChangeOut(BaseModel):
+    action: str
+    agent_id: str | None
+    vm_cuid: str | None
+    name: str
+    reason: str
+
+
+class RunOut(BaseModel):
+    id: str
+    trigger: str
+    requested_by: str = ""
+    dry_run: bool = False
+    allow_removals: bool = False
+    status: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    retired: int = 0
+    restored: int = 0
+    kept_dependent: int = 0
+    skipped_invalid: int = 0
+    error: str = ""
+    warnings: list[str] = []
+    changes: list[ChangeOut] = []
+
+
+class RunList(BaseModel):
+    items: list[RunOut]

@@ -1,0 +1,254 @@
+"""One sync run: fetch → plan → apply, recorded in the run history.
+
+The apply, the run record's outcome included, is one database transaction: an error or a crash
+half-way leaves the registry exactly as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from atryum.config import SyncConfig
+from atryum.db.types import utcnow
+from atryum.metrics import SYNC_DURATION, SYNC_RUNS
+from atryum.sync import run_store, store
+from atryum.sync.planner import LocalAgent, Plan, make_plan
+from atryum.sync.records import NormalizedPull, normalize
+from atryum.sync.settings import SyncSettings, read_settings_tx
+from atryum.validmind.client import AgentsPull, ValidMindClient, ValidMindError
+
+log = logging.getLogger("atryum.sync")
+
+ClientFactory = Callable[[], ValidMindClient]
+
+RUNNING, SUCCEEDED, PARTIAL, HELD, FAILED, SKIPPED = (
+    "running",
+    "succeeded",
+    "partial",
+    "held",
+    "failed",
+    "skipped",
+)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    run_id: str
+    trigger: str
+    requested_by: str = ""
+    dry_run: bool = False
+    allow_removals: bool = False
+
+
+class RunFailed(Exception):
+    """Ends a run as `failed` with a message; nothing was applied."""
+
+
+def start_run(engine: sa.Engine, request: RunRequest) -> None:
+    with engine.begin() as conn:
+        run_store.insert_run(
+            conn,
+            {
+                "id": request.run_id,
+                "trigger": request.trigger,
+                "requested_by": request.requested_by,
+                "dry_run": request.dry_run,
+                "allow_removals": request.allow_removals,
+                "status": RUNNING,
+                "started_at": utcnow(),
+                "warnings": [],
+                "changes": [],
+            },
+        )
+
+
+def execute_run(
+    engine: sa.Engine,
+    *,
+    request: RunRequest,
+    client_factory: ClientFactory,
+    sync_defaults: SyncConfig,
+) -> dict[str, Any]:
+    """Run a sync whose run row `start_run` created; returns the finished run row."""
+    started = time.monotonic()
+    try:
+        outcome = _fetch_plan_apply(engine, request, client_factory, sync_defaults)
+    except RunFailed as exc:
+        outcome = {"status": FAILED, "error": str(exc)}
+    except Exception as exc:  # an unexpected error must still end the run as failed
+        log.exception("sync run %s failed", request.run_id)
+        outcome = {"status": FAILED, "error": f"unexpected error: {type(exc).__name__}: {exc}"}
+    if outcome["status"] == FAILED:
+        with engine.begin() as conn:
+            run_store.update_run(conn, request.run_id, {**outcome, "finished_at": utcnow()})
+    SYNC_RUNS.labels(outcome["status"], request.trigger).inc()
+    SYNC_DURATION.observe(time.monotonic() - started)
+    with engine.begin() as conn:
+        run = run_store.get_run(conn, request.run_id)
+    assert run is not None
+    log.info(
+        "sync run finished run_id=%s trigger=%s status=%s", run["id"], run["trigger"], run["status"]
+    )
+    return run
+
+
+def _fetch_plan_apply(
+    engine: sa.Engine,
+    request: RunRequest,
+    client_factory: ClientFactory,
+    sync_defaults: SyncConfig,
+) -> dict[str, Any]:
+    try:
+        with engine.begin() as conn:
+            settings = read_settings_tx(conn, sync_defaults)
+    except sa.exc.SQLAlchemyError as exc:
+        raise RunFailed(f"could not read the sync settings: {exc}") from exc
+    if not settings.configured:
+        raise RunFailed(
+            "the sync scope is not configured: set org_cuid and agent_record_type_slug "
+            "(PUT /api/v1/settings)"
+        )
+    pull = _fetch(client_factory, settings)
+    norm = normalize(
+        pull.records,
+        charter_field_key=settings.charter_field_key,
+        org_name=pull.org_name,
+        slug=settings.agent_record_type_slug,
+    )
+    problems = pull.problems + norm.problems
+    complete = pull.complete and not norm.problems
+    try:
+        with engine.begin() as conn:
+            local = store.load_org_agents(conn, settings.org_cuid, settings.default_agent_id)
+            plan = make_plan(
+                local,
+                norm.records,
+                complete=complete,
+                thresholds=settings.thresholds,
+                allow_removals=request.allow_removals,
+            )
+            if not request.dry_run:
+                created_ids = _apply(conn, plan, settings, pull)
+                outcome = _outcome(plan, created_ids, complete, problems, norm, len(pull.records))
+                run_store.update_run(conn, request.run_id, outcome)
+                return outcome
+        outcome = _outcome(plan, [], complete, problems, norm, len(pull.records))
+        with engine.begin() as conn:
+            run_store.update_run(conn, request.run_id, outcome)
+        return outcome
+    except sa.exc.SQLAlchemyError as exc:
+        raise RunFailed(
+            "database error while applying the sync; nothing was changed: "
+            f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:300]}"
+        ) from exc
+
+
+def _fetch(client_factory: ClientFactory, settings: SyncSettings) -> AgentsPull:
+    try:
+        with client_factory() as client:
+            pull = client.fetch_agents(settings.org_cuid, settings.agent_record_type_slug)
+    except ValidMindError as exc:
+        raise RunFailed(f"fetch from ValidMind failed; nothing was changed: {exc}") from exc
+    if pull.org_cuid != settings.org_cuid:
+        raise RunFailed(
+            f"ValidMind answered for organization {pull.org_cuid!r}, not the configured "
+            f"{settings.org_cuid!r}; nothing was changed"
+        )
+    return pull
+
+
+def _apply(conn: sa.Connection, plan: Plan, settings: SyncSettings, pull: AgentsPull) -> list[str]:
+    now = utcnow()
+    scope = {"org_name": pull.org_name, "slug": settings.agent_record_type_slug, "now": now}
+    created_ids = store.insert_synced(conn, plan.creates, org_cuid=settings.org_cuid, **scope)
+    store.refresh_synced(conn, plan.updates, restore=False, **scope)
+    store.refresh_synced(conn, plan.restores, restore=True, **scope)
+    store.mark_synced(conn, plan.present_ids, now)
+    store.retire(conn, [a.id for a in plan.retires], "archived_in_source", now)
+    store.flag_missing(conn, [a.id for a in plan.keeps], now)
+    return created_ids
+
+
+def _change(
+    action: str, agent: LocalAgent | None, cuid: str, name: str, reason: str
+) -> dict[str, Any]:
+    return {
+        "action": action,
+        "agent_id": agent.id if agent else None,
+        "vm_cuid": cuid,
+        "name": name,
+        "reason": reason,
+    }
+
+
+def _outcome(
+    plan: Plan,
+    created_ids: list[str],
+    complete: bool,
+    problems: list[str],
+    norm: NormalizedPull,
+    fetched: int,
+) -> dict[str, Any]:
+    skipped_invalid = norm.skipped_invalid
+    changes: list[dict[str, Any]] = []
+    for i, rec in enumerate(plan.creates):
+        change = _change("created", None, rec.cuid, rec.name, "new record in ValidMind")
+        change["agent_id"] = created_ids[i] if created_ids else None
+        changes.append(change)
+    for agent, rec in plan.updates:
+        why = "record is back in ValidMind" if agent.missing else "record changed in ValidMind"
+        changes.append(_change("updated", agent, rec.cuid, rec.name, why))
+    for agent, rec in plan.restores:
+        changes.append(_change("restored", agent, rec.cuid, rec.name, "record is active again"))
+    for agent in plan.retires:
+        changes.append(
+            _change("retired", agent, agent.vm_cuid, agent.name, "archived or deleted in ValidMind")
+        )
+    for agent in plan.keeps:
+        changes.append(
+            _change(
+                "kept_dependent",
+                agent,
+                agent.vm_cuid,
+                agent.name,
+                "missing in ValidMind; kept because a managed-agent binding or the default "
+                "agent setting depends on it",
+            )
+        )
+    for agent in plan.held:
+        changes.append(
+            _change("held", agent, agent.vm_cuid, agent.name, "would be retired; held for review")
+        )
+    if plan.held:
+        status = HELD
+        error = (
+            f"{len(plan.held)} retirements held: {plan.held_reason}. Review the held agents and "
+            'allow them with POST /api/v1/agents/sync {"allow_removals": true} '
+            "(CLI: atryum sync --allow-removals)"
+        )
+    elif not complete or skipped_invalid:
+        status = PARTIAL
+        error = "incomplete pull, nothing was retired: " + "; ".join(problems)
+    else:
+        status, error = SUCCEEDED, ""
+    return {
+        "status": status,
+        "error": error,
+        "created": len(plan.creates),
+        "updated": len(plan.updates),
+        "unchanged": len(plan.unchanged),
+        "retired": len(plan.retires),
+        "restored": len(plan.restores),
+        "kept_dependent": len(plan.keeps),
+        "skipped_invalid": skipped_invalid,
+        "fetched": fetched,
+        "warnings": norm.warnings,
+        "changes": changes,
+        "finished_at": utcnow(),
+    }

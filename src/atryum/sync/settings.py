@@ -1,0 +1,208 @@
+"""Sync settings: the scope (org + record type), charter field, default agent and tuning.
+
+Changing the scope retires, in the same transaction, every active synced agent outside the new
+scope (reason `out_of_scope`), except dependents, which are kept and flagged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from atryum.agents import store as agent_store
+from atryum.config import SyncConfig
+from atryum.db.types import utcnow
+from atryum.errors import InvalidInput
+from atryum.sync import run_store, store
+from atryum.sync.planner import LocalAgent, Thresholds
+
+EDITABLE = (
+    "org_cuid",
+    "org_name",
+    "agent_record_type_slug",
+    "charter_field_key",
+    "default_agent_id",
+    "interval_seconds",
+    "max_removals",
+    "max_removal_ratio",
+)
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    org_cuid: str
+    org_name: str
+    agent_record_type_slug: str
+    charter_field_key: str
+    default_agent_id: str | None
+    interval_seconds: int
+    max_removals: int
+    max_removal_ratio: float
+    updated_at: datetime | None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.org_cuid and self.agent_record_type_slug)
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.max_removals, self.max_removal_ratio)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ScopeChange:
+    retire: list[LocalAgent]
+    keep: list[LocalAgent]
+    scope_changed: bool
+
+
+def read_settings_tx(conn: sa.Connection, defaults: SyncConfig) -> SyncSettings:
+    row = store.read_settings(conn) or {}
+
+    def pick(key: str, default: Any) -> Any:
+        value = row.get(key)
+        return default if value is None else value
+
+    return SyncSettings(
+        org_cuid=pick("org_cuid", ""),
+        org_name=pick("org_name", ""),
+        agent_record_type_slug=pick("agent_record_type_slug", ""),
+        charter_field_key=pick("charter_field_key", "charter"),
+        default_agent_id=row.get("default_agent_id"),
+        interval_seconds=int(pick("interval_seconds", defaults.interval_seconds)),
+        max_removals=int(pick("max_removals", defaults.max_removals)),
+        max_removal_ratio=float(pick("max_removal_ratio", defaults.max_removal_ratio)),
+        updated_at=row.get("updated_at"),
+    )
+
+
+def get_settings(engine: sa.Engine, *, defaults: SyncConfig) -> SyncSettings:
+    with engine.begin() as conn:
+        return read_settings_tx(conn, defaults)
+
+
+def _validate(changes: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(changes) - set(EDITABLE))
+    if unknown:
+        raise InvalidInput(f"unknown settings field(s): {', '.join(unknown)}")
+    out = dict(changes)
+    for key in ("org_cuid", "org_name", "agent_record_type_slug", "charter_field_key"):
+        if key in out:
+            if not isinstance(out[key], str):
+                raise InvalidInput(f"{key} must be a string")
+            out[key] = out[key].strip()
+    if "charter_field_key" in out and not out["charter_field_key"]:
+        raise InvalidInput("charter_field_key must not be empty")
+    if out.get("interval_seconds") is not None and int(out["interval_seconds"]) < 5:
+        raise InvalidInput("interval_seconds must be at least 5")
+    if out.get("max_removals") is not None and int(out["max_removals"]) < 0:
+        raise InvalidInput("max_removals must be 0 or more")
+    ratio = out.get("max_removal_ratio")
+    if ratio is not None and not 0 <= float(ratio) <= 1:
+        raise InvalidInput("max_removal_ratio must be between 0 and 1")
+    return out
+
+
+def _scope_change(conn: sa.Connection, merged: SyncSettings, current: SyncSettings) -> ScopeChange:
+    changed = (merged.org_cuid, merged.agent_record_type_slug) != (
+        current.org_cuid,
+        current.agent_record_type_slug,
+    )
+    if not changed:
+        return ScopeChange([], [], False)
+    outside = store.active_synced_outside_scope(
+        conn, merged.org_cuid, merged.agent_record_type_slug, merged.default_agent_id
+    )
+    return ScopeChange(
+        retire=[a for a in outside if not a.dependent],
+        keep=[a for a in outside if a.dependent],
+        scope_changed=True,
+    )
+
+
+def _merge(current: SyncSettings, changes: dict[str, Any]) -> SyncSettings:
+    data = current.as_dict()
+    data.update({k: v for k, v in changes.items()})
+    if (
+        "org_cuid" in changes
+        and "org_name" not in changes
+        and changes["org_cuid"] != current.org_cuid
+    ):
+        data["org_name"] = ""
+    return SyncSettings(**data)
+
+
+def preview_settings(
+    engine: sa.Engine, *, changes: dict[str, Any], defaults: SyncConfig
+) -> tuple[SyncSettings, ScopeChange]:
+    changes = _validate(changes)
+    with engine.begin() as conn:
+        current = read_settings_tx(conn, defaults)
+        merged = _merge(current, changes)
+        return merged, _scope_change(conn, merged, current)
+
+
+def update_settings(
+    engine: sa.Engine, *, changes: dict[str, Any], defaults: SyncConfig
+) -> tuple[SyncSettings, ScopeChange, SyncSettings]:
+    """Save (PATCH semantics) and apply the scope change in one transaction.
+
+    Returns (new settings, what the scope change did, previous settings).
+    """
+    changes = _validate(changes)
+    now = utcnow()
+    with engine.begin() as conn:
+        current = read_settings_tx(conn, defaults)
+        merged = _merge(current, changes)
+        if merged.default_agent_id and agent_store.get_agent(conn, merged.default_agent_id) is None:
+            raise InvalidInput(f"default_agent_id {merged.default_agent_id} is not a known agent")
+        scope = _scope_change(conn, merged, current)
+        values = {k: getattr(merged, k) for k in EDITABLE}
+        values["updated_at"] = now
+        store.write_settings(conn, values)
+        store.retire(conn, [a.id for a in scope.retire], "out_of_scope", now)
+        store.flag_missing(conn, [a.id for a in scope.keep], now)
+        if scope.retire or scope.keep:
+            run_store.insert_run(conn, _scope_run(scope, merged, now))
+        return read_settings_tx(conn, defaults), scope, current
+
+
+def _scope_run(scope: ScopeChange, new: SyncSettings, now: datetime) -> dict[str, Any]:
+    """The scope change's own entry in the run history, so every retirement is explained."""
+    where = f"{new.org_cuid or '(no org)'} / {new.agent_record_type_slug or '(no record type)'}"
+
+    def change(action: str, a: LocalAgent, reason: str) -> dict[str, Any]:
+        return {
+            "action": action,
+            "agent_id": a.id,
+            "vm_cuid": a.vm_cuid,
+            "name": a.name,
+            "reason": reason,
+        }
+
+    return {
+        "id": str(uuid.uuid4()),
+        "trigger": "settings",
+        "requested_by": "settings",
+        "status": "succeeded",
+        "started_at": now,
+        "finished_at": now,
+        "retired": len(scope.retire),
+        "kept_dependent": len(scope.keep),
+        "warnings": [],
+        "changes": [
+            change("retired", a, f"out of scope: sync scope changed to {where}")
+            for a in scope.retire
+        ]
+        + [
+            change("kept_dependent", a, f"out of scope ({where}) but kept: something depends on it")
+            for a in scope.keep
+        ],
+    }

@@ -1,0 +1,194 @@
+"""SQL for the sync: settings row, the org's synced agents, and the bulk apply of a plan."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from atryum.agents.models import SOURCE_VALIDMIND
+from atryum.agents.store import chunks, new_id
+from atryum.db.tables import agent_sync_settings, agents, managed_agent_bindings
+from atryum.sync.planner import LocalAgent, PulledRecord
+
+SETTINGS_ID = 1
+
+
+def read_settings(conn: sa.Connection) -> dict[str, Any] | None:
+    row = conn.execute(
+        sa.select(agent_sync_settings).where(agent_sync_settings.c.id == SETTINGS_ID)
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+def write_settings(conn: sa.Connection, values: dict[str, Any]) -> None:
+    exists = conn.execute(
+        sa.select(agent_sync_settings.c.id).where(agent_sync_settings.c.id == SETTINGS_ID)
+    ).first()
+    if exists:
+        conn.execute(
+            agent_sync_settings.update()
+            .where(agent_sync_settings.c.id == SETTINGS_ID)
+            .values(**values)
+        )
+    else:
+        conn.execute(agent_sync_settings.insert().values(id=SETTINGS_ID, **values))
+
+
+def _bound() -> sa.Exists:
+    return sa.exists().where(managed_agent_bindings.c.agent_id == agents.c.id)
+
+
+def load_org_agents(
+    conn: sa.Connection, org_cuid: str, default_agent_id: str | None
+) -> list[LocalAgent]:
+    q = sa.select(
+        agents.c.id,
+        agents.c.vm_cuid,
+        agents.c.name,
+        agents.c.source_hash,
+        agents.c.removed_at,
+        agents.c.source_missing_since,
+        _bound().label("bound"),
+    ).where(agents.c.source == SOURCE_VALIDMIND, agents.c.vm_organization_cuid == org_cuid)
+    return [
+        LocalAgent(
+            id=r.id,
+            vm_cuid=r.vm_cuid,
+            name=r.name,
+            source_hash=r.source_hash,
+            retired=r.removed_at is not None,
+            missing=r.source_missing_since is not None,
+            dependent=bool(r.bound) or r.id == default_agent_id,
+        )
+        for r in conn.execute(q)
+    ]
+
+
+def active_synced_outside_scope(
+    conn: sa.Connection, org_cuid: str, slug: str, default_agent_id: str | None
+) -> list[LocalAgent]:
+    """Active synced agents that a scope of (org_cuid, slug) no longer covers."""
+    q = sa.select(
+        agents.c.id, agents.c.vm_cuid, agents.c.name, agents.c.source_hash, _bound().label("bound")
+    ).where(
+        agents.c.source == SOURCE_VALIDMIND,
+        agents.c.removed_at.is_(None),
+        sa.or_(
+            agents.c.vm_organization_cuid != org_cuid,
+            agents.c.vm_record_type_slug != slug,
+        ),
+    )
+    return [
+        LocalAgent(
+            id=r.id,
+            vm_cuid=r.vm_cuid,
+            name=r.name,
+            source_hash=r.source_hash,
+            retired=False,
+            missing=False,
+            dependent=bool(r.bound) or r.id == default_agent_id,
+        )
+        for r in conn.execute(q)
+    ]
+
+
+def insert_synced(
+    conn: sa.Connection,
+    records: Sequence[PulledRecord],
+    *,
+    org_cuid: str,
+    org_name: str,
+    slug: str,
+    now: datetime,
+) -> list[str]:
+    rows = [
+        {
+            "id": new_id(),
+            "source": SOURCE_VALIDMIND,
+            "vm_organization_cuid": org_cuid,
+            "vm_organization_name": org_name,
+            "vm_record_type_slug": slug,
+            "vm_cuid": r.cuid,
+            "name": r.name,
+            "description": r.description,
+            "charter": r.charter or "",
+            "enabled": True,
+            "tags": [],
+            "source_hash": r.source_hash,
+            "synced_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for r in records
+    ]
+    for part in chunks(rows, 2000):
+        conn.execute(agents.insert(), list(part))
+    return [row["id"] for row in rows]
+
+
+def refresh_synced(
+    conn: sa.Connection,
+    pairs: Sequence[tuple[LocalAgent, PulledRecord]],
+    *,
+    org_name: str,
+    slug: str,
+    now: datetime,
+    restore: bool,
+) -> None:
+    """Write source-owned fields; restoring also clears the retirement (same id, same row)."""
+    values: dict[str, Any] = {
+        "name": sa.bindparam("b_name"),
+        "description": sa.bindparam("b_description"),
+        "vm_organization_name": org_name,
+        "vm_record_type_slug": slug,
+        "source_hash": sa.bindparam("b_hash"),
+        "source_missing_since": None,
+        "updated_at": now,
+    }
+    if restore:
+        values.update(removed_at=None, removal_reason=None)
+    with_charter = [(a, r) for a, r in pairs if r.charter is not None]
+    keep_charter = [(a, r) for a, r in pairs if r.charter is None]
+    for group, charter in ((with_charter, True), (keep_charter, False)):
+        if not group:
+            continue
+        stmt_values = dict(values, charter=sa.bindparam("b_charter")) if charter else values
+        stmt = agents.update().where(agents.c.id == sa.bindparam("b_id")).values(**stmt_values)
+        params = [
+            {
+                "b_id": a.id,
+                "b_name": r.name,
+                "b_description": r.description,
+                "b_hash": r.source_hash,
+                **({"b_charter": r.charter} if charter else {}),
+            }
+            for a, r in group
+        ]
+        for part in chunks(params, 2000):
+            conn.execute(stmt, list(part))
+
+
+def mark_synced(conn: sa.Connection, agent_ids: Sequence[str], now: datetime) -> None:
+    for part in chunks(agent_ids):
+        conn.execute(agents.update().where(agents.c.id.in_(part)).values(synced_at=now))
+
+
+def retire(conn: sa.Connection, agent_ids: Sequence[str], reason: str, now: datetime) -> None:
+    for part in chunks(agent_ids):
+        conn.execute(
+            agents.update()
+            .where(agents.c.id.in_(part), agents.c.removed_at.is_(None))
+            .values(removed_at=now, removal_reason=reason, updated_at=now)
+        )
+
+
+def flag_missing(conn: sa.Connection, agent_ids: Sequence[str], now: datetime) -> None:
+    for part in chunks(agent_ids):
+        conn.execute(
+            agents.update()
+            .where(agents.c.id.in_(part), agents.c.source_missing_since.is_(None))
+            .values(source_missing_since=now, updated_at=now)
+        )
