@@ -1,0 +1,114 @@
+"""Shared fixtures: databases on SQLite and PostgreSQL, the app, the simulator, a live server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from atryum.app import build_context
+from atryum.config import Config, normalize_database_url, parse_config
+from atryum.db import migrate
+from atryum.db.engine import make_engine
+from tests.support import ORG, SLUG, LiveServer, make_config
+
+PG_URL = os.environ.get("ATRYUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[sa.Engine]:
+    engine = sa.create_engine(normalize_database_url(PG_URL))
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is unreachable at {PG_URL} ({exc.__class__.__name__}); start it or set "
+            "ATRYUM_TEST_POSTGRES_URL. Database tests run on both dialects and do not skip."
+        )
+    yield engine
+    engine.dispose()
+
+
+def _pg_schema_url(pg_admin: sa.Engine) -> tuple[str, str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with pg_admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    base = normalize_database_url(PG_URL)
+    sep = "&" if "?" in base else "?"
+    return schema, f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A fresh, migrated database URL on each dialect."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'atryum.db'}"
+        yield url
+        return
+    admin = request.getfixturevalue("pg_admin")
+    schema, url = _pg_schema_url(admin)
+    yield url
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    eng = make_engine(db_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sim_config() -> Callable[..., Config]:
+    def build(base_url: str = "", **extra: dict[str, Any]) -> Config:
+        data: dict[str, Any] = {
+            "backend": {
+                "base_url": base_url,
+                "machine_key": "sim-machine-key",
+                "machine_secret": "sim-machine-secret",
+                "retry_attempts": 1,
+                "page_size": 3,
+            },
+            "api_key": {"key": "test-key", "secret": "test-secret"},
+        }
+        for section, values in extra.items():
+            data.setdefault(section, {}).update(values)
+        return make_config(**data)
+
+    return build
+
+
+@pytest.fixture
+def live_atryum() -> Callable[..., LiveServer]:
+    def start(config: Config, engine: sa.Engine, background: bool = False) -> LiveServer:
+        return LiveServer(build_context(config, engine), background=background)
+
+    return start
+
+
+@pytest.fixture
+def sim_state() -> Any:
+    from atryum.validmind.sim.state import SimState
+
+    state = SimState()
+    state.add_org(ORG, "Org One")
+    state.add_org("org-2", "Org Two")
+    state.add_record_type(ORG, SLUG, "AI Agent")
+    state.add_record_type(ORG, "model", "Model")
+    state.add_custom_field(ORG, SLUG, "charter", "Charter", "long-text")
+    return state
+
+
+@pytest.fixture
+def sim(sim_state: Any) -> Iterator[Any]:
+    from atryum.validmind.sim.app import SimServer
+
+    with SimServer(sim_state) as server:
+        yield server

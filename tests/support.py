@@ -1,0 +1,67 @@
+"""Test helpers shared by several test modules."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from atryum.app import create_app
+from atryum.config import Config, parse_config
+from atryum.context import AppContext
+
+ORG = "org-1"
+SLUG = "ai-agent"
+
+
+def make_config(**sections: dict[str, Any]) -> Config:
+    return parse_config(sections, "(test)")
+
+
+def wait_until(check: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """Atryum served by uvicorn on a real port, in a background thread."""
+
+    def __init__(self, ctx: AppContext, *, background: bool = False) -> None:
+        self.ctx = ctx
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(ctx, background=background),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        wait_until(lambda: self.server.started, timeout=20)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)

@@ -1,0 +1,149 @@
+"""Sync and settings HTTP API against the simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from atryum.app import build_context, create_app
+from atryum.config import Config
+from tests.support import ORG, SLUG, make_config, wait_until
+
+
+@pytest.fixture
+def client(
+    engine: sa.Engine, sim: Any, sim_config: Callable[..., Config]
+) -> Iterator[TestClient]:
+    with TestClient(create_app(build_context(sim_config(sim.url), engine), background=False)) as c:
+        yield c
+
+
+def configure(client: TestClient) -> dict[str, Any]:
+    r = client.put("/api/v1/settings", json={"org_cuid": ORG, "agent_record_type_slug": SLUG})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def finished(client: TestClient, run_id: str) -> dict[str, Any]:
+    def done() -> Any:
+        run = client.get(f"/api/v1/agents/sync/runs/{run_id}").json()
+        return run if run["status"] not in ("queued", "running") else None
+
+    result: dict[str, Any] = wait_until(done)
+    return result
+
+
+def test_sync_requires_configuration(engine: sa.Engine) -> None:
+    with TestClient(create_app(build_context(make_config(), engine), background=False)) as c:
+        r = c.post("/api/v1/agents/sync")
+        assert r.status_code == 503 and "not configured" in r.json()["error"]["message"]
+        r = c.get("/api/v1/vm/organizations")
+        assert r.status_code == 503
+
+
+def test_scope_must_be_chosen_before_sync(client: TestClient) -> None:
+    r = client.post("/api/v1/agents/sync")
+    assert r.status_code == 503 and "organization" in r.json()["error"]["message"]
+
+
+def test_settings_change_triggers_a_sync(client: TestClient, sim_state: Any) -> None:
+    sim_state.create_record(ORG, SLUG, name="A", custom_fields={"charter": "c"})
+    body = configure(client)
+    assert body["sync_run_id"] and body["sync_configured"]
+    run = finished(client, body["sync_run_id"])
+    assert run["trigger"] == "settings" and run["status"] == "succeeded"
+    assert [a["name"] for a in client.get("/api/v1/agents").json()["items"]] == ["A"]
+
+
+def test_post_sync_wait_dry_run_and_allow(client: TestClient, sim_state: Any) -> None:
+    configure(client)
+    recs = [
+        sim_state.create_record(ORG, SLUG, name=f"A{i}", custom_fields={"charter": "c"})
+        for i in range(3)
+    ]
+    r = client.post("/api/v1/agents/sync?wait=true")
+    assert r.status_code == 200 and r.json()["status"] == "succeeded"
+    for rec in recs:
+        sim_state.archive_record(rec["cuid"])
+    dry = client.post("/api/v1/agents/sync?wait=true&dry_run=true").json()
+    assert dry["dry_run"] and dry["status"] == "held"
+    held = client.post("/api/v1/agents/sync?wait=true").json()
+    assert held["status"] == "held" and len(client.get("/api/v1/agents").json()["items"]) == 3
+    ok = client.post("/api/v1/agents/sync?wait=true", json={"allow_removals": True}).json()
+    assert ok["status"] == "succeeded" and ok["retired"] == 3
+    assert client.get("/api/v1/agents").json()["items"] == []
+    removed = client.get("/api/v1/agents?include_removed=true").json()["items"]
+    assert {a["removal_reason"] for a in removed} == {"archived_in_source"}
+
+
+def test_post_sync_is_accepted_and_detached(client: TestClient, sim_state: Any) -> None:
+    configure(client)
+    sim_state.set_faults(delay_seconds=0.5)
+    r = client.post("/api/v1/agents/sync")
+    assert r.status_code == 202 and r.json()["status"] in ("queued", "running")
+    assert finished(client, r.json()["id"])["status"] == "succeeded"
+    runs = client.get("/api/v1/agents/sync/runs").json()["items"]
+    assert runs[0]["id"] == r.json()["id"]
+
+
+def test_machine_caller_may_trigger_with_key(client: TestClient) -> None:
+    configure(client)
+    good = {"X-API-KEY": "test-key", "X-API-SECRET": "test-secret"}
+    assert client.post("/api/v1/agents/sync", headers=good).status_code == 202
+    bad = {"X-API-KEY": "test-key", "X-API-SECRET": "nope"}
+    assert client.post("/api/v1/agents/sync", headers=bad).status_code == 401
+
+
+def test_settings_patch_keeps_omitted_and_validates(client: TestClient) -> None:
+    configure(client)
+    r = client.patch("/api/v1/settings", json={"max_removals": 3})
+    assert r.json()["org_cuid"] == ORG and r.json()["max_removals"] == 3
+    assert r.json()["sync_run_id"] is None
+    bad = client.patch("/api/v1/settings", json={"max_removal_ratio": 2})
+    assert bad.status_code == 422 and "max_removal_ratio" in bad.json()["error"]["message"]
+    assert client.get("/api/v1/settings").json()["max_removal_ratio"] == 0.2
+
+
+def test_settings_preview_lists_exactly_what_would_go(
+    client: TestClient, sim_state: Any
+) -> None:
+    configure(client)
+    sim_state.create_record(ORG, SLUG, name="Plain", custom_fields={})
+    bound = sim_state.create_record(ORG, SLUG, name="Bound", custom_fields={})
+    client.post("/api/v1/agents/sync?wait=true")
+    agents = {a["vm_cuid"]: a for a in client.get("/api/v1/agents").json()["items"]}
+    client.patch(
+        f"/api/v1/agents/{agents[bound['cuid']]['cuid']}",
+        json={"claude_managed_agents": [{"claude_agent_id": "cma"}]},
+    )
+    preview = client.post("/api/v1/settings/preview", json={"agent_record_type_slug": "model"})
+    body = preview.json()
+    assert body["scope_changed"] is True
+    assert [a["name"] for a in body["retire"]] == ["Plain"]
+    assert [a["name"] for a in body["keep"]] == ["Bound"]
+    assert len(client.get("/api/v1/agents").json()["items"]) == 2  # preview changes nothing
+
+
+def test_discovery_proxies(client: TestClient, sim_state: Any) -> None:
+    orgs = client.get("/api/v1/vm/organizations").json()["items"]
+    assert {o["cuid"] for o in orgs} >= {ORG}
+    types = client.get(f"/api/v1/vm/record-types?org_cuid={ORG}").json()["items"]
+    assert SLUG in {t["slug"] for t in types}
+    fields = client.get(
+        f"/api/v1/vm/custom-fields?org_cuid={ORG}&primary_record_type_slug={SLUG}"
+    ).json()["items"]
+    assert "charter" in {f["key"] for f in fields}
+    sim_state.set_faults(status=500, endpoints=["organizations"])
+    r = client.get("/api/v1/vm/organizations")
+    assert r.status_code == 502 and "500" in r.json()["error"]["message"]
+    assert "sim-machine-secret" not in r.text
+
+
+def test_unknown_run_is_404(client: TestClient) -> None:
+    r = client.get("/api/v1/agents/sync/runs/nope")
+    assert r.status_code == 404 and r.json()["error"]["message"]

@@ -1,0 +1,104 @@
+"""§7.5: one sync at a time, on one replica or several; triggers coalesce; runs are detached."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from atryum.app import build_context
+from atryum.config import Config
+from atryum.sync.runs import list_runs
+from atryum.sync.settings import update_settings
+from tests.support import ORG, SLUG, wait_until
+
+
+def _setup(engine: sa.Engine, config: Config, sim_state: Any) -> None:
+    update_settings(
+        engine, changes={"org_cuid": ORG, "agent_record_type_slug": SLUG}, defaults=config.sync
+    )
+    for i in range(3):
+        sim_state.create_record(ORG, SLUG, name=f"A{i}", custom_fields={"charter": "c"})
+
+
+def _assert_no_overlap(runs: list[dict[str, Any]]) -> None:
+    spans = sorted((r["started_at"], r["finished_at"]) for r in runs)
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert end <= start, f"two syncs overlapped: {spans}"
+
+
+def test_burst_of_triggers_coalesces_into_one_follow_up(
+    engine: sa.Engine, sim: Any, sim_state: Any, sim_config: Callable[..., Config]
+) -> None:
+    config = sim_config(sim.url)
+    _setup(engine, config, sim_state)
+    sim_state.set_faults(delay_seconds=0.3)
+    ctx = build_context(config, engine)
+    ctx.coordinator.start(schedule=False)
+    try:
+        first = ctx.coordinator.submit(trigger="manual")
+        wait_until(lambda: ctx.coordinator.pending(first.run_id) is None)
+        followers = [ctx.coordinator.submit(trigger="webhook") for _ in range(20)]
+        assert len({t.run_id for t in followers}) == 1
+        assert followers[0].coalesced == 19
+        wait_until(lambda: followers[0].done.is_set())
+    finally:
+        ctx.coordinator.stop()
+    runs = list_runs(engine)
+    assert len(runs) == 2 and {r["status"] for r in runs} == {"succeeded"}
+    _assert_no_overlap(runs)
+
+
+def test_two_replicas_never_sync_at_once(
+    engine: sa.Engine, sim: Any, sim_state: Any, sim_config: Callable[..., Config]
+) -> None:
+    """Two coordinators on one database stand for two replicas (advisory / file lock)."""
+    config = sim_config(sim.url)
+    _setup(engine, config, sim_state)
+    sim_state.set_faults(delay_seconds=0.2)
+    replicas = [build_context(config, engine).coordinator for _ in range(2)]
+    results: list[dict[str, Any]] = []
+
+    def run(c: Any) -> None:
+        for _ in range(2):
+            results.append(c.run_blocking(trigger="manual"))
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 4 and {r["status"] for r in results} == {"succeeded"}
+    _assert_no_overlap(list_runs(engine))
+    with engine.begin() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM agents")).scalar_one()
+    assert n == 3
+
+
+def test_lock_timeout_skips_and_says_why(
+    engine: sa.Engine, sim: Any, sim_state: Any, sim_config: Callable[..., Config]
+) -> None:
+    from atryum.sync.lock import sync_lock
+
+    config = sim_config(sim.url)
+    _setup(engine, config, sim_state)
+    coordinator = build_context(config, engine).coordinator
+    coordinator.lock_timeout = 0.3
+    with sync_lock(engine, timeout=1):
+        run = coordinator.run_blocking(trigger="manual")
+    assert run["status"] == "skipped" and "sync lock" in run["error"]
+
+
+def test_stale_running_run_is_marked_interrupted(
+    engine: sa.Engine, sim: Any, sim_state: Any, sim_config: Callable[..., Config]
+) -> None:
+    from atryum.sync.service import RunRequest, start_run
+
+    config = sim_config(sim.url)
+    _setup(engine, config, sim_state)
+    start_run(engine, RunRequest(run_id="dead", trigger="manual"))  # its process was killed
+    build_context(config, engine).coordinator.run_blocking(trigger="manual")
+    dead = next(r for r in list_runs(engine) if r["id"] == "dead")
+    assert dead["status"] == "failed" and "interrupted" in dead["error"]

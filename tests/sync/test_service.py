@@ -1,0 +1,265 @@
+"""A sync run end to end against the real simulator, on SQLite and PostgreSQL.
+
+Covers agent-sync.md §7: 1 (manual untouched), 2 (bound kept), 3 (faults remove nothing),
+4 (present records never retired, also when a write fails), 6 (one transaction),
+7 (archive → unarchive keeps the agent), 9 (no success when work was skipped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from atryum.agents import service as agents
+from atryum.agents.service import BindingInput
+from atryum.app import build_context
+from atryum.config import Config
+from atryum.sync import store as sync_store
+from atryum.sync.settings import get_settings, update_settings
+from tests.support import ORG, SLUG
+
+
+class Harness:
+    def __init__(self, engine: sa.Engine, config: Config, state: Any) -> None:
+        self.engine = engine
+        self.config = config
+        self.state = state
+        self.ctx = build_context(config, engine)
+        update_settings(
+            engine,
+            changes={"org_cuid": ORG, "agent_record_type_slug": SLUG},
+            defaults=config.sync,
+        )
+
+    def sync(self, **kw: Any) -> dict[str, Any]:
+        return self.ctx.coordinator.run_blocking(trigger="manual", **kw)
+
+    def record(self, name: str, charter: Any = "may read; may not write", **fields: Any) -> str:
+        rec = self.state.create_record(
+            ORG, SLUG, name=name, custom_fields={"charter": charter, **fields}
+        )
+        cuid: str = rec["cuid"]
+        return cuid
+
+    def by_cuid(self, include_removed: bool = True) -> dict[str, Any]:
+        items = agents.list_agents(self.engine, include_removed=include_removed)
+        return {a.vm_cuid: a for a in items if a.vm_cuid}
+
+    def snapshot(self) -> list[tuple[Any, ...]]:
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT id, vm_cuid, name, charter, removed_at, source_missing_since, enabled "
+                    "FROM agents ORDER BY id"
+                )
+            ).all()
+        return [tuple(r) for r in rows]
+
+
+@pytest.fixture
+def h(engine: sa.Engine, sim: Any, sim_state: Any, sim_config: Callable[..., Config]) -> Harness:
+    return Harness(engine, sim_config(sim.url), sim_state)
+
+
+def test_first_sync_creates_agents_with_charters(h: Harness) -> None:
+    a = h.record("Claims bot", charter="may triage claims")
+    b = h.record("Model charter", charter=None, model={"charter": "nested charter"})
+    run = h.sync()
+    assert run["status"] == "succeeded", run["error"]
+    assert (run["fetched"], run["created"]) == (2, 2)
+    got = h.by_cuid()
+    assert got[a].charter == "may triage claims" and got[a].vm_organization_name == "Org One"
+    assert got[b].charter == "nested charter"
+    assert {c["action"] for c in run["changes"]} == {"created"}
+    again = h.sync()
+    assert (again["status"], again["unchanged"], again["changes"]) == ("succeeded", 2, [])
+
+
+def test_update_archive_delete_and_restore_keep_identity(h: Harness) -> None:
+    keep, arch, gone = h.record("Keep"), h.record("Archived"), h.record("Deleted")
+    h.sync()
+    before = h.by_cuid()[arch]
+    agents.update_agent(
+        h.engine,
+        agent_id=before.id,
+        changes={"agent_ids": ["jwt-arch"], "tags": ["prod"], "enabled": False, "bindings": []},
+    )
+    h.state.update_record(keep, name="Keep v2")
+    h.state.archive_record(arch)
+    h.state.delete_record(gone)
+    run = h.sync()
+    assert run["status"] == "succeeded"
+    assert (run["updated"], run["retired"]) == (1, 2)
+    active = h.by_cuid(include_removed=False)
+    assert set(active) == {keep} and active[keep].name == "Keep v2"
+    retired = h.by_cuid()[arch]
+    assert retired.removal_reason == "archived_in_source" and retired.removed_at is not None
+    # §7.7: unarchive brings back the same agent with everything Atryum owns
+    h.state.unarchive_record(arch)
+    run = h.sync()
+    assert run["restored"] == 1
+    back = h.by_cuid(include_removed=False)[arch]
+    assert back.id == before.id and back.agent_ids == ["jwt-arch"]
+    assert back.tags == ["prod"] and back.enabled is False and back.removed_at is None
+
+
+def test_manual_agents_are_never_touched(h: Harness) -> None:
+    """§7.1 — syncs (complete, empty, allowed removals) and settings changes."""
+    manual = agents.create_manual_agent(h.engine, name="Mine", charter="c", agent_ids=["m"])
+    h.record("Synced")
+    h.sync()
+    h.state.set_faults(empty_answer=True)
+    h.sync(allow_removals=True)
+    update_settings(h.engine, changes={"org_cuid": "org-2"}, defaults=h.config.sync)
+    assert agents.get_agent(h.engine, agent_id=manual.id) == manual
+
+
+def test_bound_agent_is_kept_and_flagged(h: Harness) -> None:
+    """§7.2 — by a sync and by a settings change."""
+    bound, plain = h.record("Bound"), h.record("Plain")
+    h.sync()
+    agent = h.by_cuid()[bound]
+    agents.update_agent(
+        h.engine, agent_id=agent.id, changes={"bindings": [BindingInput("default", "cma", "CMA")]}
+    )
+    h.state.archive_record(bound)
+    h.state.archive_record(plain)
+    run = h.sync(allow_removals=True)
+    assert (run["retired"], run["kept_dependent"]) == (1, 1)
+    kept = h.by_cuid(include_removed=False)[bound]
+    assert kept.source_missing_since is not None and kept.removed_at is None
+    _, scope, _ = update_settings(
+        h.engine, changes={"agent_record_type_slug": "model"}, defaults=h.config.sync
+    )
+    assert [a.vm_cuid for a in scope.keep] == [bound]
+    assert h.by_cuid(include_removed=False)[bound].removed_at is None
+    h.state.unarchive_record(bound)
+    update_settings(h.engine, changes={"agent_record_type_slug": SLUG}, defaults=h.config.sync)
+    h.sync()
+    assert h.by_cuid()[bound].source_missing_since is None
+
+
+FAULTS: list[tuple[str, dict[str, Any], str]] = [
+    ("http 500", {"status": 500}, "failed"),
+    ("http 401", {"status": 401}, "failed"),
+    ("malformed json", {"malformed_json": True}, "failed"),
+    ("wrong org", {"wrong_org": True}, "failed"),
+    ("truncated pages", {"truncate_after_page": 1}, "partial"),
+    ("ignored paging", {"ignore_paging": True}, "partial"),
+    ("record without cuid", {"drop_cuid": True}, "partial"),
+]
+
+
+@pytest.mark.parametrize(("label", "fault", "status"), FAULTS, ids=[f[0] for f in FAULTS])
+def test_faults_remove_nothing_and_never_report_success(
+    h: Harness, label: str, fault: dict[str, Any], status: str
+) -> None:
+    """§7.3 and §7.9 through the simulator's fault injection."""
+    for i in range(7):
+        h.record(f"Agent {i}")
+    h.sync()
+    before = h.snapshot()
+    h.state.archive_record(next(iter(h.by_cuid())))  # a real change is pending too
+    h.state.set_faults(**fault)
+    run = h.sync()
+    assert run["status"] == status, (label, run)
+    assert run["retired"] == 0 and run["error"], run
+    after = {row[1]: row for row in h.snapshot()}
+    assert all(after[row[1]][4] is None for row in before), "something was retired"
+    if status == "failed":
+        assert h.snapshot() == before
+
+
+def test_empty_answer_is_held_not_applied(h: Harness) -> None:
+    for i in range(3):
+        h.record(f"Agent {i}")
+    h.sync()
+    h.state.set_faults(empty_answer=True)
+    run = h.sync()
+    assert run["status"] == "held" and run["retired"] == 0
+    assert sorted(c["action"] for c in run["changes"]) == ["held"] * 3
+    assert len(h.by_cuid(include_removed=False)) == 3
+
+
+def test_deletion_threshold_holds_then_allow_releases(h: Harness) -> None:
+    cuids = [h.record(f"Agent {i:02}") for i in range(40)]
+    h.sync()
+    for c in cuids[:15]:
+        h.state.archive_record(c)
+    run = h.sync()
+    assert run["status"] == "held" and "allow_removals" in run["error"]
+    assert {c["vm_cuid"] for c in run["changes"] if c["action"] == "held"} == set(cuids[:15])
+    assert len(h.by_cuid(include_removed=False)) == 40
+    released = h.sync(allow_removals=True)
+    assert released["status"] == "succeeded" and released["retired"] == 15
+
+
+def test_dry_run_writes_only_the_run(h: Harness) -> None:
+    a = h.record("A")
+    h.sync()
+    h.state.archive_record(a)
+    h.record("B")
+    before = h.snapshot()
+    run = h.sync(dry_run=True)
+    assert run["dry_run"] and (run["created"], run["retired"]) == (1, 1)
+    assert h.snapshot() == before
+
+
+def test_write_failure_changes_nothing_and_retires_nothing(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§7.4 (a write fails) and §7.6 (the apply is one transaction)."""
+    a, b = h.record("A"), h.record("B")
+    h.sync()
+    h.state.update_record(a, name="A2")
+    h.state.archive_record(b)
+    h.record("C")
+    before = h.snapshot()
+    real = sync_store.refresh_synced
+
+    def failing(conn: sa.Connection, *args: Any, **kw: Any) -> None:
+        real(conn, *args, **kw)
+        raise sa.exc.OperationalError("UPDATE agents", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(sync_store, "refresh_synced", failing)
+    run = h.sync()
+    assert run["status"] == "failed" and "nothing was changed" in run["error"]
+    assert h.snapshot() == before
+
+
+def test_settings_read_error_fails_the_run(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    from atryum.sync import service
+
+    def broken(*a: Any, **k: Any) -> Any:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("no such table"))
+
+    monkeypatch.setattr(service, "read_settings_tx", broken)
+    run = h.sync()
+    assert run["status"] == "failed" and "settings" in run["error"]
+
+
+def test_wrong_charter_type_keeps_previous_charter(h: Harness) -> None:
+    a = h.record("A", charter="good charter")
+    h.sync()
+    h.state.update_record(a, custom_fields={"charter": {"html": 1}})
+    run = h.sync()
+    assert run["status"] == "succeeded" and any("charter" in w for w in run["warnings"])
+    assert h.by_cuid()[a].charter == "good charter"
+
+
+def test_scope_change_retires_out_of_scope_and_records_it(h: Harness) -> None:
+    h.record("A")
+    h.sync()
+    new, scope, _ = update_settings(
+        h.engine, changes={"agent_record_type_slug": "model"}, defaults=h.config.sync
+    )
+    assert new.agent_record_type_slug == "model" and len(scope.retire) == 1
+    assert h.by_cuid()[scope.retire[0].vm_cuid].removal_reason == "out_of_scope"
+    runs = h.ctx.coordinator  # the scope change has its own entry in the history
+    from atryum.sync.runs import list_runs
+
+    assert list_runs(runs.engine)[0]["changes"][0]["action"] == "retired"
+    assert get_settings(h.engine, defaults=h.config.sync).org_cuid == ORG
