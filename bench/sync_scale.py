@@ -1,0 +1,200 @@
+"""Sync at scale: Atryum's planned bulk apply vs a naive per-record baseline.
+
+    python bench/sync_scale.py [--sizes 1000,10000,100000] [--dialects sqlite,postgresql]
+
+For each size and dialect, in a fresh database and a fresh process (so peak memory is its own):
+full first sync, re-sync with nothing changed, re-sync with 1 % changed and 1 % archived — wall
+time and peak RSS — next to a baseline doing one upsert statement per record and then one
+`DELETE … NOT IN (all kept cuids)`. Records carry ~1 KB charters. The ValidMind pull is served
+from memory so the numbers are the sync's own (fetch cost depends on the network and ValidMind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import sqlalchemy as sa
+
+from atryum.config import normalize_database_url, parse_config
+from atryum.db import migrate
+from atryum.db.engine import make_engine
+from atryum.sync.coordinator import SyncCoordinator
+from atryum.sync.settings import update_settings
+from atryum.validmind.client import AgentsPull, ValidMindClient
+
+ORG, SLUG = "org-bench", "ai-agent"
+PG_URL = os.environ.get("ATRYUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PHASES = ("first sync", "re-sync, no change", "re-sync, 1% changed + 1% archived")
+CHARTER = ("May read the ledger and draft reports. May not move money. " * 20)[:1000]
+
+
+def make_records(n: int, *, changed: int = 0, archived: int = 0) -> list[dict[str, Any]]:
+    out = []
+    for i in range(archived, n):
+        charter = CHARTER + (" (revised)" if i < archived + changed else "")
+        out.append({"cuid": f"rec-{i:07d}", "name": f"Agent {i}", "custom_fields": {
+            "charter": charter, "description": "benchmark agent"}})
+    return out
+
+
+class MemoryClient:
+    """Stands in for ValidMindClient: answers the pull from memory."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+    def __enter__(self) -> MemoryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def fetch_agents(self, org_cuid: str, record_type_slug: str) -> AgentsPull:
+        return AgentsPull(ORG, "Bench Org", self.records, len(self.records), True, [])
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fresh_database(dialect: str) -> tuple[str, Callable[[], None]]:
+    if dialect == "sqlite":
+        tmp = tempfile.mkdtemp(prefix="atryum-bench-")
+        return f"sqlite:///{tmp}/bench.db", lambda: None
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(normalize_database_url(PG_URL))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+    return f"{normalize_database_url(PG_URL)}?options=-csearch_path%3D{schema}", drop
+
+
+def run_atryum(url: str, n: int) -> list[dict[str, Any]]:
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    config = parse_config({"sync": {"max_removals": n, "max_removal_ratio": 1.0}}, "(bench)")
+    update_settings(engine, changes={"org_cuid": ORG, "agent_record_type_slug": SLUG},
+                    defaults=config.sync)
+    pulls = [make_records(n), make_records(n),
+             make_records(n, changed=n // 100, archived=n // 100)]
+    rows = []
+    for phase, records in zip(PHASES, pulls, strict=True):
+        client = MemoryClient(records)
+        coordinator = SyncCoordinator(
+            engine, config=config, client_factory=cast(Callable[[], ValidMindClient], lambda: client)
+        )
+        start = time.perf_counter()
+        run = coordinator.run_blocking(trigger="manual")
+        seconds = time.perf_counter() - start
+        ok = run["status"] == "succeeded"
+        rows.append({"phase": phase, "seconds": seconds, "peak_mb": peak_mb(),
+                     "error": "" if ok else f"{run['status']}: {run['error'][:80]}"})
+    return rows
+
+
+def run_baseline(url: str, n: int) -> list[dict[str, Any]]:
+    """One upsert per record, then DELETE … NOT IN (every kept cuid)."""
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    upsert = sa.text(
+        "INSERT INTO agents (id, source, vm_organization_cuid, vm_cuid, name, description, "
+        "charter, enabled, tags, created_at, updated_at) VALUES (:id, 'validmind', :org, :cuid, "
+        ":name, :description, :charter, true, '[]', :now, :now) ON CONFLICT (vm_cuid) DO UPDATE "
+        "SET name = excluded.name, description = excluded.description, "
+        "charter = excluded.charter, updated_at = excluded.updated_at"
+    )
+    pulls = [make_records(n), make_records(n),
+             make_records(n, changed=n // 100, archived=n // 100)]
+    rows = []
+    for phase, records in zip(PHASES, pulls, strict=True):
+        start = time.perf_counter()
+        error = ""
+        try:
+            with engine.begin() as conn:
+                now = time.strftime("%Y-%m-%d %H:%M:%S")
+                for r in records:
+                    conn.execute(upsert, {
+                        "id": str(uuid.uuid4()), "org": ORG, "cuid": r["cuid"], "name": r["name"],
+                        "description": r["custom_fields"]["description"],
+                        "charter": r["custom_fields"]["charter"], "now": now})
+                kept = [r["cuid"] for r in records]
+                conn.execute(
+                    sa.text("DELETE FROM agents WHERE source = 'validmind' "
+                            "AND vm_cuid NOT IN :kept").bindparams(
+                        sa.bindparam("kept", expanding=True)),
+                    {"kept": kept},
+                )
+        except Exception as exc:  # the baseline is expected to hit parameter limits
+            error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:70]}"
+        rows.append({"phase": phase, "seconds": time.perf_counter() - start,
+                     "peak_mb": peak_mb(), "error": error})
+    return rows
+
+
+def child(impl: str, dialect: str, n: int) -> None:
+    url, drop = fresh_database(dialect)
+    try:
+        rows = (run_atryum if impl == "atryum" else run_baseline)(url, n)
+    finally:
+        drop()
+    print(json.dumps(rows))
+
+
+def measure(impl: str, dialect: str, n: int) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", impl, dialect, str(n)],
+        capture_output=True, text=True, check=False,
+    )
+    if out.returncode != 0:
+        msg = (out.stderr.strip().splitlines() or ["crashed"])[-1][:70]
+        return [{"phase": p, "seconds": float("nan"), "peak_mb": float("nan"), "error": msg}
+                for p in PHASES]
+    result: list[dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--dialects", default="sqlite,postgresql")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], int(args.child[2]))
+        return
+    header = (f"{'dialect':<10} {'records':>8}  {'phase':<34} {'atryum s':>9} {'peak MB':>8}"
+              f" {'baseline s':>10} {'peak MB':>8} {'speed-up':>8}  note")
+    print(header)
+    print("-" * len(header))
+    for dialect in args.dialects.split(","):
+        for n in (int(s) for s in args.sizes.split(",")):
+            ours, base = measure("atryum", dialect, n), measure("baseline", dialect, n)
+            for a, b in zip(ours, base, strict=True):
+                failed = bool(b["error"])
+                ratio = "n/a" if failed or a["error"] else f"{b['seconds'] / a['seconds']:.1f}x"
+                note = "; ".join(x for x in (
+                    f"atryum {a['error']}" if a["error"] else "",
+                    f"baseline failed: {b['error']}" if failed else "") if x)
+                print(f"{dialect:<10} {n:>8}  {a['phase']:<34} {a['seconds']:>9.2f} "
+                      f"{a['peak_mb']:>8.0f} {b['seconds']:>10.2f} {b['peak_mb']:>8.0f} "
+                      f"{ratio:>8}  {note}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    main()

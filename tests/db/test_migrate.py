@@ -1,0 +1,40 @@
+"""Migrations produce the same schema behaviour on both dialects."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from atryum.db import migrate
+from atryum.db.engine import make_engine
+from atryum.db.tables import metadata
+
+
+def test_upgrade_is_idempotent_and_at_head(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate.upgrade(engine)
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    tables = set(sa.inspect(engine).get_table_names())
+    assert set(metadata.tables) <= tables
+
+
+def test_foreign_keys_enforced_on_every_connection(engine: sa.Engine) -> None:
+    for _ in range(3):  # several pooled connections
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO agent_runtime_ids (runtime_id, agent_id, position) "
+                    "VALUES ('x', 'no-such-agent', 0)"
+                )
+            )
+
+
+def test_manual_agents_cannot_carry_a_vm_cuid(engine: sa.Engine) -> None:
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO agents (id, source, vm_cuid, name, tags, created_at, updated_at) "
+                "VALUES ('a', 'manual', 'vm-1', 'n', '[]', '2026-01-01', '2026-01-01')"
+            )
+        )
