@@ -12,6 +12,7 @@ from memory so the numbers are the sync's own (fetch cost depends on the network
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -43,8 +44,13 @@ def make_records(n: int, *, changed: int = 0, archived: int = 0) -> list[dict[st
     out = []
     for i in range(archived, n):
         charter = CHARTER + (" (revised)" if i < archived + changed else "")
-        out.append({"cuid": f"rec-{i:07d}", "name": f"Agent {i}", "custom_fields": {
-            "charter": charter, "description": "benchmark agent"}})
+        out.append(
+            {
+                "cuid": f"rec-{i:07d}",
+                "name": f"Agent {i}",
+                "custom_fields": {"charter": charter, "description": "benchmark agent"},
+            }
+        )
     return out
 
 
@@ -88,22 +94,26 @@ def run_atryum(url: str, n: int) -> list[dict[str, Any]]:
     engine = make_engine(url)
     migrate.upgrade(engine)
     config = parse_config({"sync": {"max_removals": n, "max_removal_ratio": 1.0}}, "(bench)")
-    update_settings(engine, changes={"org_cuid": ORG, "agent_record_type_slug": SLUG},
-                    defaults=config.sync)
-    pulls = [make_records(n), make_records(n),
-             make_records(n, changed=n // 100, archived=n // 100)]
+    update_settings(
+        engine, changes={"org_cuid": ORG, "agent_record_type_slug": SLUG}, defaults=config.sync
+    )
+    pulls = [make_records(n), make_records(n), make_records(n, changed=n // 100, archived=n // 100)]
     rows = []
     for phase, records in zip(PHASES, pulls, strict=True):
-        client = MemoryClient(records)
-        coordinator = SyncCoordinator(
-            engine, config=config, client_factory=cast(Callable[[], ValidMindClient], lambda: client)
-        )
+        factory = cast(Callable[[], ValidMindClient], functools.partial(MemoryClient, records))
+        coordinator = SyncCoordinator(engine, config=config, client_factory=factory)
         start = time.perf_counter()
         run = coordinator.run_blocking(trigger="manual")
         seconds = time.perf_counter() - start
         ok = run["status"] == "succeeded"
-        rows.append({"phase": phase, "seconds": seconds, "peak_mb": peak_mb(),
-                     "error": "" if ok else f"{run['status']}: {run['error'][:80]}"})
+        rows.append(
+            {
+                "phase": phase,
+                "seconds": seconds,
+                "peak_mb": peak_mb(),
+                "error": "" if ok else f"{run['status']}: {run['error'][:80]}",
+            }
+        )
     return rows
 
 
@@ -118,8 +128,7 @@ def run_baseline(url: str, n: int) -> list[dict[str, Any]]:
         "SET name = excluded.name, description = excluded.description, "
         "charter = excluded.charter, updated_at = excluded.updated_at"
     )
-    pulls = [make_records(n), make_records(n),
-             make_records(n, changed=n // 100, archived=n // 100)]
+    pulls = [make_records(n), make_records(n), make_records(n, changed=n // 100, archived=n // 100)]
     rows = []
     for phase, records in zip(PHASES, pulls, strict=True):
         start = time.perf_counter()
@@ -128,21 +137,35 @@ def run_baseline(url: str, n: int) -> list[dict[str, Any]]:
             with engine.begin() as conn:
                 now = time.strftime("%Y-%m-%d %H:%M:%S")
                 for r in records:
-                    conn.execute(upsert, {
-                        "id": str(uuid.uuid4()), "org": ORG, "cuid": r["cuid"], "name": r["name"],
-                        "description": r["custom_fields"]["description"],
-                        "charter": r["custom_fields"]["charter"], "now": now})
+                    conn.execute(
+                        upsert,
+                        {
+                            "id": str(uuid.uuid4()),
+                            "org": ORG,
+                            "cuid": r["cuid"],
+                            "name": r["name"],
+                            "description": r["custom_fields"]["description"],
+                            "charter": r["custom_fields"]["charter"],
+                            "now": now,
+                        },
+                    )
                 kept = [r["cuid"] for r in records]
                 conn.execute(
-                    sa.text("DELETE FROM agents WHERE source = 'validmind' "
-                            "AND vm_cuid NOT IN :kept").bindparams(
-                        sa.bindparam("kept", expanding=True)),
+                    sa.text(
+                        "DELETE FROM agents WHERE source = 'validmind' AND vm_cuid NOT IN :kept"
+                    ).bindparams(sa.bindparam("kept", expanding=True)),
                     {"kept": kept},
                 )
         except Exception as exc:  # the baseline is expected to hit parameter limits
             error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:70]}"
-        rows.append({"phase": phase, "seconds": time.perf_counter() - start,
-                     "peak_mb": peak_mb(), "error": error})
+        rows.append(
+            {
+                "phase": phase,
+                "seconds": time.perf_counter() - start,
+                "peak_mb": peak_mb(),
+                "error": error,
+            }
+        )
     return rows
 
 
@@ -158,12 +181,16 @@ def child(impl: str, dialect: str, n: int) -> None:
 def measure(impl: str, dialect: str, n: int) -> list[dict[str, Any]]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", impl, dialect, str(n)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode != 0:
         msg = (out.stderr.strip().splitlines() or ["crashed"])[-1][:70]
-        return [{"phase": p, "seconds": float("nan"), "peak_mb": float("nan"), "error": msg}
-                for p in PHASES]
+        return [
+            {"phase": p, "seconds": float("nan"), "peak_mb": float("nan"), "error": msg}
+            for p in PHASES
+        ]
     result: list[dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -177,8 +204,10 @@ def main() -> None:
     if args.child:
         child(args.child[0], args.child[1], int(args.child[2]))
         return
-    header = (f"{'dialect':<10} {'records':>8}  {'phase':<34} {'atryum s':>9} {'peak MB':>8}"
-              f" {'baseline s':>10} {'peak MB':>8} {'speed-up':>8}  note")
+    header = (
+        f"{'dialect':<10} {'records':>8}  {'phase':<34} {'atryum s':>9} {'peak MB':>8}"
+        f" {'baseline s':>10} {'peak MB':>8} {'speed-up':>8}  note"
+    )
     print(header)
     print("-" * len(header))
     for dialect in args.dialects.split(","):
@@ -187,12 +216,20 @@ def main() -> None:
             for a, b in zip(ours, base, strict=True):
                 failed = bool(b["error"])
                 ratio = "n/a" if failed or a["error"] else f"{b['seconds'] / a['seconds']:.1f}x"
-                note = "; ".join(x for x in (
-                    f"atryum {a['error']}" if a["error"] else "",
-                    f"baseline failed: {b['error']}" if failed else "") if x)
-                print(f"{dialect:<10} {n:>8}  {a['phase']:<34} {a['seconds']:>9.2f} "
-                      f"{a['peak_mb']:>8.0f} {b['seconds']:>10.2f} {b['peak_mb']:>8.0f} "
-                      f"{ratio:>8}  {note}", flush=True)
+                note = "; ".join(
+                    x
+                    for x in (
+                        f"atryum {a['error']}" if a["error"] else "",
+                        f"baseline failed: {b['error']}" if failed else "",
+                    )
+                    if x
+                )
+                print(
+                    f"{dialect:<10} {n:>8}  {a['phase']:<34} {a['seconds']:>9.2f} "
+                    f"{a['peak_mb']:>8.0f} {b['seconds']:>10.2f} {b['peak_mb']:>8.0f} "
+                    f"{ratio:>8}  {note}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

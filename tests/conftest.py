@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from atryum.app import build_context
-from atryum.config import Config, normalize_database_url, parse_config
+from atryum.config import Config, normalize_database_url
 from atryum.db import migrate
 from atryum.db.engine import make_engine
 from tests.support import ORG, SLUG, LiveServer, make_config

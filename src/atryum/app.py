@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -22,10 +23,13 @@ from atryum.context import AppContext, make_client
 from atryum.db import migrate
 from atryum.db.engine import make_engine
 from atryum.errors import AtryumError
+from atryum.gateway import api as gateway_api
 from atryum.metrics import AGENTS, REGISTRY
 from atryum.sync import api as sync_api
 from atryum.sync.coordinator import SyncCoordinator
 from atryum.validmind import api as vm_api
+from atryum.web import STATIC_DIR, STATIC_PATH
+from atryum.web import router as web_router
 
 log = logging.getLogger("atryum")
 
@@ -63,6 +67,9 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     app.include_router(sync_api.router)
     app.include_router(agents_api.router)
     app.include_router(vm_api.router)
+    app.include_router(gateway_api.router)
+    app.include_router(web_router)
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> Any:

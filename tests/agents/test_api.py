@@ -50,8 +50,20 @@ def test_agent_json_field_names(client: TestClient) -> None:
     client.post("/api/v1/agents", json={"name": "A"})
     item = client.get("/api/v1/agents").json()["items"][0]
     expected = {
-        "cuid", "vm_cuid", "org_name", "name", "description", "charter", "agent_ids", "enabled",
-        "tags", "synced", "synced_at", "removed_at", "removal_reason", "source_missing_since",
+        "cuid",
+        "vm_cuid",
+        "org_name",
+        "name",
+        "description",
+        "charter",
+        "agent_ids",
+        "enabled",
+        "tags",
+        "synced",
+        "synced_at",
+        "removed_at",
+        "removal_reason",
+        "source_missing_since",
         "claude_managed_agents",
     }
     assert expected <= set(item)

@@ -16,6 +16,7 @@ def test_upgrade_is_idempotent_and_at_head(db_url: str) -> None:
     migrate.upgrade(engine)
     assert migrate.current_revision(engine) == migrate.head_revision()
     tables = set(sa.inspect(engine).get_table_names())
+    engine.dispose()
     assert set(metadata.tables) <= tables
 
 

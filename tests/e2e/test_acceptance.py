@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx2
+import pytest
 import sqlalchemy as sa
 
 from atryum.config import Config
@@ -17,13 +18,20 @@ def test_acceptance(
     sim: Any,
     sim_config: Callable[..., Config],
     live_atryum: Callable[..., LiveServer],
+    request: pytest.FixtureRequest,
 ) -> None:
     admin = httpx2.Client(base_url=f"{sim.url}/admin", timeout=10)
+    request.addfinalizer(admin.close)
 
     def new_record(name: str, charter: str) -> str:
         r = admin.post(
             "/records",
-            json={"org_cuid": ORG, "slug": SLUG, "name": name, "custom_fields": {"charter": charter}},
+            json={
+                "org_cuid": ORG,
+                "slug": SLUG,
+                "name": name,
+                "custom_fields": {"charter": charter},
+            },
         )
         assert r.status_code == 201, r.text
         cuid: str = r.json()["cuid"]
@@ -36,6 +44,7 @@ def test_acceptance(
 
     with live_atryum(sim_config(sim.url), engine) as server:
         api = httpx2.Client(base_url=server.url, timeout=30)
+        request.addfinalizer(api.close)
 
         def agents(**params: Any) -> dict[str, dict[str, Any]]:
             items = api.get("/api/v1/agents", params=params).json()["items"]

@@ -15,9 +15,7 @@ from tests.support import ORG, SLUG, make_config, wait_until
 
 
 @pytest.fixture
-def client(
-    engine: sa.Engine, sim: Any, sim_config: Callable[..., Config]
-) -> Iterator[TestClient]:
+def client(engine: sa.Engine, sim: Any, sim_config: Callable[..., Config]) -> Iterator[TestClient]:
     with TestClient(create_app(build_context(sim_config(sim.url), engine), background=False)) as c:
         yield c
 
@@ -109,9 +107,7 @@ def test_settings_patch_keeps_omitted_and_validates(client: TestClient) -> None:
     assert client.get("/api/v1/settings").json()["max_removal_ratio"] == 0.2
 
 
-def test_settings_preview_lists_exactly_what_would_go(
-    client: TestClient, sim_state: Any
-) -> None:
+def test_settings_preview_lists_exactly_what_would_go(client: TestClient, sim_state: Any) -> None:
     configure(client)
     sim_state.create_record(ORG, SLUG, name="Plain", custom_fields={})
     bound = sim_state.create_record(ORG, SLUG, name="Bound", custom_fields={})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,7 @@ def _setup(engine: sa.Engine, config: Config, sim_state: Any) -> None:
 
 def _assert_no_overlap(runs: list[dict[str, Any]]) -> None:
     spans = sorted((r["started_at"], r["finished_at"]) for r in runs)
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert end <= start, f"two syncs overlapped: {spans}"
 
 

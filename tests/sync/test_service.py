@@ -199,6 +199,7 @@ def test_deletion_threshold_holds_then_allow_releases(h: Harness) -> None:
 
 def test_dry_run_writes_only_the_run(h: Harness) -> None:
     a = h.record("A")
+    h.record("Stays")
     h.sync()
     h.state.archive_record(a)
     h.record("B")
@@ -263,3 +264,28 @@ def test_scope_change_retires_out_of_scope_and_records_it(h: Harness) -> None:
 
     assert list_runs(runs.engine)[0]["changes"][0]["action"] == "retired"
     assert get_settings(h.engine, defaults=h.config.sync).org_cuid == ORG
+
+
+def test_synced_at_advances_without_rewriting_unchanged_rows(h: Harness) -> None:
+    a, b = h.record("A"), h.record("B")
+    for name in "CDEF":
+        h.record(name)
+    h.sync()
+    first = h.by_cuid()[a].synced_at
+    with h.engine.begin() as conn:
+        updated_before = conn.execute(sa.text("SELECT max(updated_at) FROM agents")).scalar_one()
+    h.sync()
+    assert h.by_cuid()[a].synced_at > first
+    with h.engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT max(updated_at) FROM agents")).scalar_one() == (
+            updated_before
+        )
+    confirmed = h.by_cuid()[a].synced_at
+    h.state.archive_record(b)
+    h.sync()
+    retired = h.by_cuid()[b]
+    assert retired.removed_at is not None and retired.synced_at == confirmed
+    h.state.set_faults(truncate_after_page=1)  # partial: only present rows are confirmed
+    run = h.sync()
+    assert run["status"] == "partial"
+    assert h.by_cuid()[a].synced_at > confirmed

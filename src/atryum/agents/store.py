@@ -11,7 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from atryum.agents.models import SOURCE_VALIDMIND, Agent, Binding
-from atryum.db.tables import agent_runtime_ids, agents, managed_agent_bindings
+from atryum.db.tables import (
+    agent_runtime_ids,
+    agent_sync_settings,
+    agents,
+    managed_agent_bindings,
+)
 
 # Parameters per statement stay well below SQLite's and PostgreSQL's limits.
 CHUNK = 500
@@ -24,6 +29,29 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def _agent_select() -> sa.Select[Any]:
+    confirmed = (
+        sa.select(agent_sync_settings.c.confirmed_at)
+        .where(agent_sync_settings.c.confirmed_org_cuid == agents.c.vm_organization_cuid)
+        .scalar_subquery()
+        .label("org_confirmed_at")
+    )
+    return sa.select(agents, confirmed)
+
+
+def _synced_at(m: Any) -> Any:
+    """Last confirmation: the row's own, or the org's last complete pull for active agents."""
+    confirmed, own = m["org_confirmed_at"], m["synced_at"]
+    in_confirmed_set = (
+        m["source"] == SOURCE_VALIDMIND
+        and m["removed_at"] is None
+        and m["source_missing_since"] is None
+    )
+    if in_confirmed_set and confirmed is not None and (own is None or confirmed > own):
+        return confirmed
+    return own
 
 
 def _agent(row: sa.Row[Any], runtime: list[str], binds: list[Binding]) -> Agent:
@@ -41,7 +69,7 @@ def _agent(row: sa.Row[Any], runtime: list[str], binds: list[Binding]) -> Agent:
         enabled=bool(m["enabled"]),
         tags=list(m["tags"] or []),
         source_hash=m["source_hash"],
-        synced_at=m["synced_at"],
+        synced_at=_synced_at(m),
         removed_at=m["removed_at"],
         removal_reason=m["removal_reason"],
         source_missing_since=m["source_missing_since"],
@@ -75,14 +103,14 @@ def _hydrate(conn: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[Agent]:
 
 
 def list_agents(conn: sa.Connection, *, include_removed: bool) -> list[Agent]:
-    q = sa.select(agents).order_by(sa.func.lower(agents.c.name), agents.c.id)
+    q = _agent_select().order_by(sa.func.lower(agents.c.name), agents.c.id)
     if not include_removed:
         q = q.where(agents.c.removed_at.is_(None))
     return _hydrate(conn, conn.execute(q).all())
 
 
 def get_agent(conn: sa.Connection, agent_id: str) -> Agent | None:
-    rows = conn.execute(sa.select(agents).where(agents.c.id == agent_id)).all()
+    rows = conn.execute(_agent_select().where(agents.c.id == agent_id)).all()
     return _hydrate(conn, rows)[0] if rows else None
 
 

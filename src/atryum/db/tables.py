@@ -66,6 +66,10 @@ agent_sync_settings = sa.Table(
     sa.Column("interval_seconds", sa.Integer, nullable=True),
     sa.Column("max_removals", sa.Integer, nullable=True),
     sa.Column("max_removal_ratio", sa.Float, nullable=True),
+    # When the last complete, fully applied pull of `confirmed_org_cuid` confirmed every active
+    # agent of the scope present: one write instead of touching every unchanged row.
+    sa.Column("confirmed_org_cuid", sa.String(128), nullable=True),
+    sa.Column("confirmed_at", UTCDateTime, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.CheckConstraint("id = 1", name="ck_agent_sync_settings_single_row"),
 )
@@ -111,4 +115,141 @@ agent_sync_runs = sa.Table(
     sa.Column("warnings", sa.JSON, nullable=False),
     sa.Column("changes", sa.JSON, nullable=False),
     sa.Index("ix_agent_sync_runs_started_at", "started_at"),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gateway (migration 0002): invocations, their events, approvals, rules and the default policy.
+# ---------------------------------------------------------------------------------------------
+
+INVOCATION_STATUSES = (
+    "received",
+    "pending_approval",
+    "approved",
+    "denied",
+    "expired",
+    "executing",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
+APPROVAL_STATUSES = (
+    "pending",
+    "auto_approved",
+    "auto_denied",
+    "approved",
+    "denied",
+    "expired",
+    "cancelled",
+)
+RULE_ACTIONS = ("auto_approve", "auto_deny", "human_approval", "ai_evaluation")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+invocations = sa.Table(
+    "invocations",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("source", sa.String(256), nullable=False),
+    sa.Column("tool", sa.String(512), nullable=False),
+    sa.Column("input", sa.JSON, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("request_id", sa.String(256), nullable=True),
+    sa.Column("idempotency_key", sa.String(256), nullable=True),
+    # sha256 of (caller or presented agent id, idempotency key or source + request id): a repeated
+    # submission finds the first one; NULL when the call carries neither key.
+    sa.Column("dedupe_key", sa.String(64), nullable=True),
+    sa.Column("thread_id", sa.String(256), nullable=True),
+    sa.Column("agent_id", sa.String(256), nullable=True),
+    sa.Column("agent_record_id", sa.String(36), nullable=True),
+    sa.Column("agent_name", sa.Text, nullable=True),
+    sa.Column("caller", sa.String(256), nullable=True),
+    sa.Column("client_session_id", sa.String(256), nullable=True),
+    sa.Column("client_name", sa.String(256), nullable=True),
+    sa.Column("client_version", sa.String(128), nullable=True),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("matched_rule_id", sa.String(36), nullable=True),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("submitted_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("completed_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint(_in("status", INVOCATION_STATUSES), name="ck_invocations_status"),
+    sa.Index("uq_invocations_dedupe_key", "dedupe_key", unique=True),
+    sa.Index("ix_invocations_status", "status"),
+    sa.Index("ix_invocations_submitted_at", "submitted_at"),
+    sa.Index("ix_invocations_agent_record_id", "agent_record_id"),
+)
+
+# Every status change of an invocation appends one row here, in the same transaction.
+invocation_events = sa.Table(
+    "invocation_events",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "invocation_id",
+        sa.String(36),
+        sa.ForeignKey("invocations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("from_status", sa.String(24), nullable=True),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("actor", sa.String(256), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.UniqueConstraint("invocation_id", "seq", name="uq_invocation_events_seq"),
+)
+
+# The decision on an invocation (one row per invocation, written with its first decision).
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column(
+        "invocation_id",
+        sa.String(36),
+        sa.ForeignKey("invocations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("actor_id", sa.String(256), nullable=True),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("decision_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint(_in("status", APPROVAL_STATUSES), name="ck_approvals_status"),
+    sa.Index("ix_approvals_status_expires_at", "status", "expires_at"),
+)
+
+approval_rules = sa.Table(
+    "approval_rules",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("action", sa.String(24), nullable=False),
+    sa.Column("server_patterns", sa.JSON, nullable=False),
+    sa.Column("tool_patterns", sa.JSON, nullable=False),
+    sa.Column("agent_cuids", sa.JSON, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(_in("action", RULE_ACTIONS), name="ck_approval_rules_action"),
+    sa.Index("ix_approval_rules_position", "position"),
+)
+
+# Single row: the default policy when no rule matches and the approval timeout. NULL columns fall
+# back to the configuration file's defaults. Rule edits lock this row to serialise reordering.
+gateway_policy = sa.Table(
+    "gateway_policy",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("provider", sa.String(32), nullable=True),
+    sa.Column("approval_timeout_seconds", sa.Integer, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("id = 1", name="ck_gateway_policy_single_row"),
 )

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Body, Depends, Query, Response, status
 from atryum.context import AppContext, get_ctx
 from atryum.errors import NotConfigured, NotFound
 from atryum.sync import runs, settings
-from atryum.sync.coordinator import Ticket
 from atryum.sync.schemas import (
     AgentRef,
     RunList,
@@ -39,14 +38,15 @@ def _require_configured(ctx: AppContext) -> None:
         )
 
 
-def _run_view(ctx: AppContext, ticket: Ticket) -> RunOut:
-    queued = ctx.coordinator.pending(ticket.run_id)
-    if queued is not None:
-        return RunOut.model_validate(queued.queued_view())
+def _run_view(ctx: AppContext, run_id: str) -> RunOut:
+    """The run from the history, or as this process knows it before its row is written."""
     try:
-        return RunOut.model_validate(runs.get_run(ctx.engine, run_id=ticket.run_id))
-    except NotFound:  # picked by the worker, row not written yet
-        return RunOut.model_validate({**ticket.queued_view(), "status": "running"})
+        return RunOut.model_validate(runs.get_run(ctx.engine, run_id=run_id))
+    except NotFound:
+        view = ctx.coordinator.unwritten_view(run_id)
+        if view is None:
+            raise
+        return RunOut.model_validate(view)
 
 
 @router.post("/api/v1/agents/sync", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED)
@@ -67,7 +67,7 @@ def trigger_sync(
     if wait:
         ticket.done.wait(WAIT_SECONDS)
         response.status_code = status.HTTP_200_OK if ticket.done.is_set() else 202
-    return _run_view(ctx, ticket)
+    return _run_view(ctx, ticket.run_id)
 
 
 @router.get("/api/v1/agents/sync/runs", response_model=RunList)
@@ -78,10 +78,7 @@ def list_runs(ctx: Ctx, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> RunL
 
 @router.get("/api/v1/agents/sync/runs/{run_id}", response_model=RunOut)
 def get_run(run_id: str, ctx: Ctx) -> RunOut:
-    queued = ctx.coordinator.pending(run_id)
-    if queued is not None:
-        return RunOut.model_validate(queued.queued_view())
-    return RunOut.model_validate(runs.get_run(ctx.engine, run_id=run_id))
+    return _run_view(ctx, run_id)
 
 
 def _settings_out(ctx: AppContext, s: settings.SyncSettings) -> dict[str, object]:

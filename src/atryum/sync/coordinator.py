@@ -111,6 +111,16 @@ class SyncCoordinator:
         with self._cond:
             return next((t for t in self._queue if t.run_id == run_id), None)
 
+    def unwritten_view(self, run_id: str) -> dict[str, Any] | None:
+        """A run this process knows about whose row is not in the database yet."""
+        with self._cond:
+            queued = next((t for t in self._queue if t.run_id == run_id), None)
+            if queued is not None:
+                return queued.queued_view()
+            if self._current is not None and self._current.run_id == run_id:
+                return {**self._current.queued_view(), "status": "running"}
+        return None
+
     def run_blocking(self, **kwargs: Any) -> dict[str, Any]:
         """Execute one run in the calling thread (the CLI's `atryum sync`)."""
         ticket = Ticket(

@@ -8,7 +8,6 @@ retirements are held) can be checked exhaustively by property tests.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,20 +55,19 @@ class Plan:
     held_reason: str = ""
     active_before: int = 0
 
+    complete: bool = False
+
     @property
-    def present_ids(self) -> list[str]:
-        """Local ids of every agent whose record is in the pull."""
-        return (
-            [a.id for a, _ in self.updates]
-            + [a.id for a, _ in self.restores]
-            + [a.id for a in self.unchanged]
-        )
+    def confirms_everyone(self) -> bool:
+        """After applying, every active, non-flagged agent of the org is in the pull."""
+        return self.complete and not self.held
 
 
 def source_hash(*, name: str, description: str, charter: Any, org_name: str, slug: str) -> str:
-    charter_part = charter if isinstance(charter, str) else {"kept": type(charter).__name__}
-    payload = json.dumps([name, description, charter_part, org_name, slug], ensure_ascii=False)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    """Fingerprint of the source-owned fields; a non-text charter hashes by its type only."""
+    charter_part = charter if isinstance(charter, str) else f"\x00kept:{type(charter).__name__}"
+    payload = "\x1f".join((name, description, charter_part, org_name, slug))
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
 
 def make_plan(
@@ -80,7 +78,7 @@ def make_plan(
     thresholds: Thresholds,
     allow_removals: bool,
 ) -> Plan:
-    plan = Plan(active_before=sum(1 for a in local if not a.retired))
+    plan = Plan(active_before=sum(1 for a in local if not a.retired), complete=complete)
     by_cuid = {a.vm_cuid: a for a in local}
     present: set[str] = set()
     for rec in records:

@@ -165,13 +165,20 @@ def _fetch(client_factory: ClientFactory, settings: SyncSettings) -> AgentsPull:
 
 def _apply(conn: sa.Connection, plan: Plan, settings: SyncSettings, pull: AgentsPull) -> list[str]:
     now = utcnow()
-    scope = {"org_name": pull.org_name, "slug": settings.agent_record_type_slug, "now": now}
-    created_ids = store.insert_synced(conn, plan.creates, org_cuid=settings.org_cuid, **scope)
-    store.refresh_synced(conn, plan.updates, restore=False, **scope)
-    store.refresh_synced(conn, plan.restores, restore=True, **scope)
-    store.mark_synced(conn, plan.present_ids, now)
-    store.retire(conn, [a.id for a in plan.retires], "archived_in_source", now)
-    store.flag_missing(conn, [a.id for a in plan.keeps], now)
+    org_name, slug = pull.org_name, settings.agent_record_type_slug
+    created_ids = store.insert_synced(
+        conn, plan.creates, org_cuid=settings.org_cuid, org_name=org_name, slug=slug, now=now
+    )
+    for pairs, restore in ((plan.updates, False), (plan.restores, True)):
+        store.refresh_synced(conn, pairs, org_name=org_name, slug=slug, now=now, restore=restore)
+    previous = store.confirmed_at(conn, settings.org_cuid)
+    store.retire(conn, [a.id for a in plan.retires], "archived_in_source", now, previous)
+    store.flag_missing(conn, [a.id for a in plan.keeps], now, previous)
+    if plan.confirms_everyone:
+        # Every active agent left is present: one write confirms them all.
+        store.set_confirmed(conn, settings.org_cuid, now)
+    else:
+        store.mark_synced(conn, [a.id for a in plan.unchanged], now)
     return created_ids
 
 

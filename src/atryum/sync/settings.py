@@ -167,8 +167,11 @@ def update_settings(
         values = {k: getattr(merged, k) for k in EDITABLE}
         values["updated_at"] = now
         store.write_settings(conn, values)
-        store.retire(conn, [a.id for a in scope.retire], "out_of_scope", now)
-        store.flag_missing(conn, [a.id for a in scope.keep], now)
+        if scope.scope_changed:
+            previous = store.confirmed_at(conn, current.org_cuid)
+            store.retire(conn, [a.id for a in scope.retire], "out_of_scope", now, previous)
+            store.flag_missing(conn, [a.id for a in scope.keep], now, previous)
+            store.set_confirmed(conn, None, None)
         if scope.retire or scope.keep:
             run_store.insert_run(conn, _scope_run(scope, merged, now))
         return read_settings_tx(conn, defaults), scope, current

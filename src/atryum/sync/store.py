@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from atryum.agents.models import SOURCE_VALIDMIND
 from atryum.agents.store import chunks, new_id
 from atryum.db.tables import agent_sync_settings, agents, managed_agent_bindings
+from atryum.db.types import UTCDateTime
 from atryum.sync.planner import LocalAgent, PulledRecord
 
 SETTINGS_ID = 1
@@ -44,26 +45,28 @@ def _bound() -> sa.Exists:
 def load_org_agents(
     conn: sa.Connection, org_cuid: str, default_agent_id: str | None
 ) -> list[LocalAgent]:
+    in_org = sa.and_(agents.c.source == SOURCE_VALIDMIND, agents.c.vm_organization_cuid == org_cuid)
+    bound_q = (
+        sa.select(managed_agent_bindings.c.agent_id)
+        .join(agents, agents.c.id == managed_agent_bindings.c.agent_id)
+        .where(in_org)
+    )
+    dependents = set(conn.execute(bound_q).scalars())
+    if default_agent_id:
+        dependents.add(default_agent_id)
     q = sa.select(
         agents.c.id,
         agents.c.vm_cuid,
         agents.c.name,
         agents.c.source_hash,
-        agents.c.removed_at,
-        agents.c.source_missing_since,
-        _bound().label("bound"),
-    ).where(agents.c.source == SOURCE_VALIDMIND, agents.c.vm_organization_cuid == org_cuid)
+        agents.c.removed_at.is_not(None),
+        agents.c.source_missing_since.is_not(None),
+    ).where(in_org)
+    # Plain tuples straight from the driver: this runs over every agent of the org.
+    rows = conn.execute(q.execution_options(yield_per=5000))
     return [
-        LocalAgent(
-            id=r.id,
-            vm_cuid=r.vm_cuid,
-            name=r.name,
-            source_hash=r.source_hash,
-            retired=r.removed_at is not None,
-            missing=r.source_missing_since is not None,
-            dependent=bool(r.bound) or r.id == default_agent_id,
-        )
-        for r in conn.execute(q)
+        LocalAgent(i, cuid, name, h, bool(retired), bool(missing), i in dependents)
+        for i, cuid, name, h, retired, missing in rows
     ]
 
 
@@ -104,7 +107,7 @@ def insert_synced(
     slug: str,
     now: datetime,
 ) -> list[str]:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": new_id(),
             "source": SOURCE_VALIDMIND,
@@ -126,7 +129,7 @@ def insert_synced(
     ]
     for part in chunks(rows, 2000):
         conn.execute(agents.insert(), list(part))
-    return [row["id"] for row in rows]
+    return [str(row["id"]) for row in rows]
 
 
 def refresh_synced(
@@ -146,6 +149,7 @@ def refresh_synced(
         "vm_record_type_slug": slug,
         "source_hash": sa.bindparam("b_hash"),
         "source_missing_since": None,
+        "synced_at": now,
         "updated_at": now,
     }
     if restore:
@@ -176,19 +180,64 @@ def mark_synced(conn: sa.Connection, agent_ids: Sequence[str], now: datetime) ->
         conn.execute(agents.update().where(agents.c.id.in_(part)).values(synced_at=now))
 
 
-def retire(conn: sa.Connection, agent_ids: Sequence[str], reason: str, now: datetime) -> None:
+def _keep_confirmation(confirmed_at: datetime | None) -> dict[str, Any]:
+    """Rows leaving the org-confirmed set keep the confirmation they had as their own."""
+    if confirmed_at is None:
+        return {}
+    own = agents.c.synced_at
+    return {
+        "synced_at": sa.case(
+            (sa.or_(own.is_(None), own < confirmed_at), sa.literal(confirmed_at, UTCDateTime)),
+            else_=own,
+        )
+    }
+
+
+def retire(
+    conn: sa.Connection,
+    agent_ids: Sequence[str],
+    reason: str,
+    now: datetime,
+    confirmed_at: datetime | None = None,
+) -> None:
     for part in chunks(agent_ids):
         conn.execute(
             agents.update()
             .where(agents.c.id.in_(part), agents.c.removed_at.is_(None))
-            .values(removed_at=now, removal_reason=reason, updated_at=now)
+            .values(
+                removed_at=now,
+                removal_reason=reason,
+                updated_at=now,
+                **_keep_confirmation(confirmed_at),
+            )
         )
 
 
-def flag_missing(conn: sa.Connection, agent_ids: Sequence[str], now: datetime) -> None:
+def flag_missing(
+    conn: sa.Connection,
+    agent_ids: Sequence[str],
+    now: datetime,
+    confirmed_at: datetime | None = None,
+) -> None:
     for part in chunks(agent_ids):
         conn.execute(
             agents.update()
             .where(agents.c.id.in_(part), agents.c.source_missing_since.is_(None))
-            .values(source_missing_since=now, updated_at=now)
+            .values(source_missing_since=now, updated_at=now, **_keep_confirmation(confirmed_at))
         )
+
+
+def confirmed_at(conn: sa.Connection, org_cuid: str) -> datetime | None:
+    row = read_settings(conn)
+    if not row or row.get("confirmed_org_cuid") != org_cuid:
+        return None
+    value: datetime | None = row.get("confirmed_at")
+    return value
+
+
+def set_confirmed(conn: sa.Connection, org_cuid: str | None, now: datetime | None) -> None:
+    conn.execute(
+        agent_sync_settings.update()
+        .where(agent_sync_settings.c.id == SETTINGS_ID)
+        .values(confirmed_org_cuid=org_cuid, confirmed_at=now)
+    )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from atryum.validmind.client import ValidMindClient, ValidMindError
 from fastapi import APIRouter, Depends, Query
 
 from atryum.context import AppContext, get_ctx
 from atryum.errors import UpstreamError
+from atryum.validmind.client import ValidMindClient, ValidMindError
 
 router = APIRouter(prefix="/api/v1/vm", tags=["validmind"])
 Ctx = Annotated[AppContext, Depends(get_ctx)]

@@ -68,6 +68,8 @@ def upgrade() -> None:
         sa.Column("interval_seconds", sa.Integer, nullable=True),
         sa.Column("max_removals", sa.Integer, nullable=True),
         sa.Column("max_removal_ratio", sa.Float, nullable=True),
+        sa.Column("confirmed_org_cuid", sa.String(128), nullable=True),
+        sa.Column("confirmed_at", UTCDateTime, nullable=True),
         sa.Column("updated_at", UTCDateTime, nullable=False),
         sa.CheckConstraint("id = 1", name="ck_agent_sync_settings_single_row"),
     )
