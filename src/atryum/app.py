@@ -26,6 +26,7 @@ from atryum.errors import AtryumError
 from atryum.gateway import api as gateway_api
 from atryum.metrics import AGENTS, REGISTRY
 from atryum.sync import api as sync_api
+from atryum.sync import events_api
 from atryum.sync.coordinator import SyncCoordinator
 from atryum.validmind import api as vm_api
 from atryum.web import STATIC_DIR, STATIC_PATH
@@ -67,6 +68,7 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     app.include_router(sync_api.router)
     app.include_router(agents_api.router)
     app.include_router(vm_api.router)
+    app.include_router(events_api.router)
     app.include_router(gateway_api.router)
     app.include_router(web_router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")

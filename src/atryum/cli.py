@@ -126,19 +126,83 @@ def vm_sim(
         Path | None, typer.Option(help="JSON seed file (default: the demo data)")
     ] = None,
     empty: Annotated[bool, typer.Option(help="Start with no data at all")] = False,
+    notify_url: Annotated[
+        str | None,
+        typer.Option(help="Atryum base URL to tell about every record change", show_default=False),
+    ] = None,
+    notify_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="none | sync | event (default: event with --webhook-secret, sync with "
+            "--api-key, else none)",
+            show_default=False,
+        ),
+    ] = None,
+    webhook_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ATRYUM_SIM_WEBHOOK_SECRET",
+            help="Shared secret that signs change events (mode event)",
+            show_default=False,
+            show_envvar=True,
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ATRYUM_SIM_API_KEY",
+            help="Atryum machine API key id (mode sync)",
+            show_default=False,
+            show_envvar=True,
+        ),
+    ] = None,
+    api_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ATRYUM_SIM_API_SECRET",
+            help="Atryum machine API key secret (mode sync)",
+            show_default=False,
+            show_envvar=True,
+        ),
+    ] = None,
 ) -> None:
-    """Serve the bundled ValidMind simulator (API + /admin surface)."""
+    """Serve the bundled ValidMind simulator (API + /admin surface).
+
+    With --notify-url every record change is sent to Atryum: a signed change event (mode event)
+    or a sync call with the machine API key (mode sync), retried while Atryum is down."""
     from atryum.demo import demo_seed
     from atryum.validmind.sim.app import serve
+    from atryum.validmind.sim.notify import NotifyConfig, NotifyMode
     from atryum.validmind.sim.state import SimState
 
+    modes: dict[str, NotifyMode] = {"none": "none", "sync": "sync", "event": "event"}
+    mode = modes.get(notify_mode or ("event" if webhook_secret else "sync" if api_key else "none"))
+    if mode is None:
+        typer.echo(
+            f"atryum: --notify-mode must be none, sync or event, not {notify_mode!r}", err=True
+        )
+        raise typer.Exit(2)
+    if mode != "none" and not notify_url:
+        typer.echo(f"atryum: --notify-mode {mode} needs --notify-url", err=True)
+        raise typer.Exit(2)
+    try:
+        notify = NotifyConfig(
+            atryum_url=notify_url or "",
+            mode=mode,
+            api_key=api_key or None,
+            api_secret=api_secret or None,
+            webhook_secret=webhook_secret or None,
+        )
+    except ValueError as exc:
+        typer.echo(f"atryum: bad notify options: {exc}", err=True)
+        raise typer.Exit(2) from None
     _configure_logging()
     state = (
         SimState()
         if empty
         else SimState.from_seed(json.loads(seed.read_text()) if seed else demo_seed())
     )
-    serve(state, host, port)
+    serve(state, host, port, notify=notify)
 
 
 @app.command()

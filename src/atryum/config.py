@@ -104,9 +104,37 @@ class ApiKeyConfig(_Section):
         return _present(self.key) and _present(self.secret)
 
 
+MIN_WEBHOOK_SECRET_BYTES = 24
+
+
 class ValidMindEventsConfig(_Section):
+    """Signed change events from ValidMind (agent-sync.md §5)."""
+
     webhook_secret: SecretStr | None = None
-    debounce_seconds: float = Field(default=2.0, ge=0)
+    # Accepted as well while a new secret is rolled out, so rotation needs no downtime.
+    previous_webhook_secret: SecretStr | None = None
+    debounce_seconds: float = Field(default=2.0, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _long_enough(self) -> ValidMindEventsConfig:
+        for name in ("webhook_secret", "previous_webhook_secret"):
+            value = getattr(self, name)
+            if (
+                value is not None
+                and len(value.get_secret_value().encode()) < MIN_WEBHOOK_SECRET_BYTES
+            ):
+                raise ValueError(f"{name} must be at least {MIN_WEBHOOK_SECRET_BYTES} bytes long")
+        if self.previous_webhook_secret is not None and self.webhook_secret is None:
+            raise ValueError("previous_webhook_secret is set but webhook_secret is missing")
+        return self
+
+    @property
+    def secrets(self) -> list[bytes]:
+        return [
+            s.get_secret_value().encode()
+            for s in (self.webhook_secret, self.previous_webhook_secret)
+            if s is not None
+        ]
 
 
 class Config(_Section):
@@ -156,6 +184,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "ATRYUM_LISTEN_ADDR": ("server", "listen_addr"),
     "ATRYUM_PUBLIC_BASE_URL": ("server", "public_base_url"),
     "ATRYUM_DATABASE_URL": ("server", "database_url"),
+    "ATRYUM_WEBHOOK_SECRET": ("validmind", "webhook_secret"),
 }
 
 

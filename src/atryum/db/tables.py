@@ -114,7 +114,24 @@ agent_sync_runs = sa.Table(
     sa.Column("error", sa.Text, nullable=False, server_default=""),
     sa.Column("warnings", sa.JSON, nullable=False),
     sa.Column("changes", sa.JSON, nullable=False),
+    # Every trigger folded into the run, e.g. ["webhook", "webhook", "schedule"] (0003).
+    sa.Column("triggers", sa.JSON, nullable=True),
     sa.Index("ix_agent_sync_runs_started_at", "started_at"),
+)
+
+# Signed change events received from ValidMind (agent-sync.md §5); the primary key is the
+# replay guard, shared by every replica and kept across restarts.
+validmind_events = sa.Table(
+    "validmind_events",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("org_cuid", sa.String(128), nullable=False),
+    sa.Column("record_cuid", sa.String(128), nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=True),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("sync_run_id", sa.String(36), nullable=True),
+    sa.Index("ix_validmind_events_received_at", "received_at"),
 )
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 
+from atryum.auth import KEY_HEADER
 from atryum.context import AppContext, get_ctx
 from atryum.errors import NotConfigured, NotFound
 from atryum.sync import runs, settings
@@ -52,15 +53,17 @@ def _run_view(ctx: AppContext, run_id: str) -> RunOut:
 @router.post("/api/v1/agents/sync", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED)
 def trigger_sync(
     ctx: Ctx,
+    request: Request,
     response: Response,
     body: Annotated[SyncRequest | None, Body()] = None,
     dry_run: bool = False,
     wait: bool = False,
 ) -> RunOut:
     _require_configured(ctx)
+    machine = request.headers.get(KEY_HEADER) is not None  # verified by check_machine_key
     ticket = ctx.coordinator.submit(
-        trigger="manual",
-        requested_by="api",
+        trigger="webhook" if machine else "manual",
+        requested_by="machine api key" if machine else "api",
         dry_run=dry_run,
         allow_removals=bool(body and body.allow_removals),
     )

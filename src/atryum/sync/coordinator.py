@@ -11,6 +11,7 @@ import logging
 import random
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,7 @@ class Ticket:
     allow_removals: bool
     done: threading.Event = field(default_factory=threading.Event)
     coalesced: int = 0
+    triggers: list[str] = field(default_factory=list)
 
     def request(self) -> RunRequest:
         return RunRequest(
@@ -54,6 +56,7 @@ class Ticket:
             requested_by=self.requested_by,
             dry_run=self.dry_run,
             allow_removals=self.allow_removals,
+            triggers=tuple(self.triggers or [self.trigger]),
         )
 
     def queued_view(self) -> dict[str, Any]:
@@ -64,6 +67,7 @@ class Ticket:
             "requested_by": self.requested_by,
             "dry_run": self.dry_run,
             "allow_removals": self.allow_removals,
+            "triggers": list(self.triggers or [self.trigger]),
             "status": "queued",
         }
 
@@ -86,6 +90,7 @@ class SyncCoordinator:
         self._current: Ticket | None = None
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._debounce: threading.Timer | None = None
 
     # -- triggers ---------------------------------------------------------------------------
     def submit(
@@ -101,11 +106,42 @@ class SyncCoordinator:
                 if ticket.dry_run == dry_run:
                     ticket.allow_removals = ticket.allow_removals or allow_removals
                     ticket.coalesced += 1
+                    ticket.triggers.append(trigger)
                     return ticket
             ticket = Ticket(str(uuid.uuid4()), trigger, requested_by, dry_run, allow_removals)
+            ticket.triggers.append(trigger)
             self._queue.append(ticket)
             self._cond.notify_all()
             return ticket
+
+    def submit_debounced(
+        self,
+        *,
+        trigger: str,
+        requested_by: str,
+        delay: float,
+        on_submit: Callable[[Ticket], None],
+    ) -> None:
+        """Submit once, `delay` seconds after the first of a burst of calls."""
+        with self._cond:
+            if self._debounce is not None or self._stopping.is_set():
+                return
+            timer = threading.Timer(
+                delay, self._fire_debounced, args=(trigger, requested_by, on_submit)
+            )
+            timer.daemon = True
+            self._debounce = timer
+            timer.start()
+
+    def _fire_debounced(
+        self, trigger: str, requested_by: str, on_submit: Callable[[Ticket], None]
+    ) -> None:
+        with self._cond:
+            self._debounce = None
+        try:
+            on_submit(self.submit(trigger=trigger, requested_by=requested_by))
+        except Exception:  # a timer thread has nobody to report to but the log
+            log.exception("debounced sync trigger failed")
 
     def pending(self, run_id: str) -> Ticket | None:
         with self._cond:
@@ -145,6 +181,8 @@ class SyncCoordinator:
     def stop(self, timeout: float = 30.0) -> None:
         self._stopping.set()
         with self._cond:
+            if self._debounce is not None:
+                self._debounce.cancel()
             self._cond.notify_all()
         for t in self._threads:
             t.join(timeout)

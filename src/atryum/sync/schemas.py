@@ -85,6 +85,7 @@ class RunOut(BaseModel):
     requested_by: str = ""
     dry_run: bool = False
     allow_removals: bool = False
+    triggers: list[str] | None = None
     status: str
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -44,6 +44,7 @@ class RunRequest:
     requested_by: str = ""
     dry_run: bool = False
     allow_removals: bool = False
+    triggers: tuple[str, ...] = ()
 
 
 class RunFailed(Exception):
@@ -60,6 +61,7 @@ def start_run(engine: sa.Engine, request: RunRequest) -> None:
                 "requested_by": request.requested_by,
                 "dry_run": request.dry_run,
                 "allow_removals": request.allow_removals,
+                "triggers": list(request.triggers or (request.trigger,)),
                 "status": RUNNING,
                 "started_at": utcnow(),
                 "warnings": [],

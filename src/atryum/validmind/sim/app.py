@@ -591,9 +591,13 @@ def _readable_record(state: SimState, who: Caller, cuid: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- serving
-def serve(state: SimState, host: str, port: int) -> None:
-    """Serve the simulator until interrupted (blocking)."""
-    uvicorn.run(create_sim_app(state), host=host, port=port, log_level="info")
+def serve(state: SimState, host: str, port: int, notify: NotifyConfig | None = None) -> None:
+    """Serve the simulator until interrupted (blocking). `notify`, when given, configures the
+    notifier at start-up (as `PUT /admin/notify` would)."""
+    notifier = Notifier()
+    if notify is not None:
+        notifier.configure(notify)
+    uvicorn.run(create_sim_app(state, notifier=notifier), host=host, port=port, log_level="info")
 
 
 class SimServer:

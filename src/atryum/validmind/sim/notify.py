@@ -6,7 +6,10 @@ Two modes, as ValidMind's backend would do it (agent-sync.md §5):
 * ``event`` — ``POST {atryum_url}/api/v1/validmind/events`` with a signed change event.
 
 Deliveries run on one background worker thread, in order; the admin call that caused a change
-never waits for them. Errors are logged (never with credentials) and swallowed.
+never waits for them. When Atryum is down or restarting (a connection/transport error, HTTP 5xx or
+429) the same delivery is retried — an event keeps its id and is re-signed with a fresh timestamp
+each attempt — with exponential backoff and jitter for at most ``retry_for_seconds``; other 4xx
+answers are final. Errors are logged (never with credentials) and swallowed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -32,6 +36,34 @@ log = logging.getLogger(__name__)
 NotifyMode = Literal["none", "sync", "event"]
 SYNC_PATH = "/api/v1/agents/sync"
 EVENTS_PATH = "/api/v1/validmind/events"
+
+RETRY_FOR_SECONDS = 120.0
+BACKOFF_INITIAL = 0.2
+BACKOFF_MAX = 5.0
+
+Wait = Callable[[threading.Event, float], bool]
+"""``wait(stop, delay)`` backs off for ``delay`` seconds; True when ``stop`` was set meanwhile."""
+
+
+def _event_wait(stop: threading.Event, delay: float) -> bool:
+    return stop.wait(delay)
+
+
+def backoff_delay(
+    attempt: int,
+    *,
+    initial: float = BACKOFF_INITIAL,
+    cap: float = BACKOFF_MAX,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Delay before retry number ``attempt`` (1-based): ``min(cap, initial * 2**(attempt-1))``
+    with "equal jitter" (between half of it and all of it)."""
+    base = min(cap, initial * 2 ** min(attempt - 1, 32))
+    return base / 2 + base / 2 * rand()
+
+
+def _retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -90,12 +122,26 @@ class _Item:
     event_id: str
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """The outcome of one delivery attempt."""
+
+    ok: bool
+    retry: bool  # worth trying again (Atryum down or restarting)
+    detail: str  # for logs: an exception class name or "HTTP <status>", never a secret
+
+
 class Notifier:
     """Delivers record changes to Atryum from a background thread.
 
     ``client`` (or ``client_factory``) makes the HTTP client injectable, e.g. an
     ``httpx2.Client(transport=httpx2.MockTransport(...))`` in tests. A given ``client`` is not
     closed by the notifier; one it builds itself is.
+
+    Retries: ``retry_for_seconds`` bounds how long one delivery is retried (0 disables retries);
+    ``backoff_initial``/``backoff_max`` shape the backoff; ``wait`` (``wait(stop, delay) -> bool``,
+    default ``stop.wait(delay)``), ``monotonic`` and ``rand`` are injectable so tests neither sleep
+    nor guess. ``close()`` sets ``stop``, so a backing-off worker gives up at once.
     """
 
     def __init__(
@@ -105,11 +151,26 @@ class Notifier:
         client_factory: Callable[[], httpx2.Client] | None = None,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        retry_for_seconds: float = RETRY_FOR_SECONDS,
+        backoff_initial: float = BACKOFF_INITIAL,
+        backoff_max: float = BACKOFF_MAX,
+        wait: Wait = _event_wait,
+        monotonic: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
     ) -> None:
+        if retry_for_seconds < 0:
+            raise ValueError("retry_for_seconds must not be negative")
         self._client = client
         self._owns_client = client is None
         self._factory = client_factory or (lambda: httpx2.Client(timeout=timeout))
         self._clock = clock
+        self._retry_for = retry_for_seconds
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._wait = wait
+        self._monotonic = monotonic
+        self._rand = rand
+        self._stop = threading.Event()
         self._config = NotifyConfig()
         self._cond = threading.Condition()
         self._queue: deque[_Item] = deque()
@@ -118,6 +179,8 @@ class Notifier:
         self._stopping = False
         self.sent = 0
         self.failed = 0
+        self.retries = 0
+        self.retrying = False
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -137,6 +200,8 @@ class Notifier:
                 "pending": len(self._queue) + (1 if self._busy else 0),
                 "sent": self.sent,
                 "failed": self.failed,
+                "retries": self.retries,
+                "retrying": self.retrying,
             }
 
     # ------------------------------------------------------------------ queueing
@@ -162,16 +227,22 @@ class Notifier:
             return True
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the worker after it has drained the queue (bounded by `timeout`)."""
+        """Stop the worker after it has drained the queue (bounded by `timeout`).
+
+        A delivery that is backing off gives up at once, and what is still queued gets one
+        attempt each, without retries."""
         with self._cond:
             thread = self._thread
             self._stopping = True
+            self._stop.set()
             self._cond.notify_all()
         if thread is not None:
             thread.join(timeout)
         with self._cond:
-            self._thread = None
+            if self._thread is not None and not self._thread.is_alive():
+                self._thread = None
             self._stopping = False
+            self._stop.clear()
             client, self._client = self._client, (None if self._owns_client else self._client)
         if self._owns_client and client is not None:
             client.close()
@@ -188,12 +259,11 @@ class Notifier:
                 while not self._queue and not self._stopping:
                     self._cond.wait()
                 if not self._queue:
+                    if self._thread is threading.current_thread():
+                        self._thread = None  # a change queued from now on starts a new worker
                     return
                 item = self._queue.popleft()
-                if item.config.mode == "sync":
-                    # one sync call covers every change already waiting for the same target
-                    while self._queue and self._queue[0].config == item.config:
-                        self._queue.popleft()
+                self._absorb(item)
                 self._busy = True
             try:
                 self._deliver(item)
@@ -202,15 +272,96 @@ class Notifier:
                     self._busy = False
                     self._cond.notify_all()
 
+    def _absorb(self, item: _Item) -> None:
+        """One sync call covers every change already waiting (next in line) for the same target.
+
+        Called with the lock held, before each attempt, so changes that arrive while a sync call
+        is being retried collapse into it."""
+        if item.config.mode == "sync":
+            while self._queue and self._queue[0].config == item.config:
+                self._queue.popleft()
+
     def _http(self) -> httpx2.Client:
         if self._client is None:
             self._client = self._factory()
         return self._client
 
     def _deliver(self, item: _Item) -> None:
+        """Deliver `item`, retrying while Atryum is down, within the retry budget."""
         config = item.config
-        base = config.atryum_url.rstrip("/")
-        url = base + (SYNC_PATH if config.mode == "sync" else EVENTS_PATH)
+        url = config.atryum_url.rstrip("/") + (SYNC_PATH if config.mode == "sync" else EVENTS_PATH)
+        started = self._monotonic()
+        attempt = 1
+        while True:
+            outcome = self._attempt(item, url)
+            if outcome.ok or not outcome.retry:
+                break
+            delay = backoff_delay(
+                attempt, initial=self._backoff_initial, cap=self._backoff_max, rand=self._rand
+            )
+            elapsed = self._monotonic() - started
+            reason = self._why_not_retry(item, elapsed + delay)
+            if reason is not None:
+                log.warning(
+                    "sim notify gave up: mode=%s url=%s record=%s change=%s attempts=%d "
+                    "elapsed=%.1fs reason=%s last=%s",
+                    config.mode,
+                    url,
+                    item.change.record_cuid,
+                    item.change.type,
+                    attempt,
+                    elapsed,
+                    reason,
+                    outcome.detail,
+                )
+                break
+            log.info(
+                "sim notify retrying: mode=%s url=%s record=%s attempt=%d in=%.2fs last=%s",
+                config.mode,
+                url,
+                item.change.record_cuid,
+                attempt,
+                delay,
+                outcome.detail,
+            )
+            with self._cond:
+                self.retries += 1
+                self.retrying = True
+            try:
+                stopped = self._wait(self._stop, delay)
+            finally:
+                with self._cond:
+                    self.retrying = False
+            if stopped:
+                log.warning(
+                    "sim notify gave up: mode=%s url=%s record=%s change=%s attempts=%d "
+                    "reason=closing last=%s",
+                    config.mode,
+                    url,
+                    item.change.record_cuid,
+                    item.change.type,
+                    attempt,
+                    outcome.detail,
+                )
+                break
+            with self._cond:
+                self._absorb(item)
+            attempt += 1
+        self._count(ok=outcome.ok)
+
+    def _why_not_retry(self, item: _Item, elapsed_after_wait: float) -> str | None:
+        if self._stop.is_set():
+            return "closing"
+        if elapsed_after_wait > self._retry_for:
+            return f"retried for {self._retry_for:g}s"
+        with self._cond:
+            if self._config != item.config:
+                return "notify target reconfigured"
+        return None
+
+    def _attempt(self, item: _Item, url: str) -> _Attempt:
+        """One POST; an event is (re-)signed with a fresh timestamp, keeping its id."""
+        config = item.config
         try:
             if config.mode == "sync":
                 headers: dict[str, str] = {}
@@ -230,31 +381,31 @@ class Notifier:
                 }
                 response = self._http().post(url, content=body, headers=headers)
         except httpx2.HTTPError as exc:
-            self._count(ok=False)
-            log.warning(
+            # Atryum down or restarting: retried, and a warning follows if it never answers
+            log.info(
                 "sim notify failed: mode=%s url=%s record=%s error=%s",
                 config.mode,
                 url,
                 item.change.record_cuid,
                 exc.__class__.__name__,
             )
-            return
+            return _Attempt(ok=False, retry=True, detail=exc.__class__.__name__)
         except Exception:
-            self._count(ok=False)
             log.exception("sim notify failed: mode=%s url=%s", config.mode, url)
-            return
-        ok = response.status_code < 400
-        self._count(ok=ok)
-        level = logging.INFO if ok else logging.WARNING
+            return _Attempt(ok=False, retry=False, detail="unexpected error")
+        status = response.status_code
+        ok = status < 400
+        retry = not ok and _retryable_status(status)
         log.log(
-            level,
+            logging.WARNING if not ok and not retry else logging.INFO,
             "sim notify: mode=%s url=%s record=%s change=%s status=%s",
             config.mode,
             url,
             item.change.record_cuid,
             item.change.type,
-            response.status_code,
+            status,
         )
+        return _Attempt(ok=ok, retry=retry, detail=f"HTTP {status}")
 
     def _count(self, *, ok: bool) -> None:
         with self._cond:

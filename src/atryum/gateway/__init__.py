@@ -1,0 +1,1 @@
+"""Gateway: gated tool calls (invocations), rules, human approval, audit events, live updates."""

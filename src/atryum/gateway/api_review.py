@@ -1,0 +1,126 @@
+"""Human review: /api/v1/review/invocations (list, detail, events, approve, deny, live stream)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from sse_starlette import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from atryum.errors import NotFound
+from atryum.gateway import approvals, service, store
+from atryum.gateway.deps import Ctx, Operator, Runtime
+from atryum.gateway.schemas import (
+    DecisionIn,
+    EventList,
+    EventOut,
+    InvocationOut,
+    InvocationPage,
+)
+
+router = APIRouter(prefix="/api/v1/review/invocations", tags=["review"])
+
+
+@router.get("", response_model=InvocationPage)
+def list_invocations(
+    ctx: Ctx,
+    rt: Runtime,
+    status: str | None = Query(None, description="one status or several, comma-separated"),
+    agent: str | None = Query(None, description="registry agent id or runtime agent id"),
+    source: str | None = None,
+    tool: str | None = None,
+    since: datetime | None = None,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+) -> InvocationPage:
+    flt = store.InvocationFilter(
+        statuses=[s.strip() for s in (status or "").split(",") if s.strip()],
+        agent=agent,
+        source=source,
+        tool=tool,
+        since=since,
+    )
+    items, total = service.list_invocations(
+        ctx.engine, flt=flt, offset=offset, limit=limit, hub=rt.hub
+    )
+    return InvocationPage(
+        items=[InvocationOut.of(i) for i in items], total=total, offset=offset, limit=limit
+    )
+
+
+@router.get("/stream", response_class=EventSourceResponse)
+async def stream(request: Request, ctx: Ctx, rt: Runtime) -> EventSourceResponse:
+    """Server-sent events: `invocation` (its current JSON) whenever one changes."""
+    sub = rt.hub.subscribe()
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        try:
+            yield {"event": "ready", "data": "{}"}
+            while True:
+                change = await sub.next(timeout=60)
+                if change is None:
+                    continue
+                if change.invocation_id is None:
+                    yield {"event": "resync", "data": "{}"}
+                    continue
+                try:
+                    inv = await run_in_threadpool(
+                        service.get_invocation, ctx.engine, invocation_id=change.invocation_id
+                    )
+                except NotFound:
+                    continue
+                yield {
+                    "event": "invocation",
+                    "id": f"{inv.id}:{inv.status}",
+                    "data": InvocationOut.of(inv).model_dump_json(),
+                }
+        finally:
+            rt.hub.unsubscribe(sub)
+
+    return EventSourceResponse(events(), ping=15)
+
+
+@router.get("/{invocation_id}", response_model=InvocationOut)
+def get_invocation(invocation_id: str, ctx: Ctx, rt: Runtime) -> InvocationOut:
+    return InvocationOut.of(
+        service.get_invocation(ctx.engine, invocation_id=invocation_id, hub=rt.hub)
+    )
+
+
+@router.get("/{invocation_id}/events", response_model=EventList)
+def get_events(invocation_id: str, ctx: Ctx) -> EventList:
+    events = service.list_events(ctx.engine, invocation_id=invocation_id)
+    return EventList(items=[EventOut.of(e) for e in events])
+
+
+@router.post("/{invocation_id}/approve", response_model=InvocationOut)
+def approve(
+    invocation_id: str, ctx: Ctx, rt: Runtime, actor: Operator, body: DecisionIn | None = None
+) -> InvocationOut:
+    inv = approvals.decide(
+        ctx.engine,
+        invocation_id=invocation_id,
+        approve=True,
+        reason=body.reason if body else "",
+        actor=actor,
+        hub=rt.hub,
+    )
+    return InvocationOut.of(inv)
+
+
+@router.post("/{invocation_id}/deny", response_model=InvocationOut)
+def deny(
+    invocation_id: str, ctx: Ctx, rt: Runtime, actor: Operator, body: DecisionIn | None = None
+) -> InvocationOut:
+    inv = approvals.decide(
+        ctx.engine,
+        invocation_id=invocation_id,
+        approve=False,
+        reason=body.reason if body else "",
+        actor=actor,
+        hub=rt.hub,
+    )
+    return InvocationOut.of(inv)

@@ -1,0 +1,132 @@
+"""Human approval: approve, deny, expire. Decisions are durable rows, so any replica sees them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from atryum.db.types import utcnow
+from atryum.errors import Conflict, NotFound
+from atryum.gateway import audit, metrics, store
+from atryum.gateway.hub import Change, Hub
+from atryum.gateway.models import (
+    A_APPROVED,
+    A_DENIED,
+    A_EXPIRED,
+    APPROVED,
+    DENIED,
+    EXPIRED,
+    PENDING,
+    Invocation,
+)
+
+SYSTEM = "atryum"
+
+
+def _overdue(inv: Invocation, now: datetime) -> bool:
+    expires = inv.approval.expires_at if inv.approval else None
+    return inv.status == PENDING and expires is not None and expires <= now
+
+
+def expire_if_due(
+    conn: sa.Connection, inv: Invocation, *, now: datetime, outbox: list[Change]
+) -> Invocation:
+    """A pending call past its deadline becomes `expired` (the harness treats it as a denial)."""
+    if not _overdue(inv, now):
+        return inv
+    assert inv.approval is not None and inv.approval.expires_at is not None
+    waited = int((inv.approval.expires_at - inv.approval.requested_at).total_seconds())
+    reason = f"no one approved or denied the call within {waited} s"
+    if audit.change_status(
+        conn,
+        inv,
+        EXPIRED,
+        now=now,
+        actor=SYSTEM,
+        data={"reason": reason},
+        values={"completed_at": now},
+        outbox=outbox,
+    ):
+        store.update_approval(
+            conn, inv.id, {"status": A_EXPIRED, "reason": reason, "decision_at": now}
+        )
+        metrics.DECISIONS.labels(A_EXPIRED, "none").inc()
+    fresh = store.get_invocation(conn, inv.id)
+    assert fresh is not None
+    return fresh
+
+
+def expire_overdue(engine: sa.Engine, *, hub: Hub | None = None) -> int:
+    """Expire every pending call past its deadline (the sweeper; safe on several replicas)."""
+    outbox: list[Change] = []
+    now = utcnow()
+    with engine.begin() as conn:
+        for inv_id in store.overdue_pending(conn, now):
+            inv = store.get_invocation(conn, inv_id)
+            if inv is not None:
+                expire_if_due(conn, inv, now=now, outbox=outbox)
+    if hub is not None:
+        hub.committed(outbox)
+    return len(outbox)
+
+
+def decide(
+    engine: sa.Engine,
+    *,
+    invocation_id: str,
+    approve: bool,
+    reason: str = "",
+    actor: str,
+    hub: Hub | None = None,
+) -> Invocation:
+    """A human's decision on a pending call; 409 unless it is still pending (and not overdue)."""
+    new = APPROVED if approve else DENIED
+    outbox: list[Change] = []
+    problem: str | None = None
+    with engine.begin() as conn:
+        now = utcnow()
+        inv = store.get_invocation(conn, invocation_id)
+        if inv is None:
+            raise NotFound(f"invocation {invocation_id} not found")
+        inv = expire_if_due(conn, inv, now=now, outbox=outbox)
+        reason = reason.strip() or (
+            "approved by an operator" if approve else "denied by an operator"
+        )
+        if inv.status != PENDING:
+            problem = (
+                f"invocation {invocation_id} is {inv.status}, not pending approval; "
+                "only a pending call can be approved or denied"
+            )
+        elif audit.change_status(
+            conn,
+            inv,
+            new,
+            now=now,
+            actor=actor,
+            data={"reason": reason},
+            outbox=outbox,
+        ):
+            store.update_approval(
+                conn,
+                inv.id,
+                {
+                    "status": A_APPROVED if approve else A_DENIED,
+                    "reason": reason,
+                    "actor_id": actor,
+                    "decision_at": now,
+                },
+            )
+        else:
+            fresh = store.get_invocation(conn, invocation_id)
+            status = fresh.status if fresh else "gone"
+            problem = f"invocation {invocation_id} was decided at the same time (now {status})"
+        result = store.get_invocation(conn, invocation_id)
+    if hub is not None:
+        hub.committed(outbox)
+    if problem:
+        raise Conflict(problem)
+    assert result is not None
+    metrics.DECISIONS.labels(A_APPROVED if approve else A_DENIED, "human").inc()
+    metrics.DECISION_LATENCY.labels("human").observe((now - result.submitted_at).total_seconds())
+    return result

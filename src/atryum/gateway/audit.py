@@ -1,0 +1,97 @@
+"""Status changes with their events: one compare-and-set, one event row, one notification.
+
+Every status change of an invocation goes through `change_status` (or `first_events` at
+submission), inside the caller's transaction, so a status never changes without its event and
+an event never exists without its change. `rebuild_status` replays an event history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from atryum.gateway import store
+from atryum.gateway.hub import Change
+from atryum.gateway.models import Event, Invocation, can_change
+
+
+def event_row(
+    *,
+    invocation_id: str,
+    seq: int,
+    old: str | None,
+    new: str,
+    actor: str | None,
+    now: datetime,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "id": store.new_id(),
+        "invocation_id": invocation_id,
+        "seq": seq,
+        "type": new,
+        "from_status": old,
+        "status": new,
+        "actor": actor,
+        "created_at": now,
+        "data": data,
+    }
+
+
+def change_status(
+    conn: sa.Connection,
+    inv: Invocation,
+    new: str,
+    *,
+    now: datetime,
+    actor: str | None,
+    data: dict[str, Any],
+    values: dict[str, Any] | None = None,
+    outbox: list[Change],
+) -> bool:
+    """Move `inv` from the status it was read with to `new`; False if someone else moved it."""
+    if not can_change(inv.status, new):
+        raise ValueError(f"no transition {inv.status} → {new}")
+    moved = store.change_status(
+        conn, inv.id, old=inv.status, new=new, values={"updated_at": now, **(values or {})}
+    )
+    if not moved:
+        return False
+    store.insert_events(
+        conn,
+        [
+            event_row(
+                invocation_id=inv.id,
+                seq=store.next_seq(conn, inv.id),
+                old=inv.status,
+                new=new,
+                actor=actor,
+                now=now,
+                data=data,
+            )
+        ],
+    )
+    announce(conn, inv.id, new, outbox)
+    return True
+
+
+def announce(conn: sa.Connection, invocation_id: str, status: str, outbox: list[Change]) -> None:
+    store.notify(conn, {"id": invocation_id, "status": status})
+    outbox.append(Change(invocation_id, status))
+
+
+def rebuild_status(events: Sequence[Event]) -> str | None:
+    """Replay an invocation's events; raises ValueError if the history is not a valid chain."""
+    status: str | None = None
+    for expected_seq, event in enumerate(events, start=1):
+        if event.seq != expected_seq:
+            raise ValueError(f"event {event.id}: seq {event.seq}, expected {expected_seq}")
+        if event.from_status != status or not can_change(status, event.status):
+            raise ValueError(
+                f"event {event.id}: {event.from_status} → {event.status} after {status}"
+            )
+        status = event.status
+    return status

@@ -1,0 +1,165 @@
+"""`atryum hook`: a Claude Code hook that gates each tool call through Atryum (spec §2).
+
+PreToolUse: post the intended call, wait for the decision, print Claude Code's allow/deny JSON.
+PostToolUse: report the outcome of the approved call. Anything that goes wrong — Atryum
+unreachable, an error answer, no decision in time — denies the call (fail closed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+
+OPEN = {"received", "pending_approval"}
+MAX_RESULT_CHARS = 64_000
+POLL_WAIT = 25  # seconds per long-poll request (the server caps it at 30)
+
+
+def _decision(allow: bool, reason: str) -> dict[str, Any]:
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "allow" if allow else "deny",
+            "permissionDecisionReason": reason,
+        }
+    }
+
+
+def _state_dir() -> Path:
+    base = os.environ.get("ATRYUM_HOOK_STATE_DIR") or os.path.join(
+        tempfile.gettempdir(), f"atryum-hook-{os.getuid()}"
+    )
+    path = Path(base)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _state_file(tool_use_id: str) -> Path:
+    return _state_dir() / (re.sub(r"[^A-Za-z0-9_.-]", "_", tool_use_id) + ".json")
+
+
+def _error_text(r: httpx2.Response) -> str:
+    try:
+        return str(r.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {r.status_code}"
+
+
+def pre_tool_use(
+    event: dict[str, Any],
+    *,
+    client: httpx2.Client,
+    source: str,
+    agent_id: str | None,
+    timeout: float,
+) -> dict[str, Any]:
+    tool_use_id = str(event.get("tool_use_id") or "")
+    session = str(event.get("session_id") or "")
+    tool_input = event.get("tool_input")
+    body: dict[str, Any] = {
+        "source": source,
+        "tool": str(event.get("tool_name") or ""),
+        "input": tool_input if isinstance(tool_input, dict) else {"value": tool_input},
+        "description": str((tool_input or {}).get("description", ""))
+        if isinstance(tool_input, dict)
+        else "",
+        "client_session_id": session or None,
+        "client_name": "claude-code",
+        "client_version": "atryum-hook",
+        "agent_id": agent_id,
+    }
+    if tool_use_id:
+        body["request_id"] = tool_use_id
+        body["idempotency_key"] = f"{source}:{session}:{tool_use_id}"
+    r = client.post("/api/v1/external/invocations", json=body)
+    if r.status_code not in (200, 201):
+        return _decision(False, f"Atryum refused the call: {_error_text(r)}")
+    inv = r.json()
+    deadline = time.monotonic() + timeout
+    while inv["status"] in OPEN:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            client.patch(
+                f"/api/v1/external/invocations/{inv['invocation_id']}",
+                json={"execution_status": "cancelled", "message": "the hook stopped waiting"},
+            )
+            return _decision(False, f"no decision from Atryum within {timeout:.0f} s")
+        r = client.get(
+            f"/api/v1/external/invocations/{inv['invocation_id']}",
+            params={"wait": min(POLL_WAIT, max(int(left), 1))},
+        )
+        if r.status_code != 200:
+            return _decision(False, f"Atryum answered with an error: {_error_text(r)}")
+        inv = r.json()
+    reason = (inv.get("approval") or {}).get("reason") or inv["status"]
+    if inv["status"] != "approved":
+        return _decision(False, f"Atryum: {inv['status']}: {reason}")
+    client.patch(
+        f"/api/v1/external/invocations/{inv['invocation_id']}",
+        json={"execution_status": "running"},
+    )
+    if tool_use_id:
+        _state_file(tool_use_id).write_text(json.dumps({"invocation_id": inv["invocation_id"]}))
+    return _decision(True, f"Atryum: approved: {reason}")
+
+
+def post_tool_use(event: dict[str, Any], *, client: httpx2.Client) -> None:
+    tool_use_id = str(event.get("tool_use_id") or "")
+    if not tool_use_id:
+        return
+    path = _state_file(tool_use_id)
+    if not path.exists():
+        return  # not a call this hook approved
+    invocation_id = json.loads(path.read_text())["invocation_id"]
+    result = event.get("tool_response")
+    text = json.dumps(result, default=str)
+    if len(text) > MAX_RESULT_CHARS:
+        result = {"truncated": True, "preview": text[:MAX_RESULT_CHARS]}
+    failed = isinstance(result, dict) and result.get("is_error") is True
+    client.patch(
+        f"/api/v1/external/invocations/{invocation_id}",
+        json={"execution_status": "failed" if failed else "completed", "result": result},
+    )
+    path.unlink(missing_ok=True)
+
+
+def run(
+    stdin_text: str,
+    *,
+    url: str,
+    source: str = "claude-code",
+    agent_id: str | None = None,
+    timeout: float = 600.0,
+    transport: httpx2.BaseTransport | None = None,
+) -> str:
+    """Handle one hook event; returns what to print on stdout (empty for PostToolUse)."""
+    try:
+        event = json.loads(stdin_text or "{}")
+        if not isinstance(event, dict):
+            raise ValueError("hook input is not a JSON object")
+    except ValueError as exc:
+        return json.dumps(_decision(False, f"atryum hook could not read its input: {exc}"))
+    kind = event.get("hook_event_name", "PreToolUse")
+    try:
+        with httpx2.Client(
+            base_url=url.rstrip("/"), timeout=POLL_WAIT + 10, transport=transport
+        ) as client:
+            if kind == "PostToolUse":
+                post_tool_use(event, client=client)
+                return ""
+            out = pre_tool_use(
+                event, client=client, source=source, agent_id=agent_id, timeout=timeout
+            )
+    except (httpx2.HTTPError, OSError, ValueError, KeyError) as exc:
+        if kind == "PostToolUse":
+            return ""  # the outcome report is best effort; the tool has already run
+        out = _decision(False, f"Atryum at {url} could not be reached ({exc}); blocked")
+    return json.dumps(out)

@@ -1,0 +1,138 @@
+"""Rule matching and the decision for one call: ordered rules, then the default policy.
+
+Pure functions: no database, no clock. The service loads the rules and the policy, calls
+`decide`, and turns any exception into a request for human approval (never an approval).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from atryum.gateway.models import (
+    AI_EVALUATION,
+    ALWAYS_APPROVE,
+    ALWAYS_DENY,
+    AUTO_APPROVE,
+    AUTO_DENY,
+    HUMAN_APPROVAL,
+    Rule,
+)
+
+Outcome = Literal["approve", "deny", "human"]
+Verdict = Literal["approve", "deny", "human", "next_rule"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """What the rules look at."""
+
+    source: str
+    tool: str
+    agent_record_id: str | None
+    input: dict[str, Any]
+    description: str = ""
+    charter: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reason: str
+    rule_id: str | None
+    by_default_policy: bool = False
+
+
+class Evaluator(Protocol):
+    """Judges a call against the agent's charter for an `ai_evaluation` rule."""
+
+    def __call__(self, rule: Rule, call: Call) -> tuple[Verdict, str]: ...
+
+
+def no_evaluator(rule: Rule, call: Call) -> tuple[Verdict, str]:
+    """Used until an AI judge is configured: the call goes to a human."""
+    return "human", "AI evaluation is not configured in this Atryum, so a human must decide"
+
+
+@functools.lru_cache(maxsize=2048)
+def _compile(pattern: str) -> re.Pattern[str]:
+    parts = [".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern]
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def pattern_matches(patterns: Sequence[str], value: str) -> bool:
+    """Empty list or `*` = any; entries with `*`/`?` are globs; others match exactly."""
+    if not patterns:
+        return True
+    for p in patterns:
+        if p == "*" or p == value:
+            return True
+        if ("*" in p or "?" in p) and _compile(p).fullmatch(value):
+            return True
+    return False
+
+
+def rule_matches(rule: Rule, call: Call) -> bool:
+    """An agent-scoped rule matches only calls resolved to one of its agents.
+
+    A retired agent never reaches the rules (the service denies it first), so a rule whose agents
+    are all retired or gone matches nothing; it never widens to all agents.
+    """
+    if not rule.enabled:
+        return False
+    if rule.agent_cuids and call.agent_record_id not in rule.agent_cuids:
+        return False
+    return pattern_matches(rule.server_patterns, call.source) and pattern_matches(
+        rule.tool_patterns, call.tool
+    )
+
+
+def rule_label(rule: Rule) -> str:
+    return f"rule {rule.description!r}" if rule.description else f"rule {rule.id}"
+
+
+def decide(
+    *,
+    rules: Sequence[Rule],
+    call: Call,
+    provider: str,
+    evaluator: Evaluator = no_evaluator,
+) -> Decision:
+    deferred: list[str] = []
+    for rule in sorted(rules, key=lambda r: r.order):
+        if not rule_matches(rule, call):
+            continue
+        label = rule_label(rule)
+        if rule.action == AUTO_APPROVE:
+            return Decision("approve", f"approved by {label}", rule.id)
+        if rule.action == AUTO_DENY:
+            return Decision("deny", f"denied by {label}", rule.id)
+        if rule.action == HUMAN_APPROVAL:
+            return Decision("human", f"{label} requires human approval", rule.id)
+        if rule.action == AI_EVALUATION:
+            verdict, why = evaluator(rule, call)
+            if verdict == "next_rule":
+                deferred.append(rule.id)
+                continue
+            if verdict == "approve":
+                return Decision("approve", f"approved by AI evaluation ({label}): {why}", rule.id)
+            if verdict == "deny":
+                return Decision("deny", f"denied by AI evaluation ({label}): {why}", rule.id)
+            return Decision("human", f"{label}: {why}", rule.id)
+        return Decision("human", f"{label} has an unknown action; a human must decide", rule.id)
+    if deferred:
+        return Decision(
+            "human",
+            "AI evaluation passed the call on and no later rule decided; a human must decide",
+            deferred[-1],
+        )
+    if provider == ALWAYS_APPROVE:
+        return Decision("approve", "no rule matched; approved by the default policy", None, True)
+    if provider == ALWAYS_DENY:
+        return Decision("deny", "no rule matched; denied by the default policy", None, True)
+    return Decision(
+        "human", "no rule matched; the default policy asks a human to decide", None, True
+    )

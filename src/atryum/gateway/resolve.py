@@ -1,0 +1,89 @@
+"""Which registry agent is calling: runtime id → binding → default agent, failing closed.
+
+A runtime id that belongs to a retired or disabled agent is denied outright; it never falls
+through to the default agent or to rules for all agents (agent-sync.md §3.3, §7.8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from atryum.agents import store as agent_store
+from atryum.agents.models import Agent
+from atryum.gateway import store
+from atryum.sync import store as sync_store
+
+_RETIRED_BECAUSE = {
+    "archived_in_source": "its ValidMind record is archived",
+    "out_of_scope": "its ValidMind record is outside the configured sync scope",
+}
+
+
+@dataclass(frozen=True)
+class Resolution:
+    agent: Agent | None
+    denied: str | None  # reason to deny the call outright
+    via: str  # runtime_id | binding | default | anonymous | unknown
+
+    @property
+    def agent_id(self) -> str | None:
+        return self.agent.id if self.agent else None
+
+    @property
+    def agent_name(self) -> str | None:
+        return self.agent.name if self.agent else None
+
+
+def retired_reason(agent: Agent) -> str:
+    why = _RETIRED_BECAUSE.get(
+        agent.removal_reason or "", f"it was removed from the registry ({agent.removal_reason})"
+    )
+    return f"agent {agent.name} was retired: {why}"
+
+
+def _checked(agent: Agent, via: str) -> Resolution:
+    if not agent.active:
+        return Resolution(agent, retired_reason(agent), via)
+    if not agent.enabled:
+        return Resolution(agent, f"agent {agent.name} is disabled", via)
+    return Resolution(agent, None, via)
+
+
+def resolve(conn: sa.Connection, runtime_id: str | None) -> Resolution:
+    rid = (runtime_id or "").strip()
+    if rid:
+        agent = agent_store.resolve_runtime_id(conn, rid)
+        if agent is not None:
+            return _checked(agent, "runtime_id")
+        bound = store.agents_bound_to(conn, rid)
+        if len(bound) > 1:
+            return Resolution(
+                None,
+                f"agent id {rid!r} matches managed-agent bindings of several agents; "
+                "bind it to one agent only",
+                "binding",
+            )
+        if bound:
+            agent = agent_store.get_agent(conn, bound[0])
+            if agent is not None:
+                return _checked(agent, "binding")
+    default_id = (sync_store.read_settings(conn) or {}).get("default_agent_id")
+    if default_id:
+        agent = agent_store.get_agent(conn, default_id)
+        if agent is None:
+            return Resolution(
+                None,
+                f"the default agent {default_id} no longer exists; choose another default agent",
+                "default",
+            )
+        return _checked(agent, "default")
+    if rid:
+        return Resolution(
+            None,
+            f"agent {rid!r} is not registered in Atryum and no default agent is configured; "
+            "add this id to an agent's agent_ids or set a default agent",
+            "unknown",
+        )
+    return Resolution(None, None, "anonymous")

@@ -1,0 +1,215 @@
+"""Rules and the default policy: validation, ordering, stale-agent flags, what a caller gets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from atryum.db.types import utcnow
+from atryum.errors import InvalidInput, NotFound
+from atryum.gateway import policy, resolve, store
+from atryum.gateway.models import (
+    POLICY_PROVIDERS,
+    RULE_ACTIONS,
+    Policy,
+    Rule,
+    RuleView,
+)
+from atryum.gateway.settings import GatewayDefaults
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    action: str
+    server_patterns: Sequence[str] = ()
+    tool_patterns: Sequence[str] = ()
+    agent_cuids: Sequence[str] = ()
+    description: str = ""
+    enabled: bool = True
+
+
+def _clean(values: Sequence[str], what: str) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        v = str(v).strip()
+        if not v:
+            raise InvalidInput(f"{what} must not contain empty values")
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _validated(conn: sa.Connection, spec: RuleSpec) -> dict[str, Any]:
+    if spec.action not in RULE_ACTIONS:
+        raise InvalidInput(f"action must be one of {', '.join(RULE_ACTIONS)}, not {spec.action!r}")
+    cuids = _clean(spec.agent_cuids, "agent_cuids")
+    known = {a.id for a in store.agent_states(conn, cuids)}
+    unknown = [c for c in cuids if c not in known]
+    if unknown:
+        raise InvalidInput(f"unknown agent id(s) in agent_cuids: {', '.join(unknown)}")
+    return {
+        "action": spec.action,
+        "server_patterns": _clean(spec.server_patterns, "server_patterns"),
+        "tool_patterns": _clean(spec.tool_patterns, "tool_patterns"),
+        "agent_cuids": cuids,
+        "description": spec.description.strip(),
+        "enabled": bool(spec.enabled),
+    }
+
+
+def _views(conn: sa.Connection, rules: Sequence[Rule]) -> list[RuleView]:
+    states = {a.id: a for a in store.agent_states(conn, (c for r in rules for c in r.agent_cuids))}
+    return [RuleView(r, [states[c] for c in r.agent_cuids if c in states]) for r in rules]
+
+
+def _require(conn: sa.Connection, rule_id: str) -> Rule:
+    rule = store.get_rule(conn, rule_id)
+    if rule is None:
+        raise NotFound(f"rule {rule_id} not found")
+    return rule
+
+
+def list_rules(engine: sa.Engine) -> list[RuleView]:
+    with engine.begin() as conn:
+        return _views(conn, store.list_rules(conn))
+
+
+def get_rule(engine: sa.Engine, *, rule_id: str) -> RuleView:
+    with engine.begin() as conn:
+        return _views(conn, [_require(conn, rule_id)])[0]
+
+
+def create_rule(engine: sa.Engine, *, spec: RuleSpec, insert_before: str | None = None) -> RuleView:
+    """Append, or insert before the rule `insert_before` (`""` = at the top)."""
+    now = utcnow()
+    rule_id = store.new_id()
+    with engine.begin() as conn:
+        store.lock_policy(conn, now)
+        values = _validated(conn, spec)
+        order = [r.id for r in store.list_rules(conn)]
+        if insert_before is None:
+            index = len(order)
+        elif insert_before == "":
+            index = 0
+        elif insert_before in order:
+            index = order.index(insert_before)
+        else:
+            raise InvalidInput(f"insert_before: rule {insert_before} not found")
+        store.insert_rule(
+            conn,
+            {**values, "id": rule_id, "position": len(order), "created_at": now, "updated_at": now},
+        )
+        order.insert(index, rule_id)
+        store.set_positions(conn, order)
+        return _views(conn, [_require(conn, rule_id)])[0]
+
+
+def replace_rule(engine: sa.Engine, *, rule_id: str, spec: RuleSpec) -> RuleView:
+    with engine.begin() as conn:
+        _require(conn, rule_id)
+        store.update_rule(conn, rule_id, {**_validated(conn, spec), "updated_at": utcnow()})
+        return _views(conn, [_require(conn, rule_id)])[0]
+
+
+def delete_rule(engine: sa.Engine, *, rule_id: str) -> None:
+    with engine.begin() as conn:
+        store.lock_policy(conn, utcnow())
+        _require(conn, rule_id)
+        store.delete_rule(conn, rule_id)
+        store.set_positions(conn, [r.id for r in store.list_rules(conn)])
+
+
+def move_rule(engine: sa.Engine, *, rule_id: str, direction: str) -> RuleView:
+    if direction not in ("up", "down"):
+        raise InvalidInput("direction must be 'up' or 'down'")
+    with engine.begin() as conn:
+        store.lock_policy(conn, utcnow())
+        order = [r.id for r in store.list_rules(conn)]
+        if rule_id not in order:
+            raise NotFound(f"rule {rule_id} not found")
+        i = order.index(rule_id)
+        j = i - 1 if direction == "up" else i + 1
+        if 0 <= j < len(order):  # moving the first rule up (or the last down) changes nothing
+            order[i], order[j] = order[j], order[i]
+            store.set_positions(conn, order)
+        return _views(conn, [_require(conn, rule_id)])[0]
+
+
+# -- default policy ---------------------------------------------------------------------------
+
+
+def policy_tx(conn: sa.Connection, defaults: GatewayDefaults) -> Policy:
+    row = store.read_policy(conn) or {}
+    return Policy(
+        provider=row.get("provider") or defaults.provider,
+        approval_timeout_seconds=int(
+            row.get("approval_timeout_seconds") or defaults.approval_timeout_seconds
+        ),
+        updated_at=row.get("updated_at"),
+    )
+
+
+def get_policy(engine: sa.Engine, *, defaults: GatewayDefaults) -> Policy:
+    with engine.begin() as conn:
+        return policy_tx(conn, defaults)
+
+
+def update_policy(
+    engine: sa.Engine,
+    *,
+    provider: str | None = None,
+    approval_timeout_seconds: int | None = None,
+    defaults: GatewayDefaults,
+) -> Policy:
+    values: dict[str, Any] = {}
+    if provider is not None:
+        if provider not in POLICY_PROVIDERS:
+            raise InvalidInput(
+                f"provider must be one of {', '.join(POLICY_PROVIDERS)}, not {provider!r}"
+            )
+        values["provider"] = provider
+    if approval_timeout_seconds is not None:
+        if approval_timeout_seconds < 1:
+            raise InvalidInput("approval_timeout_seconds must be at least 1")
+        values["approval_timeout_seconds"] = approval_timeout_seconds
+    now = utcnow()
+    with engine.begin() as conn:
+        store.lock_policy(conn, now)
+        store.write_policy(conn, {**values, "updated_at": now})
+        return policy_tx(conn, defaults)
+
+
+# -- what applies to a caller (advisory) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Applicable:
+    resolution: resolve.Resolution
+    rules: list[RuleView]
+    decision: policy.Decision
+
+
+def rules_for_caller(
+    engine: sa.Engine,
+    *,
+    source: str,
+    tool: str,
+    agent_id: str | None,
+    defaults: GatewayDefaults,
+) -> Applicable:
+    """The rules that would match this call, in order, and the decision they would give today."""
+    with engine.begin() as conn:
+        resolution = resolve.resolve(conn, agent_id)
+        if resolution.denied:
+            decision = policy.Decision("deny", resolution.denied, None)
+            return Applicable(resolution, [], decision)
+        call = policy.Call(source=source, tool=tool, agent_record_id=resolution.agent_id, input={})
+        rules = store.list_rules(conn, enabled_only=True)
+        matching = [r for r in rules if policy.rule_matches(r, call)]
+        decision = policy.decide(
+            rules=rules, call=call, provider=policy_tx(conn, defaults).provider
+        )
+        return Applicable(resolution, _views(conn, matching), decision)

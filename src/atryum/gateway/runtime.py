@@ -1,0 +1,105 @@
+"""The gateway's background work for one app: change hub, PostgreSQL listener, expiry sweeper.
+
+`start(ctx)` / `stop(ctx)` run in the app's lifespan (the gateway router's own lifespan calls
+them, so including the router is all an app needs). Start is reference-counted per context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from atryum.db.engine import is_postgres
+from atryum.db.types import utcnow
+from atryum.gateway import approvals, metrics, store
+from atryum.gateway.hub import Hub
+from atryum.gateway.listener import listen
+from atryum.gateway.models import PENDING
+from atryum.gateway.settings import GatewayDefaults, defaults_from
+
+log = logging.getLogger("atryum.gateway")
+
+
+@dataclass
+class GatewayRuntime:
+    ctx: Any
+    defaults: GatewayDefaults
+    hub: Hub = field(default_factory=Hub)
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    users: int = 0
+
+
+_RUNTIMES: dict[int, GatewayRuntime] = {}
+
+
+def runtime_for(ctx: Any) -> GatewayRuntime:
+    """The context's runtime; a passive one (hub only, no tasks) if `start` was not called."""
+    rt = _RUNTIMES.get(id(ctx))
+    if rt is None or rt.ctx is not ctx:
+        rt = _RUNTIMES[id(ctx)] = GatewayRuntime(ctx=ctx, defaults=defaults_from(ctx.config))
+    return rt
+
+
+async def start(ctx: Any) -> GatewayRuntime:
+    rt = runtime_for(ctx)
+    rt.users += 1
+    if rt.users > 1:
+        return rt
+    engine = ctx.engine
+    metrics.track(engine)
+    if is_postgres(engine):
+        rt.tasks.append(asyncio.create_task(listen(engine, rt.hub, rt.connected)))
+        try:  # wait briefly, so that requests served right after start-up get wake-ups
+            await asyncio.wait_for(rt.connected.wait(), timeout=5)
+        except TimeoutError:
+            log.warning("gateway listener not connected yet; waiters fall back to re-reading")
+    rt.tasks.append(asyncio.create_task(_sweep(rt)))
+    return rt
+
+
+async def stop(ctx: Any) -> None:
+    rt = _RUNTIMES.get(id(ctx))
+    if rt is None or rt.ctx is not ctx:
+        return
+    rt.users -= 1
+    if rt.users > 0:
+        return
+    for task in rt.tasks:
+        task.cancel()
+    for task in rt.tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    rt.tasks.clear()
+    metrics.untrack(ctx.engine)
+    _RUNTIMES.pop(id(ctx), None)
+
+
+def _next_expiry(rt: GatewayRuntime) -> datetime | None:
+    with rt.ctx.engine.connect() as conn:
+        return store.next_expiry(conn)
+
+
+async def _sweep(rt: GatewayRuntime) -> None:
+    """Expire overdue pending calls; sleeps until the next deadline or a new pending call."""
+    interval = rt.defaults.sweep_interval_seconds
+    sub = rt.hub.subscribe()
+    try:
+        while True:
+            wait = interval
+            try:
+                await run_in_threadpool(approvals.expire_overdue, rt.ctx.engine, hub=rt.hub)
+                nxt = await run_in_threadpool(_next_expiry, rt)
+                if nxt is not None:
+                    wait = min(interval, max((nxt - utcnow()).total_seconds(), 0) + 0.01)
+            except Exception:  # the sweeper must outlive database hiccups
+                log.exception("approval expiry sweep failed; retrying")
+            await sub.wait_for(lambda c: c.status == PENDING, timeout=wait)
+    finally:
+        rt.hub.unsubscribe(sub)

@@ -1,0 +1,403 @@
+"""The hook path: submit a call, read it (with lazy expiry), report its outcome.
+
+One transaction per operation; every status change writes its event in that transaction
+(`audit.change_status`). Failures never approve: an error while loading or evaluating rules
+sends the call to a human, and a retired, disabled or unknown agent is denied before any rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from atryum.db.types import utcnow
+from atryum.errors import Conflict, InvalidInput, NotFound
+from atryum.gateway import approvals, audit, metrics, policy, resolve, rules, store
+from atryum.gateway.hub import Change, Hub
+from atryum.gateway.models import (
+    A_AUTO_APPROVED,
+    A_AUTO_DENIED,
+    A_CANCELLED,
+    A_PENDING,
+    APPROVED,
+    CANCELLED,
+    DENIED,
+    EXECUTING,
+    FAILED,
+    OUTCOMES,
+    PENDING,
+    RECEIVED,
+    SUCCEEDED,
+    Event,
+    Invocation,
+)
+from atryum.gateway.settings import GatewayDefaults
+
+log = logging.getLogger("atryum.gateway")
+
+EXECUTION_STATUSES = {
+    "running": EXECUTING,
+    "completed": SUCCEEDED,
+    "failed": FAILED,
+    "cancelled": CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    source: str
+    tool: str
+    input: dict[str, Any]
+    description: str = ""
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    thread_id: str | None = None
+    client_session_id: str | None = None
+    client_name: str | None = None
+    client_version: str | None = None
+    agent_id: str | None = None
+
+
+def _dedupe_key(req: CallRequest, identity: str | None, caller: str | None) -> str | None:
+    who = caller if caller is not None else (identity or "")
+    if req.idempotency_key:
+        raw = f"idem\0{who}\0{req.idempotency_key}"
+    elif req.request_id:
+        raw = f"req\0{who}\0{req.source}\0{req.request_id}"
+    else:
+        return None
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _same_call(inv: Invocation, req: CallRequest, identity: str | None) -> bool:
+    return (inv.source, inv.tool, inv.agent_id) == (req.source, req.tool, identity)
+
+
+def _decide(
+    conn: sa.Connection,
+    call: policy.Call,
+    resolution: resolve.Resolution,
+    provider: str,
+    evaluator: policy.Evaluator,
+) -> tuple[policy.Decision, str]:
+    """The decision and who made it: agent_check, rule, default_policy or error."""
+    if resolution.denied:
+        return policy.Decision("deny", resolution.denied, None), "agent_check"
+    try:
+        with conn.begin_nested():
+            enabled = store.list_rules(conn, enabled_only=True)
+        decision = policy.decide(rules=enabled, call=call, provider=provider, evaluator=evaluator)
+    except Exception as exc:  # fail closed: any failure asks a human, never approves
+        log.exception("rule evaluation failed; the call goes to a human")
+        reason = f"the rules could not be evaluated ({type(exc).__name__}); a human must decide"
+        return policy.Decision("human", reason, None), "error"
+    return decision, "default_policy" if decision.by_default_policy else "rule"
+
+
+def submit(
+    engine: sa.Engine,
+    *,
+    request: CallRequest,
+    caller: str | None,
+    defaults: GatewayDefaults,
+    evaluator: policy.Evaluator = policy.no_evaluator,
+    hub: Hub | None = None,
+) -> tuple[Invocation, bool]:
+    """Record a call and decide it. Returns (invocation, created); a repeat returns the first."""
+    if not request.source.strip() or not request.tool.strip():
+        raise InvalidInput("source and tool must not be empty")
+    started = time.perf_counter()
+    identity = caller if caller is not None else (request.agent_id or None)
+    dedupe = _dedupe_key(request, identity, caller)
+    outbox: list[Change] = []
+    with engine.begin() as conn:
+        if dedupe and (existing := store.find_by_dedupe_key(conn, dedupe)):
+            return _repeat(existing, request, identity), False
+        resolution = resolve.resolve(conn, identity)
+        pol = rules.policy_tx(conn, defaults)
+        call = policy.Call(
+            source=request.source,
+            tool=request.tool,
+            agent_record_id=resolution.agent_id,
+            input=request.input,
+            description=request.description,
+            charter=resolution.agent.charter if resolution.agent else "",
+        )
+        decision, decided_by = _decide(conn, call, resolution, pol.provider, evaluator)
+        now = utcnow()
+        inv_id = store.new_id()
+        status = {"approve": APPROVED, "deny": DENIED, "human": PENDING}[decision.outcome]
+        try:
+            with conn.begin_nested():
+                _insert(conn, inv_id, request, identity, caller, dedupe, resolution, now)
+                _record_decision(
+                    conn,
+                    inv_id,
+                    status,
+                    decision,
+                    decided_by,
+                    resolution,
+                    now,
+                    timedelta(seconds=pol.approval_timeout_seconds),
+                )
+        except sa.exc.IntegrityError:
+            existing = store.find_by_dedupe_key(conn, dedupe) if dedupe else None
+            if existing is None:
+                raise
+            return _repeat(existing, request, identity), False
+        audit.announce(conn, inv_id, status, outbox)
+        inv = store.get_invocation(conn, inv_id)
+    assert inv is not None
+    if hub is not None:
+        hub.committed(outbox)
+    label = {APPROVED: A_AUTO_APPROVED, DENIED: A_AUTO_DENIED, PENDING: PENDING}[status]
+    metrics.DECISIONS.labels(label, decision.rule_id or "none").inc()
+    metrics.DECISION_LATENCY.labels("auto").observe(time.perf_counter() - started)
+    return inv, True
+
+
+def _repeat(existing: Invocation, request: CallRequest, identity: str | None) -> Invocation:
+    if not _same_call(existing, request, identity):
+        raise Conflict(
+            f"this idempotency key (or request id) was already used for invocation {existing.id} "
+            f"({existing.source} / {existing.tool}); use a new key for a different call"
+        )
+    return existing
+
+
+def _insert(
+    conn: sa.Connection,
+    inv_id: str,
+    req: CallRequest,
+    identity: str | None,
+    caller: str | None,
+    dedupe: str | None,
+    resolution: resolve.Resolution,
+    now: Any,
+) -> None:
+    store.insert_invocation(
+        conn,
+        {
+            "id": inv_id,
+            "source": req.source,
+            "tool": req.tool,
+            "input": req.input,
+            "description": req.description,
+            "request_id": req.request_id,
+            "idempotency_key": req.idempotency_key,
+            "dedupe_key": dedupe,
+            "thread_id": req.thread_id,
+            "agent_id": identity,
+            "agent_record_id": resolution.agent_id,
+            "agent_name": resolution.agent_name,
+            "caller": caller,
+            "client_session_id": req.client_session_id,
+            "client_name": req.client_name,
+            "client_version": req.client_version,
+            "status": RECEIVED,
+            "submitted_at": now,
+            "updated_at": now,
+        },
+    )
+
+
+def _record_decision(
+    conn: sa.Connection,
+    inv_id: str,
+    status: str,
+    decision: policy.Decision,
+    decided_by: str,
+    resolution: resolve.Resolution,
+    now: Any,
+    timeout: timedelta,
+) -> None:
+    """received → decided: the row moves, both events and the approval row land together."""
+    store.change_status(
+        conn,
+        inv_id,
+        old=RECEIVED,
+        new=status,
+        values={"matched_rule_id": decision.rule_id, "updated_at": now},
+    )
+    received = {"agent_record_id": resolution.agent_id, "resolved_via": resolution.via}
+    decided = {"reason": decision.reason, "rule_id": decision.rule_id, "decided_by": decided_by}
+    store.insert_events(
+        conn,
+        [
+            audit.event_row(
+                invocation_id=inv_id,
+                seq=1,
+                old=None,
+                new=RECEIVED,
+                actor=None,
+                now=now,
+                data=received,
+            ),
+            audit.event_row(
+                invocation_id=inv_id,
+                seq=2,
+                old=RECEIVED,
+                new=status,
+                actor=None,
+                now=now,
+                data=decided,
+            ),
+        ],
+    )
+    pending = status == PENDING
+    store.insert_approval(
+        conn,
+        {
+            "invocation_id": inv_id,
+            "status": {APPROVED: A_AUTO_APPROVED, DENIED: A_AUTO_DENIED, PENDING: A_PENDING}[
+                status
+            ],
+            "reason": decision.reason,
+            "actor_id": None,
+            "requested_at": now,
+            "expires_at": now + timeout if pending else None,
+            "decision_at": None if pending else now,
+        },
+    )
+
+
+def _visible(inv: Invocation | None, invocation_id: str, caller: str | None) -> Invocation:
+    """An authenticated caller sees only its own invocations (404 for others)."""
+    if inv is None or (caller is not None and inv.caller != caller):
+        raise NotFound(f"invocation {invocation_id} not found")
+    return inv
+
+
+def get_invocation(
+    engine: sa.Engine, *, invocation_id: str, caller: str | None = None, hub: Hub | None = None
+) -> Invocation:
+    """Read an invocation; a pending one past its deadline expires now (in this transaction)."""
+    outbox: list[Change] = []
+    with engine.begin() as conn:
+        inv = _visible(store.get_invocation(conn, invocation_id), invocation_id, caller)
+        inv = approvals.expire_if_due(conn, inv, now=utcnow(), outbox=outbox)
+    if hub is not None:
+        hub.committed(outbox)
+    return inv
+
+
+def report_outcome(
+    engine: sa.Engine,
+    *,
+    invocation_id: str,
+    execution_status: str,
+    result: Any = None,
+    error: str | None = None,
+    message: str | None = None,
+    caller: str | None = None,
+    hub: Hub | None = None,
+) -> Invocation:
+    """The executor's report. Only approved calls run; a recorded outcome is never overwritten."""
+    target = EXECUTION_STATUSES.get(execution_status)
+    if target is None:
+        raise InvalidInput(
+            f"execution_status must be one of {', '.join(EXECUTION_STATUSES)}, "
+            f"not {execution_status!r}"
+        )
+    outbox: list[Change] = []
+    problem: str | None = None
+    with engine.begin() as conn:
+        now = utcnow()
+        inv = _visible(store.get_invocation(conn, invocation_id), invocation_id, caller)
+        inv = approvals.expire_if_due(conn, inv, now=now, outbox=outbox)
+        for _ in range(2):  # a lost compare-and-set re-reads once and judges again
+            if inv.status == target:
+                break  # a retry of the same report: nothing to do
+            problem = _refusal(inv, target)
+            if problem:
+                break
+            if _apply_outcome(conn, inv, target, result, error, message, now, outbox):
+                break
+            inv = _visible(store.get_invocation(conn, invocation_id), invocation_id, caller)
+        else:
+            problem = f"invocation {invocation_id} changed at the same time; nothing was recorded"
+        inv = store.get_invocation(conn, invocation_id) or inv
+    if hub is not None:
+        hub.committed(outbox)
+    if problem:
+        raise Conflict(problem)
+    return inv
+
+
+def _refusal(inv: Invocation, target: str) -> str | None:
+    if inv.status in OUTCOMES:
+        return (
+            f"invocation {inv.id} already has its outcome ({inv.status}); "
+            f"it cannot be changed to {target}"
+        )
+    if target == CANCELLED:
+        if inv.status in (PENDING, APPROVED, EXECUTING):
+            return None
+        return (
+            f"invocation {inv.id} is {inv.status}; only a pending or approved call can be cancelled"
+        )
+    if inv.status in (APPROVED, EXECUTING):
+        return None
+    return (
+        f"invocation {inv.id} is {inv.status}, not approved: an outcome can only be reported "
+        "for an approved call"
+    )
+
+
+def _apply_outcome(
+    conn: sa.Connection,
+    inv: Invocation,
+    target: str,
+    result: Any,
+    error: str | None,
+    message: str | None,
+    now: Any,
+    outbox: list[Change],
+) -> bool:
+    values: dict[str, Any] = {}
+    if target in OUTCOMES:
+        values["completed_at"] = now
+        values["result"] = result
+        values["error"] = error
+    data = {k: v for k, v in {"message": message, "error": error}.items() if v}
+    moved = audit.change_status(
+        conn, inv, target, now=now, actor=inv.caller, data=data, values=values, outbox=outbox
+    )
+    if moved and inv.status == PENDING:
+        store.update_approval(
+            conn,
+            inv.id,
+            {
+                "status": A_CANCELLED,
+                "reason": message or "the harness withdrew the call before a decision",
+                "decision_at": now,
+            },
+        )
+    return moved
+
+
+def list_events(engine: sa.Engine, *, invocation_id: str, caller: str | None = None) -> list[Event]:
+    with engine.begin() as conn:
+        _visible(store.get_invocation(conn, invocation_id), invocation_id, caller)
+        return store.list_events(conn, invocation_id)
+
+
+def list_invocations(
+    engine: sa.Engine,
+    *,
+    flt: store.InvocationFilter,
+    offset: int = 0,
+    limit: int = 50,
+    hub: Hub | None = None,
+) -> tuple[list[Invocation], int]:
+    if offset < 0 or not 1 <= limit <= 500:
+        raise InvalidInput("offset must be ≥ 0 and limit between 1 and 500")
+    approvals.expire_overdue(engine, hub=hub)
+    with engine.begin() as conn:
+        return store.list_invocations(conn, flt, offset=offset, limit=limit)

@@ -1,0 +1,325 @@
+"""SQL for invocations, their events and approvals, rules and the default policy. No policy here."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from atryum.db.tables import (
+    agents,
+    approval_rules,
+    approvals,
+    gateway_policy,
+    invocation_events,
+    invocations,
+    managed_agent_bindings,
+)
+from atryum.gateway.models import AgentState, Approval, Event, Invocation, Rule
+
+NOTIFY_CHANNEL = "atryum_gateway"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# -- invocations ------------------------------------------------------------------------------
+
+_INVOCATION_COLUMNS = [c for c in invocations.c if c.name != "dedupe_key"]
+_APPROVAL_COLUMNS = [
+    approvals.c.status.label("a_status"),
+    approvals.c.reason.label("a_reason"),
+    approvals.c.actor_id.label("a_actor_id"),
+    approvals.c.requested_at.label("a_requested_at"),
+    approvals.c.expires_at.label("a_expires_at"),
+    approvals.c.decision_at.label("a_decision_at"),
+]
+
+
+def _select_invocations() -> sa.Select[Any]:
+    return sa.select(*_INVOCATION_COLUMNS, *_APPROVAL_COLUMNS).select_from(
+        invocations.outerjoin(approvals, approvals.c.invocation_id == invocations.c.id)
+    )
+
+
+def _invocation(row: sa.Row[Any]) -> Invocation:
+    m = row._mapping
+    approval = None
+    if m["a_status"] is not None:
+        approval = Approval(
+            status=m["a_status"],
+            reason=m["a_reason"],
+            actor_id=m["a_actor_id"],
+            requested_at=m["a_requested_at"],
+            expires_at=m["a_expires_at"],
+            decision_at=m["a_decision_at"],
+        )
+    values = {c.name: m[c.name] for c in _INVOCATION_COLUMNS}
+    values["input"] = values["input"] if isinstance(values["input"], dict) else {}
+    return Invocation(**values, approval=approval)
+
+
+def get_invocation(conn: sa.Connection, invocation_id: str) -> Invocation | None:
+    row = conn.execute(_select_invocations().where(invocations.c.id == invocation_id)).first()
+    return _invocation(row) if row else None
+
+
+def find_by_dedupe_key(conn: sa.Connection, dedupe_key: str) -> Invocation | None:
+    row = conn.execute(_select_invocations().where(invocations.c.dedupe_key == dedupe_key)).first()
+    return _invocation(row) if row else None
+
+
+def insert_invocation(conn: sa.Connection, values: dict[str, Any]) -> None:
+    conn.execute(invocations.insert().values(**values))
+
+
+def change_status(
+    conn: sa.Connection,
+    invocation_id: str,
+    *,
+    old: str,
+    new: str,
+    values: dict[str, Any],
+) -> bool:
+    """Compare-and-set: move `old` → `new` (plus `values`); False if the status was not `old`."""
+    result = conn.execute(
+        invocations.update()
+        .where(invocations.c.id == invocation_id, invocations.c.status == old)
+        .values(status=new, **values)
+    )
+    return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class InvocationFilter:
+    statuses: Sequence[str] = ()
+    agent: str | None = None
+    source: str | None = None
+    tool: str | None = None
+    since: datetime | None = None
+
+
+def list_invocations(
+    conn: sa.Connection, flt: InvocationFilter, *, offset: int, limit: int
+) -> tuple[list[Invocation], int]:
+    conds: list[sa.ColumnElement[bool]] = []
+    if flt.statuses:
+        conds.append(invocations.c.status.in_(list(flt.statuses)))
+    if flt.agent:
+        conds.append(
+            sa.or_(
+                invocations.c.agent_record_id == flt.agent,
+                invocations.c.agent_id == flt.agent,
+            )
+        )
+    if flt.source:
+        conds.append(invocations.c.source == flt.source)
+    if flt.tool:
+        conds.append(invocations.c.tool == flt.tool)
+    if flt.since is not None:
+        conds.append(invocations.c.submitted_at >= flt.since)
+    total = conn.execute(sa.select(sa.func.count()).select_from(invocations).where(*conds))
+    q = (
+        _select_invocations()
+        .where(*conds)
+        .order_by(invocations.c.submitted_at.desc(), invocations.c.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return [_invocation(r) for r in conn.execute(q)], int(total.scalar_one())
+
+
+def overdue_pending(conn: sa.Connection, now: datetime, *, limit: int = 500) -> list[str]:
+    q = (
+        sa.select(invocations.c.id)
+        .join(approvals, approvals.c.invocation_id == invocations.c.id)
+        .where(invocations.c.status == "pending_approval", approvals.c.expires_at <= now)
+        .order_by(approvals.c.expires_at)
+        .limit(limit)
+    )
+    return list(conn.execute(q).scalars())
+
+
+def next_expiry(conn: sa.Connection) -> datetime | None:
+    q = (
+        sa.select(sa.func.min(approvals.c.expires_at))
+        .join(invocations, approvals.c.invocation_id == invocations.c.id)
+        .where(invocations.c.status == "pending_approval")
+    )
+    value: datetime | None = conn.execute(q).scalar_one_or_none()
+    return value
+
+
+def count_by_status(conn: sa.Connection) -> dict[str, int]:
+    q = sa.select(invocations.c.status, sa.func.count()).group_by(invocations.c.status)
+    return {status: int(n) for status, n in conn.execute(q)}
+
+
+def all_invocation_ids(conn: sa.Connection) -> list[str]:
+    return list(conn.execute(sa.select(invocations.c.id).order_by(invocations.c.id)).scalars())
+
+
+# -- approvals --------------------------------------------------------------------------------
+
+
+def insert_approval(conn: sa.Connection, values: dict[str, Any]) -> None:
+    conn.execute(approvals.insert().values(**values))
+
+
+def update_approval(conn: sa.Connection, invocation_id: str, values: dict[str, Any]) -> None:
+    conn.execute(
+        approvals.update().where(approvals.c.invocation_id == invocation_id).values(**values)
+    )
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+def next_seq(conn: sa.Connection, invocation_id: str) -> int:
+    q = sa.select(sa.func.coalesce(sa.func.max(invocation_events.c.seq), 0)).where(
+        invocation_events.c.invocation_id == invocation_id
+    )
+    return int(conn.execute(q).scalar_one()) + 1
+
+
+def insert_events(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(invocation_events.insert(), list(rows))
+
+
+def list_events(conn: sa.Connection, invocation_id: str) -> list[Event]:
+    q = (
+        sa.select(invocation_events)
+        .where(invocation_events.c.invocation_id == invocation_id)
+        .order_by(invocation_events.c.seq)
+    )
+    return [Event(**r._mapping) for r in conn.execute(q)]
+
+
+# -- rules ------------------------------------------------------------------------------------
+
+
+def _rule(row: sa.Row[Any]) -> Rule:
+    m = dict(row._mapping)
+    m["order"] = m.pop("position")
+    for key in ("server_patterns", "tool_patterns", "agent_cuids"):
+        m[key] = list(m[key] or [])
+    m["enabled"] = bool(m["enabled"])
+    return Rule(**m)
+
+
+def list_rules(conn: sa.Connection, *, enabled_only: bool = False) -> list[Rule]:
+    q = sa.select(approval_rules).order_by(approval_rules.c.position, approval_rules.c.created_at)
+    if enabled_only:
+        q = q.where(approval_rules.c.enabled.is_(True))
+    return [_rule(r) for r in conn.execute(q)]
+
+
+def get_rule(conn: sa.Connection, rule_id: str) -> Rule | None:
+    row = conn.execute(sa.select(approval_rules).where(approval_rules.c.id == rule_id)).first()
+    return _rule(row) if row else None
+
+
+def insert_rule(conn: sa.Connection, values: dict[str, Any]) -> None:
+    conn.execute(approval_rules.insert().values(**values))
+
+
+def update_rule(conn: sa.Connection, rule_id: str, values: dict[str, Any]) -> None:
+    conn.execute(approval_rules.update().where(approval_rules.c.id == rule_id).values(**values))
+
+
+def delete_rule(conn: sa.Connection, rule_id: str) -> None:
+    conn.execute(approval_rules.delete().where(approval_rules.c.id == rule_id))
+
+
+def set_positions(conn: sa.Connection, ordered_ids: Sequence[str]) -> None:
+    """Renumber rules 0..n-1 in the given order (only rows whose position changes are written)."""
+    current = dict(conn.execute(sa.select(approval_rules.c.id, approval_rules.c.position)).all())
+    changed = [
+        {"rid": rid, "pos": pos} for pos, rid in enumerate(ordered_ids) if current.get(rid) != pos
+    ]
+    if changed:
+        conn.execute(
+            approval_rules.update()
+            .where(approval_rules.c.id == sa.bindparam("rid"))
+            .values(position=sa.bindparam("pos")),
+            changed,
+        )
+
+
+# -- default policy ---------------------------------------------------------------------------
+
+
+def read_policy(conn: sa.Connection) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(gateway_policy).where(gateway_policy.c.id == 1)).first()
+    return dict(row._mapping) if row else None
+
+
+def lock_policy(conn: sa.Connection, now: datetime) -> None:
+    """Make sure the policy row exists and hold its lock until the transaction ends.
+
+    Rule edits take this lock so that concurrent inserts and moves keep one consistent order
+    (SQLite transactions already hold the database's write lock).
+    """
+    if read_policy(conn) is None:
+        # another transaction may create it first: that is fine
+        with contextlib.suppress(sa.exc.IntegrityError), conn.begin_nested():
+            conn.execute(gateway_policy.insert().values(id=1, updated_at=now))
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.select(gateway_policy.c.id).where(gateway_policy.c.id == 1).with_for_update()
+        )
+
+
+def write_policy(conn: sa.Connection, values: dict[str, Any]) -> None:
+    conn.execute(gateway_policy.update().where(gateway_policy.c.id == 1).values(**values))
+
+
+# -- registry lookups the gateway needs (read-only) ---------------------------------------------
+
+
+def agents_bound_to(conn: sa.Connection, external_agent_id: str) -> list[str]:
+    """Agents holding a managed-agent binding for this external agent id (any account)."""
+    q = (
+        sa.select(managed_agent_bindings.c.agent_id)
+        .where(managed_agent_bindings.c.external_agent_id == external_agent_id)
+        .distinct()
+    )
+    return list(conn.execute(q).scalars())
+
+
+def agent_states(conn: sa.Connection, agent_ids: Iterable[str]) -> list[AgentState]:
+    ids = sorted(set(agent_ids))
+    if not ids:
+        return []
+    q = sa.select(
+        agents.c.id, agents.c.name, agents.c.enabled, agents.c.removed_at, agents.c.removal_reason
+    ).where(agents.c.id.in_(ids))
+    return [
+        AgentState(
+            id=r.id,
+            name=r.name,
+            live=r.removed_at is None,
+            enabled=bool(r.enabled),
+            removal_reason=r.removal_reason,
+        )
+        for r in conn.execute(q)
+    ]
+
+
+# -- wake-ups ---------------------------------------------------------------------------------
+
+
+def notify(conn: sa.Connection, payload: dict[str, Any]) -> None:
+    """PostgreSQL: NOTIFY every replica when this transaction commits (nothing on SQLite)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, json.dumps(payload, separators=(",", ":"))))
+        )

@@ -1,0 +1,157 @@
+// Atryum operator UI: shared helpers (JSON API calls, inline errors, confirmations, sync
+// buttons, live run pages, the header's ValidMind status). No dependencies, no build step.
+"use strict";
+
+window.atryum = (() => {
+  const FINISHED = new Set(["succeeded", "partial", "held", "failed", "skipped"]);
+  const POLL_MS = 400;
+
+  // Call the JSON API; throws an Error carrying the server's own message.
+  async function api(method, url, body) {
+    const init = { method, headers: { Accept: "application/json" } };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(url, init);
+    } catch (err) {
+      throw new Error(`Atryum did not answer (${err.message}); check that it is running.`);
+    }
+    const text = await response.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = null;
+    }
+    if (!response.ok) {
+      const message = data && data.error && data.error.message;
+      throw new Error(message || `HTTP ${response.status}: ${text.slice(0, 300) || response.statusText}`);
+    }
+    return data;
+  }
+
+  function showError(id, message) {
+    const el = document.getElementById(id);
+    el.textContent = message;
+    el.hidden = false;
+  }
+
+  function clearError(id) {
+    const el = document.getElementById(id);
+    el.textContent = "";
+    el.hidden = true;
+  }
+
+  // A modal confirmation naming what is about to happen; resolves true when confirmed.
+  function confirmAction(message, okLabel) {
+    const dialog = document.getElementById("confirm");
+    document.getElementById("confirm-message").textContent = message;
+    document.getElementById("confirm-ok").textContent = okLabel;
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+      dialog.returnValue = "";
+      dialog.showModal();
+    });
+  }
+
+  // Poll a run's status until it finishes; `onStatus` sees every status read.
+  function follow(runId, onStatus) {
+    const tick = async () => {
+      let status;
+      try {
+        status = (await api("GET", `/ui/sync/runs/${encodeURIComponent(runId)}/status`)).status;
+      } catch {
+        status = null; // Atryum restarting: keep asking
+      }
+      if (status) onStatus(status);
+      if (!FINISHED.has(status)) setTimeout(tick, POLL_MS);
+    };
+    setTimeout(tick, POLL_MS);
+  }
+
+  async function startSync(button) {
+    const errorId = button.dataset.error || "sync-error";
+    clearError(errorId);
+    const query = button.hasAttribute("data-dry-run") ? "?dry_run=true" : "";
+    const body = button.hasAttribute("data-allow-removals") ? { allow_removals: true } : undefined;
+    button.disabled = true;
+    try {
+      const run = await api("POST", `/api/v1/agents/sync${query}`, body);
+      location.assign(`/ui/sync/runs/${encodeURIComponent(run.id)}?started=1`);
+    } catch (err) {
+      showError(errorId, err.message);
+      button.disabled = false;
+    }
+  }
+
+  async function deleteAgent(button) {
+    const { name, verb } = button.dataset;
+    const ok = await confirmAction(
+      `${verb} agent “${name}”? This removes it for good and cannot be undone.`,
+      `${verb} “${name}”`,
+    );
+    if (!ok) return;
+    clearError(button.dataset.error);
+    try {
+      await api("DELETE", `/api/v1/agents/${encodeURIComponent(button.dataset.delete)}`);
+    } catch (err) {
+      showError(button.dataset.error, err.message);
+      return;
+    }
+    const next = new URL(button.dataset.next, location.href);
+    next.searchParams.set("deleted", name);
+    location.assign(next);
+  }
+
+  function toggleReview(button) {
+    const panel = document.getElementById(button.getAttribute("aria-controls"));
+    const open = button.getAttribute("aria-expanded") !== "true";
+    button.setAttribute("aria-expanded", String(open));
+    panel.hidden = !open;
+  }
+
+  // A run page (or the Sync page's latest run) still running: re-render when its status moves.
+  function followLiveRun() {
+    const section = document.querySelector("[data-live]");
+    if (!section) return;
+    follow(section.dataset.runId, (status) => {
+      if (status === section.dataset.status) return;
+      section.dataset.status = status;
+      const url = new URL(location.href);
+      url.searchParams.delete("started");
+      location.replace(url);
+    });
+  }
+
+  async function showConnection() {
+    const el = document.getElementById("vm-status");
+    if (el.dataset.state !== "checking") return;
+    try {
+      const info = await api("GET", "/ui/connection");
+      el.dataset.state = info.state;
+      el.textContent = `ValidMind: ${info.state === "error" ? "unreachable" : info.message}`;
+      el.title = info.message;
+    } catch (err) {
+      el.dataset.state = "error";
+      el.textContent = "ValidMind: status unknown";
+      el.title = err.message;
+    }
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-sync], button[data-delete], button[data-review]");
+    if (!button) return;
+    if (button.hasAttribute("data-sync")) startSync(button);
+    else if (button.hasAttribute("data-delete")) deleteAgent(button);
+    else toggleReview(button);
+  });
+  document.addEventListener("DOMContentLoaded", () => {
+    followLiveRun();
+    showConnection();
+  });
+
+  return { api, showError, clearError, follow, FINISHED };
+})();

@@ -1,0 +1,194 @@
+"""Page routes of the operator UI (/ui/…). Reads go through the service layer; the pages' own
+JavaScript calls the JSON API for every change, so there is one write path."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from atryum.agents import service as agents
+from atryum.config import default_config_path
+from atryum.context import AppContext, get_ctx
+from atryum.errors import NotFound
+from atryum.sync import runs, settings
+from atryum.sync.schemas import RunOut
+from atryum.validmind.client import ValidMindError
+from atryum.web.render import page
+from atryum.web.views import SOURCES, STATES, describe, matches, run_view
+
+router = APIRouter(include_in_schema=False)
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    return RedirectResponse("/ui/")
+
+
+def _scope(ctx: AppContext) -> settings.SyncSettings:
+    return settings.get_settings(ctx.engine, defaults=ctx.config.sync)
+
+
+def _sync_configured(ctx: AppContext, scope: settings.SyncSettings) -> bool:
+    return ctx.config.backend.enabled and scope.configured
+
+
+def _not_found(ctx: AppContext, message: str) -> HTMLResponse:
+    return page(ctx.config, "error.html", title="Not found", nav="", status=404, message=message)
+
+
+@router.get("/ui/")
+def agents_page(
+    ctx: Ctx, q: str = "", source: str = "", state: str = "active", deleted: str = ""
+) -> HTMLResponse:
+    state = state if state in STATES else "active"
+    source = source if source in SOURCES else ""
+    scope = _scope(ctx)
+    listed = agents.list_agents(ctx.engine, include_removed=state in ("retired", "all"))
+    views = [describe(a, scope) for a in listed]
+    shown = [v for v in views if matches(v, text=q.strip(), source=source, state=state)]
+    return page(
+        ctx.config,
+        "agents.html",
+        title="Agents",
+        nav="agents",
+        views=shown,
+        total=len(views),
+        q=q,
+        source=source,
+        state=state,
+        states=STATES,
+        sources=SOURCES,
+        deleted=deleted,
+        sync_configured=_sync_configured(ctx, scope),
+    )
+
+
+@router.get("/ui/agents/new")
+def new_agent_page(ctx: Ctx) -> HTMLResponse:
+    return page(ctx.config, "agent.html", title="New agent", nav="agents", view=None, notice="")
+
+
+@router.get("/ui/agents/{agent_id}")
+def agent_page(agent_id: str, ctx: Ctx, notice: str = "") -> HTMLResponse:
+    try:
+        agent = agents.get_agent(ctx.engine, agent_id=agent_id)
+    except NotFound as exc:
+        return _not_found(ctx, exc.message)
+    view = describe(agent, _scope(ctx))
+    notices = {"created": "Agent created.", "saved": "Changes saved."}
+    return page(
+        ctx.config,
+        "agent.html",
+        title=agent.name,
+        nav="agents",
+        view=view,
+        notice=notices.get(notice, ""),
+    )
+
+
+@router.get("/ui/sync")
+def sync_page(ctx: Ctx) -> HTMLResponse:
+    scope = _scope(ctx)
+    latest = [_normalized(r) for r in runs.list_runs(ctx.engine, limit=1)]
+    return page(
+        ctx.config,
+        "sync.html",
+        title="Sync",
+        nav="sync",
+        scope=scope,
+        sync_configured=_sync_configured(ctx, scope),
+        rv=run_view(latest[0]) if latest else None,
+        can_allow=bool(latest) and _sync_configured(ctx, scope),
+    )
+
+
+@router.get("/ui/sync/runs")
+def runs_page(ctx: Ctx) -> HTMLResponse:
+    items = [run_view(_normalized(r)) for r in runs.list_runs(ctx.engine, limit=100)]
+    return page(ctx.config, "runs.html", title="Sync history", nav="history", items=items)
+
+
+@router.get("/ui/sync/runs/{run_id}")
+def run_page(run_id: str, ctx: Ctx, started: bool = False) -> HTMLResponse:
+    """`started` marks a run this browser just triggered: until the worker records it, it is
+    shown as starting rather than not found."""
+    run = _find_run(ctx, run_id, starting=started)
+    if run is None:
+        return _not_found(ctx, f"sync run {run_id} not found")
+    latest = runs.list_runs(ctx.engine, limit=1)
+    is_latest = bool(latest) and latest[0]["id"] == run_id
+    return page(
+        ctx.config,
+        "run.html",
+        title="Sync run",
+        nav="history",
+        rv=run_view(run),
+        can_allow=is_latest and _sync_configured(ctx, _scope(ctx)),
+    )
+
+
+@router.get("/ui/sync/runs/{run_id}/status")
+def run_status(run_id: str, ctx: Ctx) -> dict[str, str]:
+    """Polled by a live run page; a run not recorded yet is `starting`."""
+    run = _find_run(ctx, run_id, starting=True)
+    assert run is not None
+    return {"status": str(run["status"])}
+
+
+def _normalized(run: dict[str, Any]) -> dict[str, Any]:
+    """A run row or queued view with every field of the API's run shape."""
+    return RunOut.model_validate(run).model_dump()
+
+
+def _find_run(ctx: AppContext, run_id: str, *, starting: bool) -> dict[str, Any] | None:
+    queued = ctx.coordinator.pending(run_id)
+    if queued is not None:
+        return _normalized(queued.queued_view())
+    try:
+        return _normalized(runs.get_run(ctx.engine, run_id=run_id))
+    except NotFound:
+        return (
+            _normalized({"id": run_id, "trigger": "", "status": "starting"}) if starting else None
+        )
+
+
+@router.get("/ui/settings")
+def settings_page(ctx: Ctx) -> HTMLResponse:
+    return page(
+        ctx.config,
+        "settings.html",
+        title="Settings · ValidMind",
+        nav="settings",
+        scope=_scope(ctx),
+        auth_mode=ctx.config.backend.auth_mode,
+        config_file=_config_file(ctx),
+    )
+
+
+def _config_file(ctx: AppContext) -> str:
+    """The file the running config came from, else where Atryum looks for one."""
+    if ctx.config.source and not ctx.config.source.startswith("("):
+        return ctx.config.source
+    return f"atryum.toml (in the working directory, or {default_config_path()})"
+
+
+@router.get("/ui/connection")
+def connection(ctx: Ctx) -> dict[str, str]:
+    """ValidMind connection status for the header (always 200: the state is in the body)."""
+    if not ctx.config.backend.enabled:
+        return {"state": "off", "message": "not configured"}
+    try:
+        with ctx.validmind() as client:
+            info = client.connection()
+    except ValidMindError as exc:
+        return {"state": "error", "message": str(exc)}
+    if not info["ok"]:
+        return {
+            "state": "error",
+            "message": "ValidMind answered the connection check with ok=false",
+        }
+    org = info.get("org_name") or info.get("service_name") or ""
+    return {"state": "ok", "message": f"connected · {org}" if org else "connected"}

@@ -1,0 +1,179 @@
+"""Signed change events over real HTTP: refusals, replays (also across a restart), debounce."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx2
+import pytest
+import sqlalchemy as sa
+
+from atryum.config import Config
+from atryum.sync.runs import list_runs
+from atryum.sync.settings import update_settings
+from atryum.validmind.sim.notify import sign
+from tests.support import ORG, SLUG, LiveServer, wait_until
+
+SECRET = "event-secret-" + "x" * 24
+
+
+def event(record_cuid: str = "r1", kind: str = "record.archived", **extra: Any) -> bytes:
+    body = {
+        "id": str(uuid.uuid4()),
+        "type": kind,
+        "org_cuid": ORG,
+        "record_cuid": record_cuid,
+        "occurred_at": "2026-11-24T10:00:00Z",
+        **extra,
+    }
+    return json.dumps(body).encode()
+
+
+def headers(body: bytes, *, secret: str = SECRET, ts: int | None = None) -> dict[str, str]:
+    stamp = str(int(time.time()) if ts is None else ts)
+    return {
+        "Content-Type": "application/json",
+        "X-Atryum-Timestamp": stamp,
+        "X-Atryum-Signature": sign(secret, stamp, body),
+    }
+
+
+@pytest.fixture
+def config(sim: Any, sim_config: Callable[..., Config]) -> Config:
+    return sim_config(sim.url, validmind={"webhook_secret": SECRET, "debounce_seconds": 0.3})
+
+
+@pytest.fixture
+def server(
+    engine: sa.Engine, config: Config, live_atryum: Callable[..., LiveServer]
+) -> Iterator[LiveServer]:
+    update_settings(
+        engine, changes={"org_cuid": ORG, "agent_record_type_slug": SLUG}, defaults=config.sync
+    )
+    with live_atryum(config, engine) as srv:
+        yield srv
+
+
+def post(server: LiveServer, body: bytes, hdrs: dict[str, str]) -> httpx2.Response:
+    return httpx2.post(f"{server.url}/api/v1/validmind/events", content=body, headers=hdrs)
+
+
+def test_refusals_never_trigger_a_sync(server: LiveServer, engine: sa.Engine) -> None:
+    body = event()
+    cases = [
+        ({**headers(body), "X-Atryum-Signature": "v1=" + "ab" * 32}, 401, "does not match"),
+        (headers(body, secret="wrong-secret-" + "y" * 24), 401, "does not match"),
+        ({"Content-Type": "application/json"}, 401, "missing"),
+        (headers(body, ts=int(time.time()) - 301), 401, "300 s"),
+    ]
+    for hdrs, status, fragment in cases:
+        r = post(server, body, hdrs)
+        assert r.status_code == status and fragment in r.json()["error"]["message"], r.text
+    bad = b'{"id": 1}'
+    r = post(server, bad, headers(bad))
+    assert r.status_code == 400 and "id" in r.json()["error"]["message"]
+    big = event(pad="x" * (65 * 1024))
+    r = post(server, big, headers(big))
+    assert r.status_code == 413
+    listed = httpx2.get(f"{server.url}/api/v1/validmind/events").json()["items"]
+    assert listed == []
+    assert list_runs(engine) == []
+
+
+def test_replay_is_ignored_also_after_restart(
+    engine: sa.Engine, config: Config, live_atryum: Callable[..., LiveServer], sim_state: Any
+) -> None:
+    update_settings(
+        engine, changes={"org_cuid": ORG, "agent_record_type_slug": SLUG}, defaults=config.sync
+    )
+    sim_state.create_record(ORG, SLUG, name="A", custom_fields={})
+    body = event()
+    with live_atryum(config, engine) as srv:
+        assert post(srv, body, headers(body)).status_code == 202
+        wait_until(lambda: [r for r in list_runs(engine) if r["status"] == "succeeded"])
+        assert post(srv, body, headers(body)).json()["status"] == "duplicate"
+    runs_before = len(list_runs(engine))
+    with live_atryum(config, engine) as srv:  # a restart: the replay guard is in the database
+        r = post(srv, body, headers(body))
+        assert r.status_code == 200 and r.json()["status"] == "duplicate"
+    assert len(list_runs(engine)) == runs_before
+    listed = list_runs(engine)[0]
+    assert listed["triggers"] and set(listed["triggers"]) == {"webhook"}
+
+
+def test_burst_of_events_collapses_and_registry_matches(
+    engine: sa.Engine,
+    sim: Any,
+    sim_state: Any,
+    sim_config: Callable[..., Config],
+    live_atryum: Callable[..., LiveServer],
+) -> None:
+    """100 events in about a second, with the default 2 s debounce: at most 2 runs."""
+    config = sim_config(sim.url, validmind={"webhook_secret": SECRET})
+    update_settings(
+        engine, changes={"org_cuid": ORG, "agent_record_type_slug": SLUG}, defaults=config.sync
+    )
+    cuids = [
+        sim_state.create_record(ORG, SLUG, name=f"A{i}", custom_fields={})["cuid"]
+        for i in range(30)
+    ]
+    for cuid in cuids[:10]:
+        sim_state.archive_record(cuid)
+    bodies = [event(cuids[i % 30]) for i in range(100)]
+    with live_atryum(config, engine) as server, httpx2.Client(base_url=server.url) as client:
+
+        def send(body: bytes) -> int:
+            r = client.post("/api/v1/validmind/events", content=body, headers=headers(body))
+            return r.status_code
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(send, bodies))
+        assert statuses == [202] * 100 and time.monotonic() - started < 2
+
+        def settled() -> bool:
+            runs = list_runs(engine)
+            return (
+                bool(runs)
+                and all(r["status"] not in ("running",) for r in runs)
+                and (
+                    {a["vm_cuid"] for a in client.get("/api/v1/agents").json()["items"]}
+                    == set(cuids[10:])
+                )
+            )
+
+        wait_until(settled, timeout=20)
+        runs = list_runs(engine)
+        assert 1 <= len(runs) <= 2, [(r["trigger"], r["status"]) for r in runs]
+        events = client.get("/api/v1/validmind/events?limit=1000").json()["items"]
+        assert len(events) == 100
+        wait_until(
+            lambda: all(
+                e["sync_run_id"]
+                for e in client.get("/api/v1/validmind/events?limit=1000").json()["items"]
+            )
+        )
+
+
+def test_events_off_without_secret(
+    engine: sa.Engine,
+    sim: Any,
+    sim_config: Callable[..., Config],
+    live_atryum: Callable[..., LiveServer],
+) -> None:
+    with live_atryum(sim_config(sim.url), engine) as srv:
+        body = event()
+        r = post(srv, body, headers(body))
+        assert r.status_code == 503 and "webhook_secret" in r.json()["error"]["message"]
+
+
+def test_short_secret_refused_by_config(sim_config: Callable[..., Config]) -> None:
+    from atryum.config import ConfigError
+
+    with pytest.raises(ConfigError, match="at least 24 bytes"):
+        sim_config("http://x", validmind={"webhook_secret": "short"})
