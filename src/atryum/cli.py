@@ -222,3 +222,30 @@ def demo(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
+
+
+@app.command()
+def hook(
+    url: Annotated[
+        str, typer.Option(envvar="ATRYUM_URL", help="Atryum's base URL")
+    ] = "http://127.0.0.1:8080",
+    source: Annotated[
+        str, typer.Option(envvar="ATRYUM_SOURCE", help="Harness name recorded as the source")
+    ] = "claude-code",
+    agent_id: Annotated[
+        str | None, typer.Option(envvar="ATRYUM_AGENT_ID", help="Runtime agent id to present")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a human decision before denying")
+    ] = 600.0,
+) -> None:
+    """Claude Code hook: read the hook event on stdin, ask Atryum, print allow/deny JSON."""
+    from atryum.gateway.hook import run as run_hook
+
+    out = run_hook(sys.stdin.read(), url=url, source=source, agent_id=agent_id, timeout=timeout)
+    if out:
+        typer.echo(out)

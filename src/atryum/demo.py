@@ -31,6 +31,7 @@ def demo_seed() -> dict[str, Any]:
 
 def run_demo(*, port: int, sim_port: int, database: str) -> None:
     key, secret = "demo-machine-caller", secrets.token_urlsafe(24)
+    webhook_secret = secrets.token_urlsafe(32)
     state = SimState.from_seed(demo_seed())
     with SimServer(state, port=sim_port) as server:
         config = parse_config(
@@ -43,6 +44,7 @@ def run_demo(*, port: int, sim_port: int, database: str) -> None:
                 },
                 "api_key": {"key": key, "secret": secret},
                 "sync": {"interval_seconds": 60},
+                "validmind": {"webhook_secret": webhook_secret},
             },
             "(demo)",
         )
@@ -59,10 +61,11 @@ def run_demo(*, port: int, sim_port: int, database: str) -> None:
             defaults=config.sync,
         )
         atryum_url = f"http://127.0.0.1:{port}"
-        # Every record change in the simulator asks Atryum to sync, as ValidMind's backend does.
+        # Every record change in the simulator sends Atryum a signed change event, as
+        # ValidMind's backend does; Atryum debounces them into a sync.
         httpx2.put(
             f"{server.url}/admin/notify",
-            json={"atryum_url": atryum_url, "mode": "sync", "api_key": key, "api_secret": secret},
+            json={"atryum_url": atryum_url, "mode": "event", "webhook_secret": webhook_secret},
         ).raise_for_status()
         print(_banner(atryum_url, server.url, state_dump(server.url)), flush=True)
         uvicorn.run(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")

@@ -99,7 +99,7 @@ def test_forms_work_from_the_keyboard(page_ui: UI, sqlite_engine: sa.Engine) -> 
     page.keyboard.press("Enter")  # on "Add binding": a new row, focused on its id field
     expect(page.get_by_label("Claude agent id")).to_be_focused()
     page.keyboard.type("agent_kb")
-    page.get_by_label("Name").focus()
+    page.get_by_label("Name", exact=True).focus()
     page.keyboard.type("Keyboard agent")
     page.keyboard.press("Enter")
     expect(page.get_by_text("Agent created.")).to_be_visible()

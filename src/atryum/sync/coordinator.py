@@ -169,7 +169,16 @@ class SyncCoordinator:
         return self._execute(ticket)
 
     # -- lifecycle --------------------------------------------------------------------------
+    def recover(self) -> None:
+        """Mark runs a dead process left `running` as failed, unless a live one holds the lock."""
+        try:
+            with sync_lock(self.engine, timeout=0), self.engine.begin() as conn:
+                run_store.fail_unfinished(conn, INTERRUPTED, utcnow())
+        except LockTimeout:
+            pass  # another process is syncing; it cleans up when it takes the lock next
+
     def start(self, *, schedule: bool = True) -> None:
+        self.recover()
         self._threads = [threading.Thread(target=self._work, name="atryum-sync", daemon=True)]
         if schedule:
             self._threads.append(

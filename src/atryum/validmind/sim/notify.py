@@ -299,8 +299,26 @@ class Notifier:
             delay = backoff_delay(
                 attempt, initial=self._backoff_initial, cap=self._backoff_max, rand=self._rand
             )
-            elapsed = self._monotonic() - started
-            reason = self._why_not_retry(item, elapsed + delay)
+            reason = self._why_not_retry(item, self._monotonic() - started + delay)
+            if reason is None:
+                log.info(
+                    "sim notify retrying: mode=%s url=%s record=%s attempt=%d in=%.2fs last=%s",
+                    config.mode,
+                    url,
+                    item.change.record_cuid,
+                    attempt,
+                    delay,
+                    outcome.detail,
+                )
+                with self._cond:
+                    self.retries += 1
+                    self.retrying = True
+                try:
+                    stopped = self._wait(self._stop, delay)
+                finally:
+                    with self._cond:
+                        self.retrying = False
+                reason = "closing" if stopped else self._why_not_retry(item, None)
             if reason is not None:
                 log.warning(
                     "sim notify gave up: mode=%s url=%s record=%s change=%s attempts=%d "
@@ -310,37 +328,8 @@ class Notifier:
                     item.change.record_cuid,
                     item.change.type,
                     attempt,
-                    elapsed,
+                    self._monotonic() - started,
                     reason,
-                    outcome.detail,
-                )
-                break
-            log.info(
-                "sim notify retrying: mode=%s url=%s record=%s attempt=%d in=%.2fs last=%s",
-                config.mode,
-                url,
-                item.change.record_cuid,
-                attempt,
-                delay,
-                outcome.detail,
-            )
-            with self._cond:
-                self.retries += 1
-                self.retrying = True
-            try:
-                stopped = self._wait(self._stop, delay)
-            finally:
-                with self._cond:
-                    self.retrying = False
-            if stopped:
-                log.warning(
-                    "sim notify gave up: mode=%s url=%s record=%s change=%s attempts=%d "
-                    "reason=closing last=%s",
-                    config.mode,
-                    url,
-                    item.change.record_cuid,
-                    item.change.type,
-                    attempt,
                     outcome.detail,
                 )
                 break
@@ -349,10 +338,12 @@ class Notifier:
             attempt += 1
         self._count(ok=outcome.ok)
 
-    def _why_not_retry(self, item: _Item, elapsed_after_wait: float) -> str | None:
+    def _why_not_retry(self, item: _Item, elapsed_after_wait: float | None) -> str | None:
+        """Why `item` must not be tried again (None: retry), `elapsed_after_wait` against the
+        budget when given."""
         if self._stop.is_set():
             return "closing"
-        if elapsed_after_wait > self._retry_for:
+        if elapsed_after_wait is not None and elapsed_after_wait > self._retry_for:
             return f"retried for {self._retry_for:g}s"
         with self._cond:
             if self._config != item.config:
