@@ -86,7 +86,6 @@ def test_kill_9_during_apply_leaves_before_or_after(
         engine.dispose()
 
 
-@pytest.mark.skipif(os.environ.get("ATRYUM_SKIP_REPLICAS") == "1", reason="explicitly disabled")
 def test_two_replicas_on_postgresql_never_overlap(
     pg_admin: sa.Engine,
     sim: Any,

@@ -53,8 +53,9 @@ def test_submit_answers_the_hook_contract(client: TestClient) -> None:
     assert (body["tool_name"], body["server_name"]) == ("Read", "claude-code")
     for key in ("invocation_id", "agent_id", "submitted_at"):
         assert key in body
-    again = client.post(HOOK, json={"source": "claude-code", "tool": "Read",
-                                    "idempotency_key": "sess:toolu_1"})
+    again = client.post(
+        HOOK, json={"source": "claude-code", "tool": "Read", "idempotency_key": "sess:toolu_1"}
+    )
     assert again.status_code == 200 and again.json()["invocation_id"] == body["invocation_id"]
     got = client.get(f"{HOOK}/{body['invocation_id']}")
     assert got.status_code == 200 and got.json() == body

@@ -62,8 +62,13 @@ def test_first_matching_rule_decides_in_order() -> None:
 
 
 def test_disabled_rules_and_other_tools_are_skipped() -> None:
-    rules = [mk(0, "auto_deny", tools=["Bash"], enabled=False), mk(1, "auto_approve", tools=["Bash"])]
-    assert policy.decide(rules=rules, call=call("Bash"), provider="always_deny").outcome == "approve"
+    rules = [
+        mk(0, "auto_deny", tools=["Bash"], enabled=False),
+        mk(1, "auto_approve", tools=["Bash"]),
+    ]
+    assert (
+        policy.decide(rules=rules, call=call("Bash"), provider="always_deny").outcome == "approve"
+    )
     other = policy.decide(rules=rules, call=call("Read"), provider="always_deny")
     assert (other.outcome, other.rule_id, other.by_default_policy) == ("deny", None, True)
 
@@ -78,12 +83,12 @@ def test_agent_scoped_rule_matches_only_its_agents() -> None:
 
 def test_server_patterns_match_the_source() -> None:
     rules = [mk(0, "auto_approve", servers=["cursor"])]
-    assert policy.decide(rules=rules, call=call(source="cursor"), provider="always_deny").outcome == (
-        "approve"
-    )
-    assert policy.decide(rules=rules, call=call(source="codex"), provider="always_deny").outcome == (
-        "deny"
-    )
+    assert policy.decide(
+        rules=rules, call=call(source="cursor"), provider="always_deny"
+    ).outcome == ("approve")
+    assert policy.decide(
+        rules=rules, call=call(source="codex"), provider="always_deny"
+    ).outcome == ("deny")
 
 
 @pytest.mark.parametrize(
@@ -109,10 +114,14 @@ def test_ai_evaluation_next_rule_continues_and_falls_back_to_a_human() -> None:
         return "next_rule", "not sure"
 
     rules = [mk(0, "ai_evaluation"), mk(1, "auto_deny", tools=["Bash"])]
-    d = policy.decide(rules=rules, call=call("Bash"), provider="always_approve", evaluator=next_rule)
+    d = policy.decide(
+        rules=rules, call=call("Bash"), provider="always_approve", evaluator=next_rule
+    )
     assert (d.outcome, d.rule_id) == ("deny", "r1")
     # nothing after it decides: a human, never the permissive default policy
-    d = policy.decide(rules=rules, call=call("Read"), provider="always_approve", evaluator=next_rule)
+    d = policy.decide(
+        rules=rules, call=call("Read"), provider="always_approve", evaluator=next_rule
+    )
     assert (d.outcome, d.rule_id) == ("human", "r0")
 
 

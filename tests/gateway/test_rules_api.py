@@ -33,8 +33,12 @@ def test_create_read_replace_delete(client: TestClient) -> None:
     assert got == r
     put = client.put(
         f"{RULES}/{r['id']}",
-        json={"action": "auto_deny", "tool_patterns": ["Bash"], "description": "no bash",
-              "enabled": False},
+        json={
+            "action": "auto_deny",
+            "tool_patterns": ["Bash"],
+            "description": "no bash",
+            "enabled": False,
+        },
     )
     assert put.status_code == 200
     assert (put.json()["action"], put.json()["enabled"], put.json()["order"]) == (

@@ -265,7 +265,10 @@ def test_cancel_while_pending_then_no_approval(engine: sa.Engine) -> None:
     inv = submit(engine)
     cancelled = report(engine, inv.id, "cancelled", message="user interrupted")
     assert cancelled.status == "cancelled" and cancelled.approval is not None
-    assert (cancelled.approval.status, cancelled.approval.reason) == ("cancelled", "user interrupted")
+    assert (cancelled.approval.status, cancelled.approval.reason) == (
+        "cancelled",
+        "user interrupted",
+    )
     with pytest.raises(Conflict, match="not pending"):
         approvals.decide(engine, invocation_id=inv.id, approve=True, actor="op")
     assert report(engine, inv.id, "cancelled").status == "cancelled"  # retry: no-op
@@ -342,7 +345,9 @@ def test_concurrent_approve_and_cancel_leave_pending_once(engine: sa.Engine) -> 
 
 def test_approve_and_deny_record_actor_and_reason(engine: sa.Engine) -> None:
     a, b = submit(engine), submit(engine)
-    ok = approvals.decide(engine, invocation_id=a.id, approve=True, reason="looks fine", actor="ann")
+    ok = approvals.decide(
+        engine, invocation_id=a.id, approve=True, reason="looks fine", actor="ann"
+    )
     assert ok.status == "approved" and ok.approval is not None
     assert (ok.approval.status, ok.approval.actor_id, ok.approval.reason) == (
         "approved",

@@ -15,7 +15,7 @@ from atryum.config import Config
 from atryum.db import migrate
 from atryum.db.engine import make_engine
 from tests.support import LiveServer
-from tests.web.driver import HEIGHT, WIDTHS, UI
+from tests.web.driver import HEIGHT, UI, WIDTHS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

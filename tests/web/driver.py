@@ -46,7 +46,8 @@ class UI:
 
     def nav(self, name: str) -> None:
         """Follow a link of the header's main navigation."""
-        self.page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True).click()
+        nav = self.page.get_by_role("navigation", name="Main")
+        nav.get_by_role("link", name=name, exact=True).click()
 
     def shoot(self, name: str) -> None:
         """Screenshots at desktop and phone width; each width must fit without sideways scrolling

@@ -71,7 +71,8 @@ def test_held_run_is_released_with_review_and_allow(
     assert sorted(a.name for a in agents.list_agents(sqlite_engine)) == ["Alpha", "Charlie"]
 
     ui.nav("Sync")
-    expect(page.get_by_text("Removals")).to_be_visible()  # the latest run was allowed by an operator
+    # the Sync page shows the latest run: the one an operator allowed
+    expect(page.get_by_text("allowed by an operator")).to_be_visible()
     ui.shoot("sync")
     ui.nav("Sync history")
     expect(page.locator("tr[data-run-id] .badge-status")).to_have_text(

@@ -95,7 +95,8 @@ def test_forms_work_from_the_keyboard(page_ui: UI, sqlite_engine: sa.Engine) -> 
     for _ in range(6):
         page.keyboard.press("Tab")
         order.append(page.evaluate("document.activeElement.id"))
-    assert order == ["name", "description", "charter", "agent_ids", "tags", "enabled", "add-binding"]
+    fields = ["name", "description", "charter", "agent_ids", "tags", "enabled", "add-binding"]
+    assert order == fields
     page.keyboard.press("Enter")  # on "Add binding": a new row, focused on its id field
     expect(page.get_by_label("Claude agent id")).to_be_focused()
     page.keyboard.type("agent_kb")

@@ -163,7 +163,7 @@ class RunView:
 
     @property
     def summary(self) -> str:
-        """The counts in words: `4 records fetched from ValidMind: 2 unchanged, 1 retired, 1 kept.`"""
+        """The counts in words, e.g. `4 records fetched from ValidMind: 3 unchanged, 1 retired.`"""
         fetched, *rest = self.counts
         parts = [f"{n} {label}" for label, n in rest if n]
         if self.held:

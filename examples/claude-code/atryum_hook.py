@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Claude Code hook for Atryum, standard library only (Python 3.9+).
+
+Register it for PreToolUse (and optionally PostToolUse) in Claude Code's settings — see
+README.md. It reads the hook event on stdin and:
+
+* PreToolUse: posts the intended call to Atryum, waits for the decision (long-polling while a
+  human decides) and prints Claude Code's allow/deny JSON. Anything that goes wrong — Atryum
+  unreachable, an error answer, no decision in time — denies the call (fail closed).
+* PostToolUse: reports the outcome of a call this hook approved.
+
+Environment: ATRYUM_URL (default http://127.0.0.1:8080), ATRYUM_AGENT_ID (runtime agent id),
+ATRYUM_SOURCE (default claude-code), ATRYUM_HOOK_TIMEOUT (seconds to wait, default 600),
+ATRYUM_HOOK_STATE_DIR (where approved call ids wait for PostToolUse).
+"""
+
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+URL = os.environ.get("ATRYUM_URL", "http://127.0.0.1:8080").rstrip("/")
+SOURCE = os.environ.get("ATRYUM_SOURCE", "claude-code")
+AGENT_ID = os.environ.get("ATRYUM_AGENT_ID") or None
+TIMEOUT = float(os.environ.get("ATRYUM_HOOK_TIMEOUT", "600"))
+OPEN = ("received", "pending_approval")
+
+
+class AtryumError(Exception):
+    pass
+
+
+def call(method, path, body=None, timeout=40):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        URL + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except Exception:
+            message = "HTTP %d" % exc.code
+        raise AtryumError(message) from None
+
+
+def decision(allow, reason):
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "allow" if allow else "deny",
+            "permissionDecisionReason": reason,
+        }
+    }
+
+
+def state_file(tool_use_id):
+    base = os.environ.get("ATRYUM_HOOK_STATE_DIR") or os.path.join(
+        tempfile.gettempdir(), "atryum-hook-%d" % os.getuid()
+    )
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    return os.path.join(base, re.sub(r"[^A-Za-z0-9_.-]", "_", tool_use_id) + ".json")
+
+
+def pre_tool_use(event):
+    tool_use_id = str(event.get("tool_use_id") or "")
+    session = str(event.get("session_id") or "")
+    tool_input = event.get("tool_input")
+    if not isinstance(tool_input, dict):
+        tool_input = {"value": tool_input}
+    body = {
+        "source": SOURCE,
+        "tool": str(event.get("tool_name") or ""),
+        "input": tool_input,
+        "description": str(tool_input.get("description", "")),
+        "client_session_id": session or None,
+        "client_name": "claude-code",
+        "client_version": "atryum-example-hook",
+        "agent_id": AGENT_ID,
+    }
+    if tool_use_id:
+        body["request_id"] = tool_use_id
+        body["idempotency_key"] = "%s:%s:%s" % (SOURCE, session, tool_use_id)
+    inv = call("POST", "/api/v1/external/invocations", body)
+    path = "/api/v1/external/invocations/" + inv["invocation_id"]
+    deadline = time.monotonic() + TIMEOUT
+    while inv["status"] in OPEN:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            call("PATCH", path, {"execution_status": "cancelled", "message": "hook timed out"})
+            return decision(False, "no decision from Atryum within %d s" % TIMEOUT)
+        inv = call("GET", "%s?wait=%d" % (path, max(1, min(25, int(left)))))
+    reason = (inv.get("approval") or {}).get("reason") or inv["status"]
+    if inv["status"] != "approved":
+        return decision(False, "Atryum: %s: %s" % (inv["status"], reason))
+    call("PATCH", path, {"execution_status": "running"})
+    if tool_use_id:
+        with open(state_file(tool_use_id), "w") as f:
+            json.dump({"invocation_id": inv["invocation_id"]}, f)
+    return decision(True, "Atryum: approved: " + reason)
+
+
+def post_tool_use(event):
+    tool_use_id = str(event.get("tool_use_id") or "")
+    if not tool_use_id or not os.path.exists(state_file(tool_use_id)):
+        return
+    with open(state_file(tool_use_id)) as f:
+        invocation_id = json.load(f)["invocation_id"]
+    result = event.get("tool_response")
+    text = json.dumps(result, default=str)
+    if len(text) > 64000:
+        result = {"truncated": True, "preview": text[:64000]}
+    failed = isinstance(result, dict) and result.get("is_error") is True
+    call(
+        "PATCH",
+        "/api/v1/external/invocations/" + invocation_id,
+        {"execution_status": "failed" if failed else "completed", "result": result},
+    )
+    os.unlink(state_file(tool_use_id))
+
+
+def main():
+    try:
+        event = json.loads(sys.stdin.read() or "{}")
+    except ValueError as exc:
+        print(json.dumps(decision(False, "atryum hook could not read its input: %s" % exc)))
+        return
+    if event.get("hook_event_name") == "PostToolUse":
+        try:
+            post_tool_use(event)
+        except Exception:
+            pass  # best effort: the tool has already run
+        return
+    try:
+        out = pre_tool_use(event)
+    except (AtryumError, OSError, ValueError, KeyError) as exc:
+        out = decision(False, "Atryum at %s: %s; the call was blocked" % (URL, exc))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""End-to-end over real HTTP (uvicorn on a port): the hook path, human review, expiry, agents
+retired by a real sync against the ValidMind simulator, restarts and replicas."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+import sqlalchemy as sa
+
+from atryum.config import Config
+from atryum.db.engine import make_engine
+from tests.gateway.live import Api, SSEReader
+from tests.support import ORG, SLUG, LiveServer, make_config, wait_until
+
+Live = Callable[..., LiveServer]
+
+
+def test_decisions_over_http(engine: sa.Engine, live_atryum: Live) -> None:
+    with live_atryum(make_config(), engine) as server:
+        api = Api(server.url)
+        scoped_bot = api.ok(
+            api.http.post("/api/v1/agents", json={"name": "Bot", "agent_ids": ["rt-bot"]}), 201
+        )
+        api.ok(
+            api.http.post("/api/v1/agents", json={"name": "Other", "agent_ids": ["rt-other"]}), 201
+        )
+        api.ok(
+            api.http.post(
+                "/api/v1/agents",
+                json={"name": "Paused", "agent_ids": ["rt-paused"], "enabled": False},
+            ),
+            201,
+        )
+        api.rule("auto_approve", tool_patterns=["Read"])
+        api.rule("auto_deny", tool_patterns=["mcp__github__*"])
+        api.rule("auto_approve", tool_patterns=["Deploy"])
+        api.rule(
+            "auto_deny",
+            tool_patterns=["Deploy"],
+            agent_cuids=[scoped_bot["cuid"]],
+            insert_before="",
+        )
+
+        # auto-approve, auto-deny
+        assert api.submit("Read")["status"] == "approved"
+        denied = api.submit("mcp__github__merge_pull_request")
+        assert denied["status"] == "denied" and denied["approval"]["status"] == "auto_denied"
+        # an agent-scoped deny above an all-agents approve
+        assert api.submit("Deploy", agent_id="rt-bot")["status"] == "denied"
+        assert api.submit("Deploy", agent_id="rt-other")["status"] == "approved"
+        # a disabled agent is denied, whatever the rules say
+        paused = api.submit("Read", agent_id="rt-paused")
+        assert paused["status"] == "denied"
+        assert paused["approval"]["reason"] == "agent Paused is disabled"
+
+        # human approve and human deny, while the harness long-polls
+        for verb, final in (("approve", "approved"), ("deny", "denied")):
+            inv = api.submit("Bash")
+            assert inv["status"] == "pending_approval"
+            answer: dict[str, Any] = {}
+            poller = threading.Thread(
+                target=lambda i=inv["invocation_id"]: answer.update(api.poll(i, wait=30))
+            )
+            poller.start()
+            decided = api.decide(inv["invocation_id"], verb, reason=f"{verb} by test")
+            poller.join(40)
+            assert decided["status"] == final == answer["status"]
+            assert answer["approval"]["reason"] == f"{verb} by test"
+
+        # expiry: nobody decides within the approval timeout
+        api.ok(api.http.put("/api/v1/policy", json={"approval_timeout_seconds": 1}))
+        inv = api.submit("Bash")
+        expired = wait_until(
+            lambda: (b := api.poll(inv["invocation_id"], wait=5))["status"] == "expired" and b
+        )
+        assert expired["approval"]["status"] == "expired"
+        late = api.http.post(f"/api/v1/review/invocations/{inv['invocation_id']}/approve")
+        assert late.status_code == 409
+        api.close()
+
+
+def test_retired_agent_denied_then_restored_by_unarchive(
+    engine: sa.Engine, sim: Any, sim_config: Callable[..., Config], live_atryum: Live
+) -> None:
+    admin = httpx2.Client(base_url=f"{sim.url}/admin", timeout=10)
+    r = admin.post(
+        "/records",
+        json={
+            "org_cuid": ORG,
+            "slug": SLUG,
+            "name": "Code Review",
+            "custom_fields": {"charter": "May comment. May not merge."},
+        },
+    )
+    assert r.status_code == 201, r.text
+    cuid = r.json()["cuid"]
+    with live_atryum(sim_config(sim.url), engine) as server:
+        api = Api(server.url)
+
+        def sync() -> None:
+            run = api.ok(api.http.post("/api/v1/agents/sync", params={"wait": "true"}))
+            assert run["status"] == "succeeded", run
+
+        api.ok(
+            api.http.put("/api/v1/settings", json={"org_cuid": ORG, "agent_record_type_slug": SLUG})
+        )
+        sync()
+        review = next(
+            a for a in api.ok(api.http.get("/api/v1/agents"))["items"] if a["vm_cuid"] == cuid
+        )
+        api.ok(api.http.patch(f"/api/v1/agents/{review['cuid']}", json={"agent_ids": ["rt-rev"]}))
+        fallback = api.ok(api.http.post("/api/v1/agents", json={"name": "Default"}), 201)
+        api.ok(api.http.put("/api/v1/settings", json={"default_agent_id": fallback["cuid"]}))
+        scoped = api.rule("auto_approve", tool_patterns=["Comment"], agent_cuids=[review["cuid"]])
+        api.rule("auto_approve", agent_cuids=[fallback["cuid"]])
+        api.rule("auto_approve", tool_patterns=["Read"])
+        api.ok(api.http.put("/api/v1/policy", json={"provider": "always_approve"}))
+
+        first = api.submit("Comment", agent_id="rt-rev")
+        assert (first["status"], first["matched_rule_id"]) == ("approved", scoped["id"])
+
+        assert admin.post(f"/records/{cuid}/archive").status_code < 300
+        sync()
+        for tool in ("Comment", "Read", "Anything"):
+            inv = api.submit(tool, agent_id="rt-rev")
+            assert inv["status"] == "denied" and inv["matched_rule_id"] is None, inv
+            assert inv["approval"]["reason"] == (
+                "agent Code Review was retired: its ValidMind record is archived"
+            )
+            assert inv["agent_record_id"] == review["cuid"]
+        stale = api.ok(api.http.get(f"/api/v1/rules/{scoped['id']}"))
+        assert stale["stale_agents"] == [review["cuid"]] and stale["matches_nothing"] is True
+
+        assert admin.post(f"/records/{cuid}/unarchive").status_code < 300
+        sync()
+        back = api.submit("Comment", agent_id="rt-rev")
+        assert (back["status"], back["matched_rule_id"]) == ("approved", scoped["id"])
+        assert api.ok(api.http.get(f"/api/v1/rules/{scoped['id']}"))["stale_agents"] == []
+        api.close()
+    admin.close()
+
+
+def test_pending_approval_survives_a_restart(engine: sa.Engine, live_atryum: Live) -> None:
+    with live_atryum(make_config(), engine) as first:
+        api = Api(first.url)
+        inv = api.submit("Bash", idempotency_key="before-restart")
+        assert inv["status"] == "pending_approval"
+        api.close()
+    with live_atryum(make_config(), engine) as second:
+        api = Api(second.url)
+        # the harness re-submits after the restart (same key) and polls: same invocation
+        again = api.submit("Bash", idempotency_key="before-restart")
+        assert again["invocation_id"] == inv["invocation_id"]
+        answer: dict[str, Any] = {}
+        poller = threading.Thread(
+            target=lambda: answer.update(api.poll(inv["invocation_id"], wait=30))
+        )
+        poller.start()
+        api.decide(inv["invocation_id"], "approve")
+        poller.join(40)
+        assert answer["status"] == "approved"
+        api.close()
+
+
+def test_two_replicas_share_decisions(db_url: str, engine: sa.Engine, live_atryum: Live) -> None:
+    """Submit on A, approve on B, the harness polling A sees it. On PostgreSQL, A's live
+    stream is pushed B's change through LISTEN/NOTIFY, without polling."""
+    postgres = engine.dialect.name == "postgresql"
+    engine_b = make_engine(db_url)
+    with live_atryum(make_config(), engine) as a, live_atryum(make_config(), engine_b) as b:
+        api_a, api_b = Api(a.url), Api(b.url)
+        inv = api_a.submit("Bash")
+        inv_id = inv["invocation_id"]
+
+        def seen_approved(events: list[dict[str, Any]]) -> bool:
+            return any(
+                e["event"] == "invocation"
+                and e["data"]["invocation_id"] == inv_id
+                and e["data"]["status"] == "approved"
+                for e in events
+            )
+
+        answer: dict[str, Any] = {}
+        with SSEReader(a.url, seen_approved if postgres else lambda _: True) as stream:
+            poller = threading.Thread(target=lambda: answer.update(api_a.poll(inv_id, wait=30)))
+            poller.start()
+            started = time.monotonic()
+            api_b.decide(inv_id, "approve", reason="from replica B")
+            poller.join(40)
+            assert answer["status"] == "approved"
+            assert answer["approval"]["reason"] == "from replica B"
+            if postgres:
+                assert time.monotonic() - started < 5  # woken by NOTIFY, not a re-read
+                wait_until(lambda: seen_approved(stream.events), timeout=10)
+        api_a.close()
+        api_b.close()
+    engine_b.dispose()
+
+
+def test_review_stream_pushes_every_change(engine: sa.Engine, live_atryum: Live) -> None:
+    with live_atryum(make_config(), engine) as server:
+        api = Api(server.url)
+        ids: list[str] = []
+
+        def finished(events: list[dict[str, Any]]) -> bool:
+            return bool(ids) and any(
+                e["event"] == "invocation"
+                and e["data"]["invocation_id"] == ids[0]
+                and e["data"]["status"] == "succeeded"
+                for e in events
+            )
+
+        with SSEReader(server.url, finished) as stream:
+            inv = api.submit("Bash")
+            ids.append(inv["invocation_id"])
+            api.decide(inv["invocation_id"], "approve")
+            api.ok(
+                api.http.patch(
+                    f"/api/v1/external/invocations/{ids[0]}", json={"execution_status": "completed"}
+                )
+            )
+            wait_until(lambda: finished(stream.events), timeout=15)
+        assert stream.statuses(ids[0]) == ["pending_approval", "approved", "succeeded"]
+        api.close()
