@@ -19,7 +19,10 @@ class Api:
     def __init__(self, url: str) -> None:
         self.http = httpx2.Client(base_url=url, timeout=40)
 
-    def close(self) -> None:
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.http.close()
 
     def ok(self, r: httpx2.Response, *codes: int) -> Any:
@@ -46,6 +49,23 @@ class Api:
             self.http.post("/api/v1/rules", json={"action": action, **body}), 201
         )
         return result
+
+
+class Poller:
+    """A harness long-polling one invocation in a thread; the dict fills in when it answers."""
+
+    def __init__(self, api: Api, inv_id: str, wait: float = 30) -> None:
+        self.answer: dict[str, Any] = {}
+        self.thread = threading.Thread(
+            target=lambda: self.answer.update(api.poll(inv_id, wait=wait)), daemon=True
+        )
+
+    def __enter__(self) -> dict[str, Any]:
+        self.thread.start()
+        return self.answer
+
+    def __exit__(self, *exc: object) -> None:
+        self.thread.join(40)
 
 
 class SSEReader:

@@ -3,7 +3,7 @@ retired by a real sync against the ValidMind simulator, restarts and replicas.""
 
 from __future__ import annotations
 
-import threading
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,15 +13,14 @@ import sqlalchemy as sa
 
 from atryum.config import Config
 from atryum.db.engine import make_engine
-from tests.gateway.live import Api, SSEReader
+from tests.gateway.live import Api, Poller, SSEReader
 from tests.support import ORG, SLUG, LiveServer, make_config, wait_until
 
 Live = Callable[..., LiveServer]
 
 
 def test_decisions_over_http(engine: sa.Engine, live_atryum: Live) -> None:
-    with live_atryum(make_config(), engine) as server:
-        api = Api(server.url)
+    with live_atryum(make_config(), engine) as server, Api(server.url) as api:
         scoped_bot = api.ok(
             api.http.post("/api/v1/agents", json={"name": "Bot", "agent_ids": ["rt-bot"]}), 201
         )
@@ -61,13 +60,8 @@ def test_decisions_over_http(engine: sa.Engine, live_atryum: Live) -> None:
         for verb, final in (("approve", "approved"), ("deny", "denied")):
             inv = api.submit("Bash")
             assert inv["status"] == "pending_approval"
-            answer: dict[str, Any] = {}
-            poller = threading.Thread(
-                target=lambda i=inv["invocation_id"]: answer.update(api.poll(i, wait=30))
-            )
-            poller.start()
-            decided = api.decide(inv["invocation_id"], verb, reason=f"{verb} by test")
-            poller.join(40)
+            with Poller(api, inv["invocation_id"]) as answer:
+                decided = api.decide(inv["invocation_id"], verb, reason=f"{verb} by test")
             assert decided["status"] == final == answer["status"]
             assert answer["approval"]["reason"] == f"{verb} by test"
 
@@ -80,13 +74,23 @@ def test_decisions_over_http(engine: sa.Engine, live_atryum: Live) -> None:
         assert expired["approval"]["status"] == "expired"
         late = api.http.post(f"/api/v1/review/invocations/{inv['invocation_id']}/approve")
         assert late.status_code == 409
-        api.close()
 
 
 def test_retired_agent_denied_then_restored_by_unarchive(
     engine: sa.Engine, sim: Any, sim_config: Callable[..., Config], live_atryum: Live
 ) -> None:
-    admin = httpx2.Client(base_url=f"{sim.url}/admin", timeout=10)
+    with contextlib.ExitStack() as stack:
+        _retired_then_restored(stack, sim, sim_config, engine, live_atryum)
+
+
+def _retired_then_restored(
+    stack: contextlib.ExitStack,
+    sim: Any,
+    sim_config: Callable[..., Config],
+    engine: sa.Engine,
+    live_atryum: Live,
+) -> None:
+    admin = stack.enter_context(httpx2.Client(base_url=f"{sim.url}/admin", timeout=10))
     r = admin.post(
         "/records",
         json={
@@ -98,72 +102,61 @@ def test_retired_agent_denied_then_restored_by_unarchive(
     )
     assert r.status_code == 201, r.text
     cuid = r.json()["cuid"]
-    with live_atryum(sim_config(sim.url), engine) as server:
-        api = Api(server.url)
+    other = {"org_cuid": ORG, "slug": SLUG, "name": "Claims Triage", "custom_fields": {}}
+    assert admin.post("/records", json=other).status_code == 201  # so one archive is no mass loss
+    server = stack.enter_context(live_atryum(sim_config(sim.url), engine))
+    api = stack.enter_context(Api(server.url))
 
-        def sync() -> None:
-            run = api.ok(api.http.post("/api/v1/agents/sync", params={"wait": "true"}))
-            assert run["status"] == "succeeded", run
+    def sync() -> None:
+        run = api.ok(api.http.post("/api/v1/agents/sync", params={"wait": "true"}))
+        assert run["status"] == "succeeded", run
 
-        api.ok(
-            api.http.put("/api/v1/settings", json={"org_cuid": ORG, "agent_record_type_slug": SLUG})
+    api.ok(api.http.put("/api/v1/settings", json={"org_cuid": ORG, "agent_record_type_slug": SLUG}))
+    sync()
+    review = next(
+        a for a in api.ok(api.http.get("/api/v1/agents"))["items"] if a["vm_cuid"] == cuid
+    )
+    api.ok(api.http.patch(f"/api/v1/agents/{review['cuid']}", json={"agent_ids": ["rt-rev"]}))
+    fallback = api.ok(api.http.post("/api/v1/agents", json={"name": "Default"}), 201)
+    api.ok(api.http.put("/api/v1/settings", json={"default_agent_id": fallback["cuid"]}))
+    scoped = api.rule("auto_approve", tool_patterns=["Comment"], agent_cuids=[review["cuid"]])
+    api.rule("auto_approve", agent_cuids=[fallback["cuid"]])
+    api.rule("auto_approve", tool_patterns=["Read"])
+    api.ok(api.http.put("/api/v1/policy", json={"provider": "always_approve"}))
+
+    first = api.submit("Comment", agent_id="rt-rev")
+    assert (first["status"], first["matched_rule_id"]) == ("approved", scoped["id"])
+
+    assert admin.post(f"/records/{cuid}/archive").status_code < 300
+    sync()
+    for tool in ("Comment", "Read", "Anything"):
+        inv = api.submit(tool, agent_id="rt-rev")
+        assert inv["status"] == "denied" and inv["matched_rule_id"] is None, inv
+        assert inv["approval"]["reason"] == (
+            "agent Code Review was retired: its ValidMind record is archived"
         )
-        sync()
-        review = next(
-            a for a in api.ok(api.http.get("/api/v1/agents"))["items"] if a["vm_cuid"] == cuid
-        )
-        api.ok(api.http.patch(f"/api/v1/agents/{review['cuid']}", json={"agent_ids": ["rt-rev"]}))
-        fallback = api.ok(api.http.post("/api/v1/agents", json={"name": "Default"}), 201)
-        api.ok(api.http.put("/api/v1/settings", json={"default_agent_id": fallback["cuid"]}))
-        scoped = api.rule("auto_approve", tool_patterns=["Comment"], agent_cuids=[review["cuid"]])
-        api.rule("auto_approve", agent_cuids=[fallback["cuid"]])
-        api.rule("auto_approve", tool_patterns=["Read"])
-        api.ok(api.http.put("/api/v1/policy", json={"provider": "always_approve"}))
+        assert inv["agent_record_id"] == review["cuid"]
+    stale = api.ok(api.http.get(f"/api/v1/rules/{scoped['id']}"))
+    assert stale["stale_agents"] == [review["cuid"]] and stale["matches_nothing"] is True
 
-        first = api.submit("Comment", agent_id="rt-rev")
-        assert (first["status"], first["matched_rule_id"]) == ("approved", scoped["id"])
-
-        assert admin.post(f"/records/{cuid}/archive").status_code < 300
-        sync()
-        for tool in ("Comment", "Read", "Anything"):
-            inv = api.submit(tool, agent_id="rt-rev")
-            assert inv["status"] == "denied" and inv["matched_rule_id"] is None, inv
-            assert inv["approval"]["reason"] == (
-                "agent Code Review was retired: its ValidMind record is archived"
-            )
-            assert inv["agent_record_id"] == review["cuid"]
-        stale = api.ok(api.http.get(f"/api/v1/rules/{scoped['id']}"))
-        assert stale["stale_agents"] == [review["cuid"]] and stale["matches_nothing"] is True
-
-        assert admin.post(f"/records/{cuid}/unarchive").status_code < 300
-        sync()
-        back = api.submit("Comment", agent_id="rt-rev")
-        assert (back["status"], back["matched_rule_id"]) == ("approved", scoped["id"])
-        assert api.ok(api.http.get(f"/api/v1/rules/{scoped['id']}"))["stale_agents"] == []
-        api.close()
-    admin.close()
+    assert admin.post(f"/records/{cuid}/unarchive").status_code < 300
+    sync()
+    back = api.submit("Comment", agent_id="rt-rev")
+    assert (back["status"], back["matched_rule_id"]) == ("approved", scoped["id"])
+    assert api.ok(api.http.get(f"/api/v1/rules/{scoped['id']}"))["stale_agents"] == []
 
 
 def test_pending_approval_survives_a_restart(engine: sa.Engine, live_atryum: Live) -> None:
-    with live_atryum(make_config(), engine) as first:
-        api = Api(first.url)
+    with live_atryum(make_config(), engine) as first, Api(first.url) as api:
         inv = api.submit("Bash", idempotency_key="before-restart")
         assert inv["status"] == "pending_approval"
-        api.close()
-    with live_atryum(make_config(), engine) as second:
-        api = Api(second.url)
+    with live_atryum(make_config(), engine) as second, Api(second.url) as api:
         # the harness re-submits after the restart (same key) and polls: same invocation
         again = api.submit("Bash", idempotency_key="before-restart")
         assert again["invocation_id"] == inv["invocation_id"]
-        answer: dict[str, Any] = {}
-        poller = threading.Thread(
-            target=lambda: answer.update(api.poll(inv["invocation_id"], wait=30))
-        )
-        poller.start()
-        api.decide(inv["invocation_id"], "approve")
-        poller.join(40)
+        with Poller(api, inv["invocation_id"]) as answer:
+            api.decide(inv["invocation_id"], "approve")
         assert answer["status"] == "approved"
-        api.close()
 
 
 def test_two_replicas_share_decisions(db_url: str, engine: sa.Engine, live_atryum: Live) -> None:
@@ -171,8 +164,12 @@ def test_two_replicas_share_decisions(db_url: str, engine: sa.Engine, live_atryu
     stream is pushed B's change through LISTEN/NOTIFY, without polling."""
     postgres = engine.dialect.name == "postgresql"
     engine_b = make_engine(db_url)
-    with live_atryum(make_config(), engine) as a, live_atryum(make_config(), engine_b) as b:
-        api_a, api_b = Api(a.url), Api(b.url)
+    with (
+        live_atryum(make_config(), engine) as a,
+        live_atryum(make_config(), engine_b) as b,
+        Api(a.url) as api_a,
+        Api(b.url) as api_b,
+    ):
         inv = api_a.submit("Bash")
         inv_id = inv["invocation_id"]
 
@@ -184,26 +181,20 @@ def test_two_replicas_share_decisions(db_url: str, engine: sa.Engine, live_atryu
                 for e in events
             )
 
-        answer: dict[str, Any] = {}
         with SSEReader(a.url, seen_approved if postgres else lambda _: True) as stream:
-            poller = threading.Thread(target=lambda: answer.update(api_a.poll(inv_id, wait=30)))
-            poller.start()
-            started = time.monotonic()
-            api_b.decide(inv_id, "approve", reason="from replica B")
-            poller.join(40)
+            with Poller(api_a, inv_id) as answer:
+                started = time.monotonic()
+                api_b.decide(inv_id, "approve", reason="from replica B")
             assert answer["status"] == "approved"
             assert answer["approval"]["reason"] == "from replica B"
             if postgres:
                 assert time.monotonic() - started < 5  # woken by NOTIFY, not a re-read
                 wait_until(lambda: seen_approved(stream.events), timeout=10)
-        api_a.close()
-        api_b.close()
     engine_b.dispose()
 
 
 def test_review_stream_pushes_every_change(engine: sa.Engine, live_atryum: Live) -> None:
-    with live_atryum(make_config(), engine) as server:
-        api = Api(server.url)
+    with live_atryum(make_config(), engine) as server, Api(server.url) as api:
         ids: list[str] = []
 
         def finished(events: list[dict[str, Any]]) -> bool:
@@ -225,4 +216,3 @@ def test_review_stream_pushes_every_change(engine: sa.Engine, live_atryum: Live)
             )
             wait_until(lambda: finished(stream.events), timeout=15)
         assert stream.statuses(ids[0]) == ["pending_approval", "approved", "succeeded"]
-        api.close()

@@ -1,0 +1,116 @@
+"""Change-event latency: a record archived in ValidMind → the agent gone from Atryum.
+
+    python bench/event_latency.py [--changes 50] [--database-url postgresql://…]
+
+Starts the simulator (with 100 agent records) and `atryum run` as a separate process on a fresh
+SQLite file (or the given database), wires the simulator's signed change events to Atryum with the
+default 2 s debounce, then archives records one at a time and measures, for each, the time until
+`GET /api/v1/agents` no longer lists it. Prints median, p95 and max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx2
+
+from atryum.validmind.sim.app import SimServer
+from atryum.validmind.sim.state import SimState
+
+ORG, SLUG = "org-bench", "ai-agent"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def poll(check: object, timeout: float, interval: float = 0.01) -> float:
+    """Seconds until `check()` is truthy."""
+    assert callable(check)
+    start = time.perf_counter()
+    while not check():
+        if time.perf_counter() - start > timeout:
+            raise SystemExit(f"timed out after {timeout} s")
+        time.sleep(interval)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--changes", type=int, default=50)
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="atryum-latency-"))
+    db = args.database_url or f"sqlite:///{tmp / 'atryum.db'}"
+    secret = secrets.token_urlsafe(32)
+    state = SimState()
+    state.add_org(ORG, "Bench Org")
+    state.add_record_type(ORG, SLUG, "AI Agent")
+    cuids = state.bulk_create(ORG, SLUG, count=max(100, args.changes + 10))
+    port = free_port()
+    atryum_url = f"http://127.0.0.1:{port}"
+    with SimServer(state) as sim:
+        config = tmp / "atryum.toml"
+        config.write_text(
+            f'[server]\nlisten_addr = "127.0.0.1:{port}"\ndatabase_url = "{db}"\n'
+            f'[backend]\nbase_url = "{sim.url}"\nmachine_key = "sim-machine-key"\n'
+            'machine_secret = "sim-machine-secret"\n'
+            f'[sync]\nmax_removals = 1000\n[validmind]\nwebhook_secret = "{secret}"\n'
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "atryum.cli", "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp / "atryum.log").open("wb"),
+            env={**os.environ},
+        )
+        try:
+            with httpx2.Client(base_url=atryum_url, timeout=10) as api:
+
+                def up() -> bool:
+                    try:
+                        return api.get("/healthz").status_code == 200
+                    except httpx2.HTTPError:
+                        return False
+
+                poll(up, 30)
+                api.put("/api/v1/settings", json={"org_cuid": ORG, "agent_record_type_slug": SLUG})
+
+                def active() -> set[str]:
+                    return {a["vm_cuid"] for a in api.get("/api/v1/agents").json()["items"]}
+
+                poll(lambda: len(active()) == len(cuids), 60)
+                httpx2.put(
+                    f"{sim.url}/admin/notify",
+                    json={"atryum_url": atryum_url, "mode": "event", "webhook_secret": secret},
+                ).raise_for_status()
+                latencies = []
+                for cuid in cuids[: args.changes]:
+                    state.archive_record(cuid)
+                    latencies.append(poll(lambda c=cuid: c not in active(), 30))
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    latencies.sort()
+    p95 = latencies[min(len(latencies) - 1, round(0.95 * len(latencies)) - 1)]
+    print(f"{'changes':>8} {'debounce s':>10} {'median s':>9} {'p95 s':>7} {'max s':>7}  target")
+    print(
+        f"{len(latencies):>8} {2.0:>10.1f} {statistics.median(latencies):>9.2f} {p95:>7.2f} "
+        f"{latencies[-1]:>7.2f}  p95 <= 3 s: {'met' if p95 <= 3 else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
