@@ -14,6 +14,7 @@ ATRYUM_SOURCE (default claude-code), ATRYUM_HOOK_TIMEOUT (seconds to wait, defau
 ATRYUM_HOOK_STATE_DIR (where approved call ids wait for PostToolUse).
 """
 
+import contextlib
 import json
 import os
 import re
@@ -46,7 +47,7 @@ def call(method, path, body=None, timeout=40):
         try:
             message = json.loads(exc.read())["error"]["message"]
         except Exception:
-            message = "HTTP %d" % exc.code
+            message = f"HTTP {exc.code}"
         raise AtryumError(message) from None
 
 
@@ -62,7 +63,7 @@ def decision(allow, reason):
 
 def state_file(tool_use_id):
     base = os.environ.get("ATRYUM_HOOK_STATE_DIR") or os.path.join(
-        tempfile.gettempdir(), "atryum-hook-%d" % os.getuid()
+        tempfile.gettempdir(), f"atryum-hook-{os.getuid()}"
     )
     os.makedirs(base, mode=0o700, exist_ok=True)
     return os.path.join(base, re.sub(r"[^A-Za-z0-9_.-]", "_", tool_use_id) + ".json")
@@ -86,7 +87,7 @@ def pre_tool_use(event):
     }
     if tool_use_id:
         body["request_id"] = tool_use_id
-        body["idempotency_key"] = "%s:%s:%s" % (SOURCE, session, tool_use_id)
+        body["idempotency_key"] = f"{SOURCE}:{session}:{tool_use_id}"
     inv = call("POST", "/api/v1/external/invocations", body)
     path = "/api/v1/external/invocations/" + inv["invocation_id"]
     deadline = time.monotonic() + TIMEOUT
@@ -94,11 +95,11 @@ def pre_tool_use(event):
         left = deadline - time.monotonic()
         if left <= 0:
             call("PATCH", path, {"execution_status": "cancelled", "message": "hook timed out"})
-            return decision(False, "no decision from Atryum within %d s" % TIMEOUT)
-        inv = call("GET", "%s?wait=%d" % (path, max(1, min(25, int(left)))))
+            return decision(False, f"no decision from Atryum within {TIMEOUT:.0f} s")
+        inv = call("GET", f"{path}?wait={max(1, min(25, int(left)))}")
     reason = (inv.get("approval") or {}).get("reason") or inv["status"]
     if inv["status"] != "approved":
-        return decision(False, "Atryum: %s: %s" % (inv["status"], reason))
+        return decision(False, "Atryum: {}: {}".format(inv["status"], reason))
     call("PATCH", path, {"execution_status": "running"})
     if tool_use_id:
         with open(state_file(tool_use_id), "w") as f:
@@ -129,18 +130,16 @@ def main():
     try:
         event = json.loads(sys.stdin.read() or "{}")
     except ValueError as exc:
-        print(json.dumps(decision(False, "atryum hook could not read its input: %s" % exc)))
+        print(json.dumps(decision(False, f"atryum hook could not read its input: {exc}")))
         return
     if event.get("hook_event_name") == "PostToolUse":
-        try:
+        with contextlib.suppress(Exception):  # best effort: the tool has already run
             post_tool_use(event)
-        except Exception:
-            pass  # best effort: the tool has already run
         return
     try:
         out = pre_tool_use(event)
     except (AtryumError, OSError, ValueError, KeyError) as exc:
-        out = decision(False, "Atryum at %s: %s; the call was blocked" % (URL, exc))
+        out = decision(False, f"Atryum at {URL}: {exc}; the call was blocked")
     print(json.dumps(out))
 
 

@@ -45,7 +45,8 @@ def overdue(engine: sa.Engine, inv_id: str) -> None:
 
 def count_invocations(engine: sa.Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(invocations_table)).scalar())
+        q = sa.select(sa.func.count()).select_from(invocations_table)
+        return int(conn.execute(q).scalar_one())
 
 
 # -- decisions --------------------------------------------------------------------------------
@@ -444,7 +445,7 @@ def test_database_failure_while_recording_approves_nothing(
     def fail(*_: Any, **__: Any) -> None:
         raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(store, "insert_approval", fail)
+    monkeypatch.setattr(store, "insert_decision", fail)
     with pytest.raises(sa.exc.OperationalError):
         submit(engine)
     assert count_invocations(engine) == 0

@@ -16,7 +16,10 @@ from atryum.gateway.schemas import InvocationIn, InvocationOut, OutcomeIn
 router = APIRouter(prefix="/api/v1/external/invocations", tags=["hook"])
 
 MAX_WAIT = 30.0
-RECHECK = 5.0  # a waiter re-reads at least this often, whatever the wake-ups do
+# A waiter re-reads at least this often, whatever the wake-ups do: rarely when PostgreSQL
+# NOTIFY delivers every replica's changes, often when another process could share a SQLite file.
+RECHECK_NOTIFIED = 5.0
+RECHECK_LOCAL = 1.0
 
 
 @router.post(
@@ -25,9 +28,7 @@ RECHECK = 5.0  # a waiter re-reads at least this often, whatever the wake-ups do
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": InvocationOut, "description": "a repeated submission"}},
 )
-def submit(
-    body: InvocationIn, response: Response, ctx: Ctx, rt: Runtime, caller: Caller
-) -> InvocationOut:
+def submit(body: InvocationIn, ctx: Ctx, rt: Runtime, caller: Caller) -> Response:
     inv, created = service.submit(
         ctx.engine,
         request=body.to_request(),
@@ -35,9 +36,14 @@ def submit(
         defaults=rt.defaults,
         hub=rt.hub,
     )
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return InvocationOut.of(inv)
+    return _json(inv, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _json(inv: Invocation, code: int = status.HTTP_200_OK) -> Response:
+    """The invocation JSON, serialised once (the hook path skips response-model re-validation)."""
+    return Response(
+        InvocationOut.of(inv).model_dump_json(), status_code=code, media_type="application/json"
+    )
 
 
 @router.get("/{invocation_id}", response_model=InvocationOut)
@@ -47,14 +53,14 @@ async def get(
     rt: Runtime,
     caller: Caller,
     wait: float = Query(0, ge=0, le=MAX_WAIT, description="long-poll up to N s while pending"),
-) -> InvocationOut:
+) -> Response:
     def read() -> Invocation:
         return service.get_invocation(
             ctx.engine, invocation_id=invocation_id, caller=caller, hub=rt.hub
         )
 
     if wait <= 0:
-        return InvocationOut.of(await run_in_threadpool(read))
+        return _json(await run_in_threadpool(read))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     sub = rt.hub.subscribe()  # before the first read, so no change slips between the two
@@ -63,19 +69,18 @@ async def get(
             inv = await run_in_threadpool(read)
             left = deadline - loop.time()
             if inv.status != PENDING or left <= 0:
-                return InvocationOut.of(inv)
+                return _json(inv)
             expires = inv.approval.expires_at if inv.approval else None
             if expires is not None:
                 left = min(left, max((expires - utcnow()).total_seconds(), 0) + 0.01)
-            await sub.wait_for(lambda c: c.invocation_id == invocation_id, min(left, RECHECK))
+            recheck = RECHECK_NOTIFIED if rt.hub.via_database else RECHECK_LOCAL
+            await sub.wait_for(lambda c: c.invocation_id == invocation_id, min(left, recheck))
     finally:
         rt.hub.unsubscribe(sub)
 
 
 @router.patch("/{invocation_id}", response_model=InvocationOut)
-def report(
-    invocation_id: str, body: OutcomeIn, ctx: Ctx, rt: Runtime, caller: Caller
-) -> InvocationOut:
+def report(invocation_id: str, body: OutcomeIn, ctx: Ctx, rt: Runtime, caller: Caller) -> Response:
     inv = service.report_outcome(
         ctx.engine,
         invocation_id=invocation_id,
@@ -86,4 +91,4 @@ def report(
         caller=caller,
         hub=rt.hub,
     )
-    return InvocationOut.of(inv)
+    return _json(inv)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from atryum.db.types import utcnow
 from atryum.errors import Conflict, NotFound
-from atryum.gateway import audit, metrics, store
+from atryum.gateway import audit, metrics, store, tx
 from atryum.gateway.hub import Change, Hub
 from atryum.gateway.models import (
     A_APPROVED,
@@ -61,7 +61,7 @@ def expire_overdue(engine: sa.Engine, *, hub: Hub | None = None) -> int:
     """Expire every pending call past its deadline (the sweeper; safe on several replicas)."""
     outbox: list[Change] = []
     now = utcnow()
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         for inv_id in store.overdue_pending(conn, now):
             inv = store.get_invocation(conn, inv_id)
             if inv is not None:
@@ -84,7 +84,7 @@ def decide(
     new = APPROVED if approve else DENIED
     outbox: list[Change] = []
     problem: str | None = None
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         now = utcnow()
         inv = store.get_invocation(conn, invocation_id)
         if inv is None:

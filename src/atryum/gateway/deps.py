@@ -1,4 +1,8 @@
-"""Request-scoped helpers of the gateway routes: runtime, inbound identity, operator."""
+"""Request-scoped helpers of the gateway routes: context, runtime, inbound identity, operator.
+
+They are `async def` on purpose: they never block, and FastAPI runs a plain `def` dependency in
+its thread pool, a hop that costs more than the work on the hook path.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,20 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from atryum.context import AppContext, get_ctx
+from atryum.context import AppContext
 from atryum.gateway.runtime import GatewayRuntime, runtime_for
 
 
-def get_runtime(request: Request) -> GatewayRuntime:
+async def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+async def get_runtime(request: Request) -> GatewayRuntime:
     return runtime_for(request.app.state.ctx)
 
 
-def inbound_identity(request: Request) -> str | None:
+async def inbound_identity(request: Request) -> str | None:
     """The authenticated agent identity of a hook call, or None while inbound auth is off.
 
     Atryum has no inbound agent authentication yet, so the body's `agent_id` is honoured
@@ -24,9 +33,9 @@ def inbound_identity(request: Request) -> str | None:
     return None
 
 
-def operator_id(request: Request) -> str:
-    """Who approves or denies. Never a body field; the authenticated operator once admin auth
-    exists."""
+async def operator_id(request: Request) -> str:
+    """Who approves or denies: never a body field; the authenticated operator once admin
+    authentication exists."""
     return "operator"
 
 

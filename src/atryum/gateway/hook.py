@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx2
 
-
 OPEN = {"received", "pending_approval"}
 MAX_RESULT_CHARS = 64_000
 POLL_WAIT = 25  # seconds per long-poll request (the server caps it at 30)

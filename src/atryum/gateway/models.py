@@ -131,6 +131,18 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class AgentInfo:
+    """The registry agent a call resolved to: just what the gateway decides with."""
+
+    id: str
+    name: str
+    enabled: bool
+    retired: bool
+    removal_reason: str | None
+    charter: str
+
+
+@dataclass(frozen=True)
 class AgentState:
     """What rules need to know about an agent a rule names."""
 

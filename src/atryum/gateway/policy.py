@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from atryum.gateway.models import (
     AI_EVALUATION,
@@ -46,10 +46,8 @@ class Decision:
     by_default_policy: bool = False
 
 
-class Evaluator(Protocol):
-    """Judges a call against the agent's charter for an `ai_evaluation` rule."""
-
-    def __call__(self, rule: Rule, call: Call) -> tuple[Verdict, str]: ...
+# Judges a call against the agent's charter for an `ai_evaluation` rule.
+Evaluator = Callable[[Rule, Call], tuple[Verdict, str]]
 
 
 def no_evaluator(rule: Rule, call: Call) -> tuple[Verdict, str]:

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from atryum.agents import store as agent_store
-from atryum.agents.models import Agent
 from atryum.gateway import store
-from atryum.sync import store as sync_store
+from atryum.gateway.models import AgentInfo
 
 _RETIRED_BECAUSE = {
     "archived_in_source": "its ValidMind record is archived",
@@ -23,7 +21,7 @@ _RETIRED_BECAUSE = {
 
 @dataclass(frozen=True)
 class Resolution:
-    agent: Agent | None
+    agent: AgentInfo | None
     denied: str | None  # reason to deny the call outright
     via: str  # runtime_id | binding | default | anonymous | unknown
 
@@ -36,25 +34,27 @@ class Resolution:
         return self.agent.name if self.agent else None
 
 
-def retired_reason(agent: Agent) -> str:
+def retired_reason(agent: AgentInfo) -> str:
     why = _RETIRED_BECAUSE.get(
         agent.removal_reason or "", f"it was removed from the registry ({agent.removal_reason})"
     )
     return f"agent {agent.name} was retired: {why}"
 
 
-def _checked(agent: Agent, via: str) -> Resolution:
-    if not agent.active:
+def _checked(agent: AgentInfo, via: str) -> Resolution:
+    if agent.retired:
         return Resolution(agent, retired_reason(agent), via)
     if not agent.enabled:
         return Resolution(agent, f"agent {agent.name} is disabled", via)
     return Resolution(agent, None, via)
 
 
-def resolve(conn: sa.Connection, runtime_id: str | None) -> Resolution:
+def resolve(
+    conn: sa.Connection, runtime_id: str | None, *, default_agent_id: str | None
+) -> Resolution:
     rid = (runtime_id or "").strip()
     if rid:
-        agent = agent_store.resolve_runtime_id(conn, rid)
+        agent = store.agent_for_runtime_id(conn, rid)
         if agent is not None:
             return _checked(agent, "runtime_id")
         bound = store.agents_bound_to(conn, rid)
@@ -65,13 +65,11 @@ def resolve(conn: sa.Connection, runtime_id: str | None) -> Resolution:
                 "bind it to one agent only",
                 "binding",
             )
-        if bound:
-            agent = agent_store.get_agent(conn, bound[0])
-            if agent is not None:
-                return _checked(agent, "binding")
-    default_id = (sync_store.read_settings(conn) or {}).get("default_agent_id")
+        if bound and (agent := store.agent_info(conn, bound[0])) is not None:
+            return _checked(agent, "binding")
+    default_id = default_agent_id
     if default_id:
-        agent = agent_store.get_agent(conn, default_id)
+        agent = store.agent_info(conn, default_id)
         if agent is None:
             return Resolution(
                 None,

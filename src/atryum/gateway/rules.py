@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from atryum.db.types import utcnow
 from atryum.errors import InvalidInput, NotFound
-from atryum.gateway import policy, resolve, store
+from atryum.gateway import policy, resolve, store, tx
 from atryum.gateway.models import (
     POLICY_PROVIDERS,
     RULE_ACTIONS,
@@ -73,12 +73,12 @@ def _require(conn: sa.Connection, rule_id: str) -> Rule:
 
 
 def list_rules(engine: sa.Engine) -> list[RuleView]:
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         return _views(conn, store.list_rules(conn))
 
 
 def get_rule(engine: sa.Engine, *, rule_id: str) -> RuleView:
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         return _views(conn, [_require(conn, rule_id)])[0]
 
 
@@ -86,7 +86,7 @@ def create_rule(engine: sa.Engine, *, spec: RuleSpec, insert_before: str | None 
     """Append, or insert before the rule `insert_before` (`""` = at the top)."""
     now = utcnow()
     rule_id = store.new_id()
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         store.lock_policy(conn, now)
         values = _validated(conn, spec)
         order = [r.id for r in store.list_rules(conn)]
@@ -108,14 +108,14 @@ def create_rule(engine: sa.Engine, *, spec: RuleSpec, insert_before: str | None 
 
 
 def replace_rule(engine: sa.Engine, *, rule_id: str, spec: RuleSpec) -> RuleView:
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         _require(conn, rule_id)
         store.update_rule(conn, rule_id, {**_validated(conn, spec), "updated_at": utcnow()})
         return _views(conn, [_require(conn, rule_id)])[0]
 
 
 def delete_rule(engine: sa.Engine, *, rule_id: str) -> None:
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         store.lock_policy(conn, utcnow())
         _require(conn, rule_id)
         store.delete_rule(conn, rule_id)
@@ -125,7 +125,7 @@ def delete_rule(engine: sa.Engine, *, rule_id: str) -> None:
 def move_rule(engine: sa.Engine, *, rule_id: str, direction: str) -> RuleView:
     if direction not in ("up", "down"):
         raise InvalidInput("direction must be 'up' or 'down'")
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         store.lock_policy(conn, utcnow())
         order = [r.id for r in store.list_rules(conn)]
         if rule_id not in order:
@@ -142,7 +142,10 @@ def move_rule(engine: sa.Engine, *, rule_id: str, direction: str) -> RuleView:
 
 
 def policy_tx(conn: sa.Connection, defaults: GatewayDefaults) -> Policy:
-    row = store.read_policy(conn) or {}
+    return policy_of(store.read_policy(conn) or {}, defaults)
+
+
+def policy_of(row: dict[str, Any], defaults: GatewayDefaults) -> Policy:
     return Policy(
         provider=row.get("provider") or defaults.provider,
         approval_timeout_seconds=int(
@@ -153,7 +156,7 @@ def policy_tx(conn: sa.Connection, defaults: GatewayDefaults) -> Policy:
 
 
 def get_policy(engine: sa.Engine, *, defaults: GatewayDefaults) -> Policy:
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         return policy_tx(conn, defaults)
 
 
@@ -176,7 +179,7 @@ def update_policy(
             raise InvalidInput("approval_timeout_seconds must be at least 1")
         values["approval_timeout_seconds"] = approval_timeout_seconds
     now = utcnow()
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         store.lock_policy(conn, now)
         store.write_policy(conn, {**values, "updated_at": now})
         return policy_tx(conn, defaults)
@@ -201,8 +204,8 @@ def rules_for_caller(
     defaults: GatewayDefaults,
 ) -> Applicable:
     """The rules that would match this call, in order, and the decision they would give today."""
-    with engine.begin() as conn:
-        resolution = resolve.resolve(conn, agent_id)
+    with tx.begin(engine) as conn:
+        resolution = resolve.resolve(conn, agent_id, default_agent_id=store.default_agent_id(conn))
         if resolution.denied:
             decision = policy.Decision("deny", resolution.denied, None)
             return Applicable(resolution, [], decision)

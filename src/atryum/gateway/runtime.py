@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -24,6 +25,7 @@ from atryum.gateway.models import PENDING
 from atryum.gateway.settings import GatewayDefaults, defaults_from
 
 log = logging.getLogger("atryum.gateway")
+T = TypeVar("T")
 
 
 @dataclass
@@ -81,6 +83,18 @@ async def stop(ctx: Any) -> None:
     _RUNTIMES.pop(id(ctx), None)
 
 
+async def _finish_in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run `fn` in the thread pool; if cancelled, wait for the thread before re-raising, so that
+    `stop` never returns while a thread still holds one of the engine's connections."""
+    job = asyncio.ensure_future(run_in_threadpool(fn, *args, **kwargs))
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await job
+        raise
+
+
 def _next_expiry(rt: GatewayRuntime) -> datetime | None:
     with rt.ctx.engine.connect() as conn:
         return store.next_expiry(conn)
@@ -94,8 +108,8 @@ async def _sweep(rt: GatewayRuntime) -> None:
         while True:
             wait = interval
             try:
-                await run_in_threadpool(approvals.expire_overdue, rt.ctx.engine, hub=rt.hub)
-                nxt = await run_in_threadpool(_next_expiry, rt)
+                await _finish_in_thread(approvals.expire_overdue, rt.ctx.engine, hub=rt.hub)
+                nxt = await _finish_in_thread(_next_expiry, rt)
                 if nxt is not None:
                     wait = min(interval, max((nxt - utcnow()).total_seconds(), 0) + 0.01)
             except Exception:  # the sweeper must outlive database hiccups

@@ -11,14 +11,14 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from atryum.db.types import utcnow
 from atryum.errors import Conflict, InvalidInput, NotFound
-from atryum.gateway import approvals, audit, metrics, policy, resolve, rules, store
+from atryum.gateway import approvals, audit, metrics, policy, resolve, rules, store, tx
 from atryum.gateway.hub import Change, Hub
 from atryum.gateway.models import (
     A_AUTO_APPROVED,
@@ -34,8 +34,10 @@ from atryum.gateway.models import (
     PENDING,
     RECEIVED,
     SUCCEEDED,
+    Approval,
     Event,
     Invocation,
+    Policy,
 )
 from atryum.gateway.settings import GatewayDefaults
 
@@ -79,24 +81,33 @@ def _same_call(inv: Invocation, req: CallRequest, identity: str | None) -> bool:
     return (inv.source, inv.tool, inv.agent_id) == (req.source, req.tool, identity)
 
 
+class _RulesFailed(Exception):
+    """Loading or evaluating the rules failed: redo the submission with a human decision."""
+
+    def __init__(self, decision: policy.Decision) -> None:
+        super().__init__(decision.reason)
+        self.decision = decision
+
+
 def _decide(
     conn: sa.Connection,
     call: policy.Call,
     resolution: resolve.Resolution,
-    provider: str,
+    pol: Policy,
     evaluator: policy.Evaluator,
 ) -> tuple[policy.Decision, str]:
-    """The decision and who made it: agent_check, rule, default_policy or error."""
+    """The decision and who made it (agent_check, rule, default_policy)."""
     if resolution.denied:
         return policy.Decision("deny", resolution.denied, None), "agent_check"
     try:
-        with conn.begin_nested():
-            enabled = store.list_rules(conn, enabled_only=True)
-        decision = policy.decide(rules=enabled, call=call, provider=provider, evaluator=evaluator)
+        enabled = store.list_rules(conn, enabled_only=True)
+        decision = policy.decide(
+            rules=enabled, call=call, provider=pol.provider, evaluator=evaluator
+        )
     except Exception as exc:  # fail closed: any failure asks a human, never approves
         log.exception("rule evaluation failed; the call goes to a human")
         reason = f"the rules could not be evaluated ({type(exc).__name__}); a human must decide"
-        return policy.Decision("human", reason, None), "error"
+        raise _RulesFailed(policy.Decision("human", reason, None)) from exc
     return decision, "default_policy" if decision.by_default_policy else "rule"
 
 
@@ -109,18 +120,43 @@ def submit(
     evaluator: policy.Evaluator = policy.no_evaluator,
     hub: Hub | None = None,
 ) -> tuple[Invocation, bool]:
-    """Record a call and decide it. Returns (invocation, created); a repeat returns the first."""
+    """Record a call and decide it. Returns (invocation, created); a repeat returns the first.
+
+    One transaction: the invocation goes received → decided with both events and its approval
+    row. If the rules cannot be loaded or evaluated, that transaction is abandoned and the call
+    is recorded in a fresh one as waiting for a human (a failed statement would otherwise poison
+    the PostgreSQL transaction).
+    """
     if not request.source.strip() or not request.tool.strip():
         raise InvalidInput("source and tool must not be empty")
     started = time.perf_counter()
+    try:
+        inv, created = _submit(engine, request, caller, defaults, evaluator, None, hub)
+    except _RulesFailed as failed:
+        inv, created = _submit(engine, request, caller, defaults, evaluator, failed, hub)
+    if created:
+        label = {APPROVED: A_AUTO_APPROVED, DENIED: A_AUTO_DENIED}.get(inv.status, inv.status)
+        metrics.DECISIONS.labels(label, inv.matched_rule_id or "none").inc()
+        metrics.DECISION_LATENCY.labels("auto").observe(time.perf_counter() - started)
+    return inv, created
+
+
+def _submit(
+    engine: sa.Engine,
+    request: CallRequest,
+    caller: str | None,
+    defaults: GatewayDefaults,
+    evaluator: policy.Evaluator,
+    failed: _RulesFailed | None,
+    hub: Hub | None,
+) -> tuple[Invocation, bool]:
     identity = caller if caller is not None else (request.agent_id or None)
     dedupe = _dedupe_key(request, identity, caller)
     outbox: list[Change] = []
-    with engine.begin() as conn:
-        if dedupe and (existing := store.find_by_dedupe_key(conn, dedupe)):
-            return _repeat(existing, request, identity), False
-        resolution = resolve.resolve(conn, identity)
-        pol = rules.policy_tx(conn, defaults)
+    with tx.begin(engine) as conn:
+        policy_row, default_agent_id = store.read_policy_and_default_agent(conn)
+        pol = rules.policy_of(policy_row, defaults)
+        resolution = resolve.resolve(conn, identity, default_agent_id=default_agent_id)
         call = policy.Call(
             source=request.source,
             tool=request.tool,
@@ -129,37 +165,36 @@ def submit(
             description=request.description,
             charter=resolution.agent.charter if resolution.agent else "",
         )
-        decision, decided_by = _decide(conn, call, resolution, pol.provider, evaluator)
-        now = utcnow()
-        inv_id = store.new_id()
-        status = {"approve": APPROVED, "deny": DENIED, "human": PENDING}[decision.outcome]
-        try:
-            with conn.begin_nested():
-                _insert(conn, inv_id, request, identity, caller, dedupe, resolution, now)
-                _record_decision(
-                    conn,
-                    inv_id,
-                    status,
-                    decision,
-                    decided_by,
-                    resolution,
-                    now,
-                    timedelta(seconds=pol.approval_timeout_seconds),
+        if failed is None:
+            decision, decided_by = _decide(conn, call, resolution, pol, evaluator)
+        else:
+            decision, decided_by = failed.decision, "error"
+            if resolution.denied:  # the agent check never depends on the rules
+                decision, decided_by = (
+                    policy.Decision("deny", resolution.denied, None),
+                    "agent_check",
                 )
-        except sa.exc.IntegrityError:
+        status = {"approve": APPROVED, "deny": DENIED, "human": PENDING}[decision.outcome]
+        now = utcnow()
+        row = _row(request, identity, caller, dedupe, resolution, decision, status, now)
+        if not store.insert_invocation(conn, row):
             existing = store.find_by_dedupe_key(conn, dedupe) if dedupe else None
             if existing is None:
-                raise
+                raise Conflict("the invocation could not be recorded; try again")
             return _repeat(existing, request, identity), False
-        audit.announce(conn, inv_id, status, outbox)
-        inv = store.get_invocation(conn, inv_id)
-    assert inv is not None
+        approval = _record_decision(
+            conn,
+            row,
+            decision,
+            decided_by,
+            resolution,
+            timedelta(seconds=pol.approval_timeout_seconds),
+        )
+        outbox.append(Change(row["id"], status))
     if hub is not None:
         hub.committed(outbox)
-    label = {APPROVED: A_AUTO_APPROVED, DENIED: A_AUTO_DENIED, PENDING: PENDING}[status]
-    metrics.DECISIONS.labels(label, decision.rule_id or "none").inc()
-    metrics.DECISION_LATENCY.labels("auto").observe(time.perf_counter() - started)
-    return inv, True
+    row.pop("dedupe_key")
+    return Invocation(**row, result=None, error=None, completed_at=None, approval=approval), True
 
 
 def _repeat(existing: Invocation, request: CallRequest, identity: str | None) -> Invocation:
@@ -171,100 +206,78 @@ def _repeat(existing: Invocation, request: CallRequest, identity: str | None) ->
     return existing
 
 
-def _insert(
-    conn: sa.Connection,
-    inv_id: str,
+def _row(
     req: CallRequest,
     identity: str | None,
     caller: str | None,
     dedupe: str | None,
     resolution: resolve.Resolution,
-    now: Any,
-) -> None:
-    store.insert_invocation(
-        conn,
-        {
-            "id": inv_id,
-            "source": req.source,
-            "tool": req.tool,
-            "input": req.input,
-            "description": req.description,
-            "request_id": req.request_id,
-            "idempotency_key": req.idempotency_key,
-            "dedupe_key": dedupe,
-            "thread_id": req.thread_id,
-            "agent_id": identity,
-            "agent_record_id": resolution.agent_id,
-            "agent_name": resolution.agent_name,
-            "caller": caller,
-            "client_session_id": req.client_session_id,
-            "client_name": req.client_name,
-            "client_version": req.client_version,
-            "status": RECEIVED,
-            "submitted_at": now,
-            "updated_at": now,
-        },
-    )
+    decision: policy.Decision,
+    status: str,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": store.new_id(),
+        "source": req.source,
+        "tool": req.tool,
+        "input": req.input,
+        "description": req.description,
+        "request_id": req.request_id,
+        "idempotency_key": req.idempotency_key,
+        "dedupe_key": dedupe,
+        "thread_id": req.thread_id,
+        "agent_id": identity,
+        "agent_record_id": resolution.agent_id,
+        "agent_name": resolution.agent_name,
+        "caller": caller,
+        "client_session_id": req.client_session_id,
+        "client_name": req.client_name,
+        "client_version": req.client_version,
+        "status": status,
+        "matched_rule_id": decision.rule_id,
+        "submitted_at": now,
+        "updated_at": now,
+    }
 
 
 def _record_decision(
     conn: sa.Connection,
-    inv_id: str,
-    status: str,
+    row: dict[str, Any],
     decision: policy.Decision,
     decided_by: str,
     resolution: resolve.Resolution,
-    now: Any,
     timeout: timedelta,
-) -> None:
-    """received → decided: the row moves, both events and the approval row land together."""
-    store.change_status(
-        conn,
-        inv_id,
-        old=RECEIVED,
-        new=status,
-        values={"matched_rule_id": decision.rule_id, "updated_at": now},
-    )
+) -> Approval:
+    """The invocation row was written in its decided status: its two status changes
+    (none → received → decided) get their events, the decision its approval row, and every
+    replica a notification when the transaction commits."""
+    inv_id, status, now = row["id"], row["status"], row["submitted_at"]
     received = {"agent_record_id": resolution.agent_id, "resolved_via": resolution.via}
     decided = {"reason": decision.reason, "rule_id": decision.rule_id, "decided_by": decided_by}
-    store.insert_events(
-        conn,
-        [
-            audit.event_row(
-                invocation_id=inv_id,
-                seq=1,
-                old=None,
-                new=RECEIVED,
-                actor=None,
-                now=now,
-                data=received,
-            ),
-            audit.event_row(
-                invocation_id=inv_id,
-                seq=2,
-                old=RECEIVED,
-                new=status,
-                actor=None,
-                now=now,
-                data=decided,
-            ),
-        ],
-    )
+    events = [
+        audit.event_row(
+            invocation_id=inv_id, seq=1, old=None, new=RECEIVED, actor=None, now=now, data=received
+        ),
+        audit.event_row(
+            invocation_id=inv_id, seq=2, old=RECEIVED, new=status, actor=None, now=now, data=decided
+        ),
+    ]
     pending = status == PENDING
-    store.insert_approval(
-        conn,
-        {
-            "invocation_id": inv_id,
-            "status": {APPROVED: A_AUTO_APPROVED, DENIED: A_AUTO_DENIED, PENDING: A_PENDING}[
-                status
-            ],
-            "reason": decision.reason,
-            "actor_id": None,
-            "requested_at": now,
-            "expires_at": now + timeout if pending else None,
-            "decision_at": None if pending else now,
-        },
+    approval = Approval(
+        status={APPROVED: A_AUTO_APPROVED, DENIED: A_AUTO_DENIED, PENDING: A_PENDING}[status],
+        reason=decision.reason,
+        actor_id=None,
+        requested_at=now,
+        expires_at=now + timeout if pending else None,
+        decision_at=None if pending else now,
     )
+    store.insert_decision(
+        conn,
+        events,
+        {"invocation_id": inv_id, **approval.__dict__},
+        {"id": inv_id, "status": status},
+    )
+    return approval
 
 
 def _visible(inv: Invocation | None, invocation_id: str, caller: str | None) -> Invocation:
@@ -279,7 +292,7 @@ def get_invocation(
 ) -> Invocation:
     """Read an invocation; a pending one past its deadline expires now (in this transaction)."""
     outbox: list[Change] = []
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         inv = _visible(store.get_invocation(conn, invocation_id), invocation_id, caller)
         inv = approvals.expire_if_due(conn, inv, now=utcnow(), outbox=outbox)
     if hub is not None:
@@ -307,7 +320,7 @@ def report_outcome(
         )
     outbox: list[Change] = []
     problem: str | None = None
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         now = utcnow()
         inv = _visible(store.get_invocation(conn, invocation_id), invocation_id, caller)
         inv = approvals.expire_if_due(conn, inv, now=now, outbox=outbox)
@@ -383,7 +396,7 @@ def _apply_outcome(
 
 
 def list_events(engine: sa.Engine, *, invocation_id: str, caller: str | None = None) -> list[Event]:
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         _visible(store.get_invocation(conn, invocation_id), invocation_id, caller)
         return store.list_events(conn, invocation_id)
 
@@ -399,5 +412,5 @@ def list_invocations(
     if offset < 0 or not 1 <= limit <= 500:
         raise InvalidInput("offset must be ≥ 0 and limit between 1 and 500")
     approvals.expire_overdue(engine, hub=hub)
-    with engine.begin() as conn:
+    with tx.begin(engine) as conn:
         return store.list_invocations(conn, flt, offset=offset, limit=limit)

@@ -11,8 +11,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from atryum.db.tables import (
+    agent_runtime_ids,
+    agent_sync_settings,
     agents,
     approval_rules,
     approvals,
@@ -21,7 +25,7 @@ from atryum.db.tables import (
     invocations,
     managed_agent_bindings,
 )
-from atryum.gateway.models import AgentState, Approval, Event, Invocation, Rule
+from atryum.gateway.models import AgentInfo, AgentState, Approval, Event, Invocation, Rule
 
 NOTIFY_CHANNEL = "atryum_gateway"
 
@@ -66,18 +70,32 @@ def _invocation(row: sa.Row[Any]) -> Invocation:
     return Invocation(**values, approval=approval)
 
 
+_BY_ID = _select_invocations().where(invocations.c.id == sa.bindparam("inv_id"))
+_BY_DEDUPE = _select_invocations().where(invocations.c.dedupe_key == sa.bindparam("key"))
+
+
 def get_invocation(conn: sa.Connection, invocation_id: str) -> Invocation | None:
-    row = conn.execute(_select_invocations().where(invocations.c.id == invocation_id)).first()
+    row = conn.execute(_BY_ID, {"inv_id": invocation_id}).first()
     return _invocation(row) if row else None
 
 
 def find_by_dedupe_key(conn: sa.Connection, dedupe_key: str) -> Invocation | None:
-    row = conn.execute(_select_invocations().where(invocations.c.dedupe_key == dedupe_key)).first()
+    row = conn.execute(_BY_DEDUPE, {"key": dedupe_key}).first()
     return _invocation(row) if row else None
 
 
-def insert_invocation(conn: sa.Connection, values: dict[str, Any]) -> None:
-    conn.execute(invocations.insert().values(**values))
+def _insert_ignoring_conflicts(dialect: str) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(invocations).on_conflict_do_nothing().returning(invocations.c.id)
+
+
+_INSERT_INVOCATION = {d: _insert_ignoring_conflicts(d) for d in ("postgresql", "sqlite")}
+
+
+def insert_invocation(conn: sa.Connection, values: dict[str, Any]) -> bool:
+    """Insert unless the dedupe key (or id) exists already; False if it did."""
+    result = conn.execute(_INSERT_INVOCATION[conn.dialect.name], values)
+    return result.first() is not None
 
 
 def change_status(
@@ -170,13 +188,64 @@ def all_invocation_ids(conn: sa.Connection) -> list[str]:
 
 
 def insert_approval(conn: sa.Connection, values: dict[str, Any]) -> None:
-    conn.execute(approvals.insert().values(**values))
+    conn.execute(approvals.insert(), values)
 
 
 def update_approval(conn: sa.Connection, invocation_id: str, values: dict[str, Any]) -> None:
     conn.execute(
         approvals.update().where(approvals.c.invocation_id == invocation_id).values(**values)
     )
+
+
+def _pg_decision_statement() -> sa.TextClause:
+    """Both events of a new invocation, its approval row and the NOTIFY in one statement
+    (data-modifying CTEs). Written as text so that it is compiled once and cached."""
+
+    def cols(t: sa.Table) -> str:
+        return ", ".join(c.name for c in t.c)
+
+    def row(t: sa.Table, prefix: str) -> str:
+        return "(" + ", ".join(f":{prefix}{c.name}" for c in t.c) + ")"
+
+    ev, ap = invocation_events, approvals
+    sql = (
+        f"WITH ev AS (INSERT INTO {ev.name} ({cols(ev)}) "
+        f"VALUES {row(ev, 'e0_')}, {row(ev, 'e1_')}), "
+        f"ap AS (INSERT INTO {ap.name} ({cols(ap)}) VALUES {row(ap, 'a_')}) "
+        f"SELECT pg_notify('{NOTIFY_CHANNEL}', :payload)"
+    )
+    binds = [
+        sa.bindparam(f"{prefix}{c.name}", type_=c.type)
+        for t, prefix in ((ev, "e0_"), (ev, "e1_"), (ap, "a_"))
+        for c in t.c
+    ]
+    return sa.text(sql).bindparams(*binds, sa.bindparam("payload", type_=sa.Text))
+
+
+_PG_DECISION = _pg_decision_statement()
+
+
+def insert_decision(
+    conn: sa.Connection,
+    events: Sequence[dict[str, Any]],
+    approval: dict[str, Any],
+    notice: dict[str, Any],
+) -> None:
+    """A new invocation's two events, its approval row and the NOTIFY.
+
+    On PostgreSQL that is one statement (data-modifying CTEs), sparing round trips on the hook
+    path; on SQLite, local statements.
+    """
+    if conn.dialect.name != "postgresql":
+        insert_events(conn, events)
+        insert_approval(conn, approval)
+        return
+    first, second = events
+    params = {f"e0_{k}": v for k, v in first.items()}
+    params.update({f"e1_{k}": v for k, v in second.items()})
+    params.update({f"a_{k}": v for k, v in approval.items()})
+    params["payload"] = json.dumps(notice, separators=(",", ":"))
+    conn.execute(_PG_DECISION, params)
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -278,6 +347,29 @@ def lock_policy(conn: sa.Connection, now: datetime) -> None:
         )
 
 
+_SNAPSHOT = sa.select(
+    sa.select(gateway_policy.c.provider).where(gateway_policy.c.id == 1).scalar_subquery(),
+    sa.select(gateway_policy.c.approval_timeout_seconds)
+    .where(gateway_policy.c.id == 1)
+    .scalar_subquery(),
+    sa.select(gateway_policy.c.updated_at).where(gateway_policy.c.id == 1).scalar_subquery(),
+    sa.select(agent_sync_settings.c.default_agent_id)
+    .where(agent_sync_settings.c.id == 1)
+    .scalar_subquery(),
+)
+
+
+def read_policy_and_default_agent(conn: sa.Connection) -> tuple[dict[str, Any], str | None]:
+    """The policy row (empty if none) and the default agent id, in one round trip."""
+    provider, timeout, updated_at, default_agent = conn.execute(_SNAPSHOT).one()
+    policy_row = {
+        "provider": provider,
+        "approval_timeout_seconds": timeout,
+        "updated_at": updated_at,
+    }
+    return policy_row, default_agent
+
+
 def write_policy(conn: sa.Connection, values: dict[str, Any]) -> None:
     conn.execute(gateway_policy.update().where(gateway_policy.c.id == 1).values(**values))
 
@@ -293,6 +385,50 @@ def agents_bound_to(conn: sa.Connection, external_agent_id: str) -> list[str]:
         .distinct()
     )
     return list(conn.execute(q).scalars())
+
+
+_AGENT_INFO = sa.select(
+    agents.c.id,
+    agents.c.name,
+    agents.c.enabled,
+    agents.c.removed_at,
+    agents.c.removal_reason,
+    agents.c.charter,
+)
+_BY_RUNTIME_ID = _AGENT_INFO.join(
+    agent_runtime_ids, agent_runtime_ids.c.agent_id == agents.c.id
+).where(agent_runtime_ids.c.runtime_id == sa.bindparam("rid"))
+_AGENT_BY_ID = _AGENT_INFO.where(agents.c.id == sa.bindparam("agent_id"))
+_DEFAULT_AGENT = sa.select(agent_sync_settings.c.default_agent_id).where(
+    agent_sync_settings.c.id == 1
+)
+
+
+def _agent_info(row: Any) -> AgentInfo | None:
+    if row is None:
+        return None
+    return AgentInfo(
+        id=row.id,
+        name=row.name,
+        enabled=bool(row.enabled),
+        retired=row.removed_at is not None,
+        removal_reason=row.removal_reason,
+        charter=row.charter,
+    )
+
+
+def agent_for_runtime_id(conn: sa.Connection, runtime_id: str) -> AgentInfo | None:
+    """The agent owning a runtime id, active or retired."""
+    return _agent_info(conn.execute(_BY_RUNTIME_ID, {"rid": runtime_id}).first())
+
+
+def agent_info(conn: sa.Connection, agent_id: str) -> AgentInfo | None:
+    return _agent_info(conn.execute(_AGENT_BY_ID, {"agent_id": agent_id}).first())
+
+
+def default_agent_id(conn: sa.Connection) -> str | None:
+    value: str | None = conn.execute(_DEFAULT_AGENT).scalar_one_or_none()
+    return value
 
 
 def agent_states(conn: sa.Connection, agent_ids: Iterable[str]) -> list[AgentState]:

@@ -1,0 +1,237 @@
+"""Hook-path latency: auto-approve decisions at fixed request rates against one `atryum run`.
+
+    .venv/bin/python bench/gate_latency.py [--rates 50,200,500] [--duration 30]
+                                           [--dialects sqlite,postgresql]
+
+For each dialect a fresh database (a temporary SQLite file; a fresh schema in the PostgreSQL at
+ATRYUM_TEST_POSTGRES_URL) and one `atryum run` subprocess with an `auto_approve` rule. The
+client is open-loop: request i is sent at t0 + i/rate whatever earlier requests are doing, and
+its latency counts from that scheduled moment (so a stalled server cannot hide its queue). Each
+request is a full hook submission (`POST /api/v1/external/invocations`) with a fresh request id:
+agent resolution, rule evaluation, the invocation row, its two events and its approval row, in
+one transaction. An error is a transport failure, a non-2xx answer or a status other than
+`approved`. Targets at 200/s: p50 ≤ 5 ms, p99 ≤ 25 ms, zero errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import sqlalchemy as sa
+
+from atryum.config import normalize_database_url
+
+PG_URL = os.environ.get("ATRYUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TARGET_RATE, TARGET_P50_MS, TARGET_P99_MS = 200, 5.0, 25.0
+
+
+@dataclass
+class Result:
+    dialect: str
+    rate: int
+    sent: int
+    achieved: float
+    p50: float
+    p95: float
+    p99: float
+    errors: int
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Server:
+    """One `atryum run` subprocess on a free port, with its own config file."""
+
+    def __init__(self, database_url: str, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = workdir / "atryum.toml"
+        config.write_text(
+            f'[server]\nlisten_addr = "127.0.0.1:{self.port}"\ndatabase_url = "{database_url}"\n'
+        )
+        self.log = (workdir / "atryum.log").open("w")
+        atryum = Path(sys.executable).with_name("atryum")
+        cmd = [str(atryum)] if atryum.exists() else [sys.executable, "-m", "atryum.cli"]
+        self.proc = subprocess.Popen(
+            [*cmd, "run", "--config", str(config)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )
+
+    def __enter__(self) -> Server:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx2.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx2.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"atryum run did not start; see {self.log.name}")
+            time.sleep(0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+async def drive(url: str, rate: int, duration: float) -> tuple[list[float], int, float]:
+    """Open-loop load; returns (latencies in ms of good answers, errors, wall seconds)."""
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
+    async with httpx2.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def one(scheduled: float) -> None:
+            nonlocal errors
+            body = {
+                "source": "claude-code",
+                "tool": "Read",
+                "input": {"file_path": "/repo/README.md"},
+                "request_id": f"toolu_{uuid.uuid4().hex}",
+                "client_session_id": "bench",
+            }
+            try:
+                r = await client.post("/api/v1/external/invocations", json=body)
+                ok = r.status_code in (200, 201) and r.json()["status"] == "approved"
+            except (httpx2.HTTPError, ValueError, KeyError):
+                ok = False
+            if ok:
+                latencies.append((time.perf_counter() - scheduled) * 1000)
+            else:
+                errors += 1
+
+        total = int(rate * duration)
+        start = time.perf_counter() + 0.05
+        tasks = []
+        for i in range(total):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(scheduled)))
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - start
+    return latencies, errors, wall
+
+
+def prepare_database(dialect: str, workdir: Path) -> tuple[str, tuple[sa.Engine, str] | None]:
+    if dialect == "sqlite":
+        return f"sqlite:///{workdir / 'atryum.db'}", None
+    admin = sa.create_engine(normalize_database_url(PG_URL))
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}", (admin, schema)
+
+
+def drop_database(handle: tuple[sa.Engine, str] | None) -> None:
+    if handle is None:
+        return
+    admin, schema = handle
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def bench_dialect(dialect: str, rates: list[int], duration: float) -> list[Result]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="atryum-bench-") as tmp:
+        workdir = Path(tmp)
+        url, handle = prepare_database(dialect, workdir)
+        try:
+            with Server(url, workdir) as server:
+                r = httpx2.post(
+                    f"{server.url}/api/v1/rules",
+                    json={"action": "auto_approve", "tool_patterns": ["Read"]},
+                )
+                r.raise_for_status()
+                asyncio.run(drive(server.url, 50, 2))  # warm-up: connections, caches
+                for rate in rates:
+                    print(f"  {dialect}: {rate}/s for {duration:.0f} s …", file=sys.stderr)
+                    lat, errors, wall = asyncio.run(drive(server.url, rate, duration))
+                    results.append(
+                        Result(
+                            dialect=dialect,
+                            rate=rate,
+                            sent=len(lat) + errors,
+                            achieved=len(lat) / wall,
+                            p50=statistics.median(lat) if lat else float("nan"),
+                            p95=percentile(lat, 0.95),
+                            p99=percentile(lat, 0.99),
+                            errors=errors,
+                        )
+                    )
+        finally:
+            drop_database(handle)
+    return results
+
+
+def table(results: list[Result]) -> str:
+    head = (
+        f"{'dialect':<11}{'target/s':>9}{'achieved/s':>12}{'sent':>8}"
+        f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}  target"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        verdict = ""
+        if r.rate == TARGET_RATE:
+            met = r.p50 <= TARGET_P50_MS and r.p99 <= TARGET_P99_MS and r.errors == 0
+            verdict = "met" if met else "MISSED"
+        lines.append(
+            f"{r.dialect:<11}{r.rate:>9}{r.achieved:>12.1f}{r.sent:>8}"
+            f"{r.p50:>9.2f}{r.p95:>9.2f}{r.p99:>9.2f}{r.errors:>8}  {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--rates", default="50,200,500", help="requests/s, comma-separated")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per rate")
+    parser.add_argument("--dialects", default="sqlite,postgresql")
+    args = parser.parse_args()
+    rates = [int(x) for x in args.rates.split(",") if x]
+    results: list[Result] = []
+    for dialect in [d.strip() for d in args.dialects.split(",") if d.strip()]:
+        results.extend(bench_dialect(dialect, rates, args.duration))
+    print(table(results))
+    print(
+        f"\ntargets at {TARGET_RATE}/s: p50 ≤ {TARGET_P50_MS:.0f} ms, p99 ≤ "
+        f"{TARGET_P99_MS:.0f} ms, zero errors (latency from each request's scheduled send time)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""`atryum hook` and the standalone example hook, against a live Atryum: Claude Code's
+allow/deny JSON, waiting for a human, outcome reporting, and failing closed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from atryum.cli import app as cli_app
+from atryum.gateway import hook
+from tests.gateway.live import Api
+from tests.support import LiveServer, free_port, make_config, wait_until
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "claude-code" / "atryum_hook.py"
+
+
+@pytest.fixture
+def server(engine: sa.Engine, live_atryum: Any) -> Iterator[LiveServer]:
+    with live_atryum(make_config(), engine) as s:
+        yield s
+
+
+@pytest.fixture
+def api(server: LiveServer) -> Iterator[Api]:
+    with Api(server.url) as a:
+        a.rule("auto_approve", tool_patterns=["Read"], description="reads")
+        a.rule("auto_deny", tool_patterns=["Bash"], description="no shell")
+        yield a
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATRYUM_HOOK_STATE_DIR", str(tmp_path / "hook-state"))
+
+
+def event(tool: str, tool_use_id: str = "toolu_1", **extra: Any) -> str:
+    return json.dumps(
+        {
+            "hook_event_name": "PreToolUse",
+            "session_id": "sess-1",
+            "tool_use_id": tool_use_id,
+            "tool_name": tool,
+            "tool_input": {"file_path": "/tmp/x", "description": "look"},
+            **extra,
+        }
+    )
+
+
+def decision(out: str) -> tuple[str, str]:
+    spec = json.loads(out)["hookSpecificOutput"]
+    assert spec["hookEventName"] == "PreToolUse"
+    return spec["permissionDecision"], spec["permissionDecisionReason"]
+
+
+def only_invocation(api: Api) -> dict[str, Any]:
+    items = api.ok(api.http.get("/api/v1/review/invocations"))["items"]
+    assert len(items) == 1
+    result: dict[str, Any] = items[0]
+    return result
+
+
+def test_approved_call_runs_and_reports_its_outcome(server: LiveServer, api: Api) -> None:
+    allow, reason = decision(hook.run(event("Read"), url=server.url))
+    assert allow == "allow" and "reads" in reason
+    inv = only_invocation(api)
+    assert inv["status"] == "executing" and inv["client_session_id"] == "sess-1"
+    assert inv["request_id"] == "toolu_1" and inv["description"] == "look"
+    post = json.dumps(
+        {"hook_event_name": "PostToolUse", "tool_use_id": "toolu_1", "tool_response": {"ok": 1}}
+    )
+    assert hook.run(post, url=server.url) == ""
+    done = api.poll(inv["invocation_id"])
+    assert done["status"] == "succeeded" and done["result"] == {"ok": 1}
+
+
+def test_denied_call_is_denied_with_the_reason(server: LiveServer, api: Api) -> None:
+    allow, reason = decision(hook.run(event("Bash"), url=server.url))
+    assert allow == "deny" and "denied" in reason and "no shell" in reason
+    post = json.dumps({"hook_event_name": "PostToolUse", "tool_use_id": "toolu_1"})
+    assert hook.run(post, url=server.url) == ""  # nothing to report for a denied call
+    assert only_invocation(api)["status"] == "denied"
+
+
+def test_the_hook_waits_for_a_human(server: LiveServer, api: Api) -> None:
+    out: dict[str, str] = {}
+    t = threading.Thread(target=lambda: out.update(r=hook.run(event("Write"), url=server.url)))
+    t.start()
+    inv = wait_until(lambda: api.ok(api.http.get("/api/v1/review/invocations"))["items"])[0]
+    api.decide(inv["invocation_id"], "approve", reason="ok by me")
+    t.join(40)
+    assert decision(out["r"]) == ("allow", "Atryum: approved: ok by me")
+
+
+def test_no_decision_in_time_withdraws_and_denies(server: LiveServer, api: Api) -> None:
+    allow, reason = decision(hook.run(event("Write"), url=server.url, timeout=1))
+    assert allow == "deny" and "no decision" in reason
+    assert only_invocation(api)["status"] == "cancelled"
+
+
+def test_fails_closed(server: LiveServer, api: Api) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    allow, reason = decision(hook.run(event("Read"), url=nowhere))
+    assert allow == "deny" and "could not be reached" in reason
+    allow, reason = decision(hook.run("not json", url=server.url))
+    assert allow == "deny" and "could not read its input" in reason
+    allow, reason = decision(hook.run(event(""), url=server.url))
+    assert allow == "deny" and "refused" in reason
+
+
+def test_cli_command(server: LiveServer, api: Api) -> None:
+    result = CliRunner().invoke(cli_app, ["hook", "--url", server.url], input=event("Read"))
+    assert result.exit_code == 0, result.output
+    assert decision(result.stdout)[0] == "allow"
+
+
+def test_standalone_example_script(server: LiveServer, api: Api, tmp_path: Path) -> None:
+    def run(url: str, stdin: str) -> str:
+        env = {"ATRYUM_URL": url, "ATRYUM_HOOK_STATE_DIR": str(tmp_path / "state"), "PATH": ""}
+        proc = subprocess.run(
+            [sys.executable, str(EXAMPLE)],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=True,
+        )
+        return proc.stdout
+
+    assert decision(run(server.url, event("Read", "toolu_9")))[0] == "allow"
+    post = {"hook_event_name": "PostToolUse", "tool_use_id": "toolu_9", "tool_response": "done"}
+    assert run(server.url, json.dumps(post)) == ""
+    inv = only_invocation(api)
+    assert (inv["status"], inv["result"]) == ("succeeded", "done")
+    assert decision(run(server.url, event("Bash", "toolu_10")))[0] == "deny"
+    allow, reason = decision(run(f"http://127.0.0.1:{free_port()}", event("Read", "toolu_11")))
+    assert allow == "deny" and "blocked" in reason
