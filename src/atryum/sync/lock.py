@@ -14,7 +14,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-SYNC_LOCK_KEY = 0x6174727975_02
+# Advisory locks are per database, not per schema: the lock is keyed by a class id and a hash of
+# the current schema, so deployments (or test schemas) sharing one database never block each other.
+SYNC_LOCK_CLASS = 0x61747279  # "atry"
+_TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(:k, hashtext(current_schema()))")
+_UNLOCK = sa.text("SELECT pg_advisory_unlock(:k, hashtext(current_schema()))")
 
 
 class LockTimeout(Exception):
@@ -39,9 +43,7 @@ def sync_lock(engine: sa.Engine, *, timeout: float, poll: float = 0.2) -> Iterat
 def _pg_lock(engine: sa.Engine, timeout: float, poll: float) -> Iterator[None]:
     with engine.connect() as conn:
         deadline = time.monotonic() + timeout
-        while not conn.execute(
-            sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": SYNC_LOCK_KEY}
-        ).scalar_one():
+        while not conn.execute(_TRY_LOCK, {"k": SYNC_LOCK_CLASS}).scalar_one():
             conn.rollback()
             if time.monotonic() > deadline:
                 raise LockTimeout(f"another Atryum replica held the sync lock for {timeout:.0f} s")
@@ -50,7 +52,7 @@ def _pg_lock(engine: sa.Engine, timeout: float, poll: float) -> Iterator[None]:
         try:
             yield
         finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": SYNC_LOCK_KEY})
+            conn.execute(_UNLOCK, {"k": SYNC_LOCK_CLASS})
             conn.commit()
 
 
