@@ -27,7 +27,6 @@ import urllib.request
 URL = os.environ.get("ATRYUM_URL", "http://127.0.0.1:8080").rstrip("/")
 SOURCE = os.environ.get("ATRYUM_SOURCE", "claude-code")
 AGENT_ID = os.environ.get("ATRYUM_AGENT_ID") or None
-TIMEOUT = float(os.environ.get("ATRYUM_HOOK_TIMEOUT", "600"))
 OPEN = ("received", "pending_approval")
 
 
@@ -90,12 +89,13 @@ def pre_tool_use(event):
         body["idempotency_key"] = f"{SOURCE}:{session}:{tool_use_id}"
     inv = call("POST", "/api/v1/external/invocations", body)
     path = "/api/v1/external/invocations/" + inv["invocation_id"]
-    deadline = time.monotonic() + TIMEOUT
+    timeout = float(os.environ.get("ATRYUM_HOOK_TIMEOUT", "600"))
+    deadline = time.monotonic() + timeout
     while inv["status"] in OPEN:
         left = deadline - time.monotonic()
         if left <= 0:
             call("PATCH", path, {"execution_status": "cancelled", "message": "hook timed out"})
-            return decision(False, f"no decision from Atryum within {TIMEOUT:.0f} s")
+            return decision(False, f"no decision from Atryum within {timeout:.0f} s")
         inv = call("GET", f"{path}?wait={max(1, min(25, int(left)))}")
     reason = (inv.get("approval") or {}).get("reason") or inv["status"]
     if inv["status"] != "approved":
@@ -129,6 +129,8 @@ def post_tool_use(event):
 def main():
     try:
         event = json.loads(sys.stdin.read() or "{}")
+        if not isinstance(event, dict):
+            raise ValueError("hook input is not a JSON object")
     except ValueError as exc:
         print(json.dumps(decision(False, f"atryum hook could not read its input: {exc}")))
         return
@@ -138,10 +140,14 @@ def main():
         return
     try:
         out = pre_tool_use(event)
-    except (AtryumError, OSError, ValueError, KeyError) as exc:
-        out = decision(False, f"Atryum at {URL}: {exc}; the call was blocked")
+    except Exception as exc:  # fail closed: whatever went wrong, the call does not run
+        out = decision(False, f"Atryum at {URL}: {type(exc).__name__}: {exc}; the call was blocked")
     print(json.dumps(out))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BaseException:  # exit code 2 is Claude Code's "block": never fail open
+        sys.stderr.write("atryum hook failed; the call was blocked\n")
+        sys.exit(2)

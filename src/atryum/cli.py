@@ -220,14 +220,6 @@ def demo(
     run_demo(port=port, sim_port=sim_port, database=database)
 
 
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
-
-
 @app.command()
 def hook(
     url: Annotated[
@@ -246,6 +238,18 @@ def hook(
     """Claude Code hook: read the hook event on stdin, ask Atryum, print allow/deny JSON."""
     from atryum.gateway.hook import run as run_hook
 
-    out = run_hook(sys.stdin.read(), url=url, source=source, agent_id=agent_id, timeout=timeout)
+    try:
+        out = run_hook(sys.stdin.read(), url=url, source=source, agent_id=agent_id, timeout=timeout)
+    except BaseException as exc:  # exit code 2 is Claude Code's "block": never fail open
+        typer.echo(f"atryum hook failed ({type(exc).__name__}); the call was blocked", err=True)
+        raise typer.Exit(2) from exc
     if out:
         typer.echo(out)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
@@ -116,6 +117,31 @@ def test_fails_closed(server: LiveServer, api: Api) -> None:
     assert allow == "deny" and "refused" in reason
 
 
+def test_fails_closed_on_the_unexpected() -> None:
+    allow, reason = decision(hook.run(event("Read"), url="http://[::1"))  # malformed URL
+    assert allow == "deny" and "blocked" in reason
+    allow, reason = decision(hook.run("[]", url="http://127.0.0.1:1"))
+    assert allow == "deny" and "not a JSON object" in reason
+
+    def odd_server(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(201, json={"status": ["not", "a", "status"]})
+
+    out = hook.run(event("Read"), url="http://atryum", transport=httpx2.MockTransport(odd_server))
+    allow, reason = decision(out)
+    assert allow == "deny" and "blocked" in reason
+
+
+def test_cli_command_blocks_with_exit_code_2_when_it_crashes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def crash(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(hook, "run", crash)
+    result = CliRunner().invoke(cli_app, ["hook"], input=event("Read"))
+    assert result.exit_code == 2 and "blocked" in result.stderr
+
+
 def test_cli_command(server: LiveServer, api: Api) -> None:
     result = CliRunner().invoke(cli_app, ["hook", "--url", server.url], input=event("Read"))
     assert result.exit_code == 0, result.output
@@ -144,3 +170,20 @@ def test_standalone_example_script(server: LiveServer, api: Api, tmp_path: Path)
     assert decision(run(server.url, event("Bash", "toolu_10")))[0] == "deny"
     allow, reason = decision(run(f"http://127.0.0.1:{free_port()}", event("Read", "toolu_11")))
     assert allow == "deny" and "blocked" in reason
+    allow, reason = decision(run(server.url, "[]"))
+    assert allow == "deny" and "not a JSON object" in reason
+    allow, reason = decision(run("http://[::1", event("Read", "toolu_12")))
+    assert allow == "deny" and "blocked" in reason
+
+
+def test_standalone_example_denies_on_a_bad_setting(tmp_path: Path) -> None:
+    env = {"ATRYUM_HOOK_TIMEOUT": "soon", "ATRYUM_HOOK_STATE_DIR": str(tmp_path), "PATH": ""}
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        input=event("Read"),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and decision(proc.stdout)[0] == "deny"

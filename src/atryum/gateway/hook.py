@@ -157,8 +157,14 @@ def run(
             out = pre_tool_use(
                 event, client=client, source=source, agent_id=agent_id, timeout=timeout
             )
-    except (httpx2.HTTPError, OSError, ValueError, KeyError) as exc:
+    except (httpx2.HTTPError, OSError) as exc:
         if kind == "PostToolUse":
             return ""  # the outcome report is best effort; the tool has already run
         out = _decision(False, f"Atryum at {url} could not be reached ({exc}); blocked")
+    except Exception as exc:  # fail closed: whatever went wrong, the call does not run
+        if kind == "PostToolUse":
+            return ""
+        out = _decision(
+            False, f"the Atryum hook failed ({type(exc).__name__}: {exc}); the call was blocked"
+        )
     return json.dumps(out)
