@@ -51,6 +51,10 @@ def test_valid_signature_with_current_or_previous_secret() -> None:
         ({"now": 699}, "300 s"),
         ({"ts": "yesterday", "sig": "v1=00"}, "unix timestamp"),
         ({"secrets": [b"w" * 32]}, "does not match"),
+        ({"sig": "v1=\u00e9" + "0" * 63}, "ASCII"),
+        ({"sig": "v1=" + "\u0661" * 64}, "ASCII"),
+        ({"ts": "\u0661\u0660\u0660\u0660", "sig": "v1=00"}, "unix timestamp"),
+        ({"ts": "-1000", "sig": "v1=00"}, "unix timestamp"),
     ],
 )
 def test_bad_signatures_refused(kwargs: dict, fragment: str) -> None:
@@ -68,6 +72,45 @@ def test_parse_event() -> None:
     event = parse_event(BODY)
     assert (event.id, event.type, event.record_cuid) == ("e1", "record.archived", "r")
     assert event.occurred_at is not None and event.occurred_at.tzinfo is not None
+
+
+def _event(**fields: object) -> bytes:
+    base = {"id": "e", "type": "record.created", "org_cuid": "o", "record_cuid": "r"}
+    return json.dumps({**base, **fields}).encode()
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"), [("id", 128), ("type", 32), ("org_cuid", 128), ("record_cuid", 128)]
+)
+def test_fields_longer_than_their_column_refused(field: str, limit: int) -> None:
+    with pytest.raises(InvalidInput, match=f"event field '{field}' is longer than {limit}"):
+        parse_event(_event(**{field: "x" * (limit + 1)}))
+
+
+def test_fields_at_their_column_length_accepted() -> None:
+    event = parse_event(_event(id="i" * 128, org_cuid="o" * 128, record_cuid="r" * 128))
+    assert (len(event.id), len(event.org_cuid), len(event.record_cuid)) == (128, 128, 128)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 20_000 + b"]" * 20_000, _event(extra=[]).replace(b"[]", b"[" * 5000 + b"]" * 5000)],
+)
+def test_deeply_nested_body_refused(body: bytes) -> None:
+    with pytest.raises(InvalidInput, match="nested too deeply"):
+        parse_event(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (_event(record_cuid="r\u0000"), "NUL"),
+        (_event(occurred_at="0001-01-01T00:00:00+01:00"), "out of range"),
+    ],
+)
+def test_values_the_database_would_refuse_are_400(body: bytes, fragment: str) -> None:
+    with pytest.raises(InvalidInput, match=fragment):
+        parse_event(body)
 
 
 @pytest.mark.parametrize(

@@ -85,6 +85,42 @@ def test_refusals_never_trigger_a_sync(server: LiveServer, engine: sa.Engine) ->
     assert list_runs(engine) == []
 
 
+def test_non_ascii_signature_is_401(server: LiveServer) -> None:
+    body = event()
+    for bad in ("v1=\u00e9".encode() + b"0" * 62, b"v1=" + "\u0661".encode() * 32):
+        r = post(server, body, {**headers(body), "X-Atryum-Signature": bad})  # type: ignore[dict-item]
+        assert r.status_code == 401, r.text
+        assert "ASCII" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"), [("id", 128), ("type", 32), ("org_cuid", 128), ("record_cuid", 128)]
+)
+def test_fields_longer_than_the_column_are_400(
+    server: LiveServer, engine: sa.Engine, field: str, limit: int
+) -> None:
+    too_long = event(**{field: "x" * (limit + 1)})
+    r = post(server, too_long, headers(too_long))
+    assert r.status_code == 400, r.text
+    assert f"'{field}'" in r.json()["error"]["message"]
+    at_limit = event(id="i" * 128, org_cuid="o" * 128, record_cuid="r" * 128)
+    r = post(server, at_limit, headers(at_limit))
+    assert r.status_code == 202, r.text  # the column holds it, on both dialects
+    listed = httpx2.get(f"{server.url}/api/v1/validmind/events").json()["items"]
+    assert [e["id"] for e in listed] == ["i" * 128]
+
+
+def test_deeply_nested_body_is_400(server: LiveServer) -> None:
+    for body in (
+        b"[" * 30_000 + b"]" * 30_000,
+        event(extra=[]).replace(b"[]", b"[" * 9000 + b"]" * 9000),
+    ):
+        r = post(server, body, headers(body))
+        assert r.status_code == 400, r.text
+        assert "nested too deeply" in r.json()["error"]["message"]
+    assert httpx2.get(f"{server.url}/api/v1/validmind/events").json()["items"] == []
+
+
 def test_replay_is_ignored_also_after_restart(
     engine: sa.Engine, config: Config, live_atryum: Callable[..., LiveServer], sim_state: Any
 ) -> None:

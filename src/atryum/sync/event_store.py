@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
 from atryum.db.tables import validmind_events
+
+# The longest value each text field of an event may have: the column's length.
+FIELD_LENGTHS: dict[str, int] = {
+    name: cast(int, cast(sa.String, validmind_events.c[name].type).length)
+    for name in ("id", "type", "org_cuid", "record_cuid")
+}
 
 
 def insert_event(conn: sa.Connection, values: dict[str, Any]) -> bool:

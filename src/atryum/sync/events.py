@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,21 +47,21 @@ def verify_signature(
         raise Unauthorized(
             f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header; events must be signed"
         )
-    try:
-        sent = int(timestamp)
-    except ValueError:
-        raise Unauthorized(f"{TIMESTAMP_HEADER} must be a unix timestamp in seconds") from None
+    if not (timestamp.isascii() and timestamp.isdigit()):
+        raise Unauthorized(f"{TIMESTAMP_HEADER} must be a unix timestamp in seconds")
+    sent = int(timestamp)
     if abs(now - sent) > MAX_SKEW_SECONDS:
         raise Unauthorized(
             f"{TIMESTAMP_HEADER} is more than {MAX_SKEW_SECONDS} s away from Atryum's clock; "
             "check the sender's clock"
         )
-    if not signature.startswith("v1="):
-        raise Unauthorized(f"{SIGNATURE_HEADER} must look like v1=<hex>")
-    given = signature[3:].strip().lower()
-    signed = timestamp.encode() + b"." + body
+    if not signature.startswith("v1=") or not signature.isascii():
+        raise Unauthorized(f"{SIGNATURE_HEADER} must look like v1=<hex>, in ASCII characters only")
+    given = signature[3:].strip().lower().encode("ascii")
+    signed = timestamp.encode("ascii") + b"." + body
     for secret in secrets:
-        if hmac.compare_digest(hmac.new(secret, signed, hashlib.sha256).hexdigest(), given):
+        expected = hmac.new(secret, signed, hashlib.sha256).hexdigest().encode("ascii")
+        if hmac.compare_digest(expected, given):
             return
     raise Unauthorized("event signature does not match; check the shared webhook secret")
 
@@ -71,13 +71,18 @@ def parse_event(body: bytes) -> ChangeEvent:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("event body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidInput("event body is nested too deeply; send a flat JSON object") from None
     if not isinstance(data, dict):
         raise InvalidInput("event body must be a JSON object")
-    for key in ("id", "type", "org_cuid", "record_cuid"):
-        if not isinstance(data.get(key), str) or not data[key].strip():
+    for key, limit in event_store.FIELD_LENGTHS.items():
+        value = data.get(key)
+        if not isinstance(value, str) or not value.strip():
             raise InvalidInput(f"event field {key!r} is missing or not a non-empty string")
-    if len(data["id"]) > 128:
-        raise InvalidInput("event id is longer than 128 characters")
+        if len(value) > limit:
+            raise InvalidInput(f"event field {key!r} is longer than {limit} characters")
+        if "\x00" in value:
+            raise InvalidInput(f"event field {key!r} contains a NUL character")
     if data["type"] not in EVENT_TYPES:
         raise InvalidInput(f"event type must be one of {', '.join(sorted(EVENT_TYPES))}")
     occurred: datetime | None = None
@@ -88,6 +93,10 @@ def parse_event(body: bytes) -> ChangeEvent:
             raise InvalidInput("occurred_at must be an ISO 8601 timestamp") from None
         if occurred.tzinfo is None:
             raise InvalidInput("occurred_at must carry a timezone")
+        try:
+            occurred = occurred.astimezone(UTC)
+        except OverflowError:
+            raise InvalidInput("occurred_at is out of range") from None
     return ChangeEvent(data["id"], data["type"], data["org_cuid"], data["record_cuid"], occurred)
 
 
