@@ -4,15 +4,20 @@ retired by a real sync against the ValidMind simulator, restarts and replicas.""
 from __future__ import annotations
 
 import contextlib
-import time
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 import sqlalchemy as sa
 
 from atryum.config import Config
 from atryum.db.engine import make_engine
+from atryum.gateway import api_hook
+from atryum.gateway.runtime import runtime_for
+from tests.e2e.processes import AtryumProcess
 from tests.gateway.live import Api, Poller, SSEReader
 from tests.support import ORG, SLUG, LiveServer, make_config, wait_until
 
@@ -146,23 +151,69 @@ def _retired_then_restored(
     assert api.ok(api.http.get(f"/api/v1/rules/{scoped['id']}"))["stale_agents"] == []
 
 
-def test_pending_approval_survives_a_restart(engine: sa.Engine, live_atryum: Live) -> None:
-    with live_atryum(make_config(), engine) as first, Api(first.url) as api:
-        inv = api.submit("Bash", idempotency_key="before-restart")
+class PollingHarness:
+    """A harness polling one invocation every 0.2 s, like the hook scripts, riding out
+    connection errors while Atryum is down; `answer` fills in once the status is decided."""
+
+    def __init__(self, url: str, inv_id: str) -> None:
+        self.url, self.inv_id = url, inv_id
+        self.answer: dict[str, Any] = {}
+        self.errors = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx2.Client(base_url=self.url, timeout=5) as http:
+            while not self.stop.wait(0.2):
+                try:
+                    body = http.get(f"/api/v1/external/invocations/{self.inv_id}").json()
+                except httpx2.HTTPError:
+                    self.errors += 1
+                    continue
+                if body["status"] != "pending_approval":
+                    self.answer.update(body)
+                    return
+
+    def __enter__(self) -> PollingHarness:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+def test_pending_approval_survives_a_restart(db_url: str, tmp_path: Path) -> None:
+    """A real `atryum run` process: a call waits for a human, the process is killed (-9) and
+    started again on the same database, the human approves, and the harness that kept polling
+    through the outage receives `approved`."""
+    atryum = AtryumProcess(tmp_path, "gateway", database_url=db_url, sim_url="").start()
+    try:
+        with Api(atryum.url) as api:
+            inv = api.submit("Bash", idempotency_key="before-restart")
         assert inv["status"] == "pending_approval"
-    with live_atryum(make_config(), engine) as second, Api(second.url) as api:
-        # the harness re-submits after the restart (same key) and polls: same invocation
-        again = api.submit("Bash", idempotency_key="before-restart")
-        assert again["invocation_id"] == inv["invocation_id"]
-        with Poller(api, inv["invocation_id"]) as answer:
-            api.decide(inv["invocation_id"], "approve")
-        assert answer["status"] == "approved"
+        with PollingHarness(atryum.url, inv["invocation_id"]) as harness:
+            atryum.kill9()
+            wait_until(lambda: harness.errors > 0)  # the harness saw Atryum go away
+            atryum.start()
+            with Api(atryum.url) as api:
+                pending = api.ok(api.http.get("/api/v1/review/invocations"))["items"]
+                assert [i["invocation_id"] for i in pending] == [inv["invocation_id"]]
+                api.decide(inv["invocation_id"], "approve", reason="after the restart")
+            wait_until(lambda: harness.answer, timeout=20)
+        assert harness.answer["status"] == "approved"
+        assert harness.answer["approval"]["reason"] == "after the restart"
+    finally:
+        atryum.stop()
 
 
-def test_two_replicas_share_decisions(db_url: str, engine: sa.Engine, live_atryum: Live) -> None:
+def test_two_replicas_share_decisions(
+    db_url: str, engine: sa.Engine, live_atryum: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Submit on A, approve on B, the harness polling A sees it. On PostgreSQL, A's live
     stream is pushed B's change through LISTEN/NOTIFY, without polling."""
     postgres = engine.dialect.name == "postgresql"
+    monkeypatch.setattr(api_hook, "RECHECK_NOTIFIED", 60.0)
     engine_b = make_engine(db_url)
     with (
         live_atryum(make_config(), engine) as a,
@@ -181,14 +232,18 @@ def test_two_replicas_share_decisions(db_url: str, engine: sa.Engine, live_atryu
                 for e in events
             )
 
+        hub_a = runtime_for(a.ctx).hub
         with SSEReader(a.url, seen_approved if postgres else lambda _: True) as stream:
+            watching = hub_a.subscriber_count()
             with Poller(api_a, inv_id) as answer:
-                started = time.monotonic()
+                wait_until(lambda: hub_a.subscriber_count() > watching)  # A's long-poll waits
                 api_b.decide(inv_id, "approve", reason="from replica B")
+                # On PostgreSQL the re-read fallback is made longer than the test's patience,
+                # so only B's NOTIFY can wake A's long-poll in time.
+                wait_until(lambda: answer, timeout=4 if postgres else 10)
             assert answer["status"] == "approved"
             assert answer["approval"]["reason"] == "from replica B"
             if postgres:
-                assert time.monotonic() - started < 5  # woken by NOTIFY, not a re-read
                 wait_until(lambda: seen_approved(stream.events), timeout=10)
     engine_b.dispose()
 

@@ -68,6 +68,10 @@ class Hub:
             self._subs.add(sub)
         return sub
 
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return len(self._subs)
+
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
             self._subs.discard(sub)
