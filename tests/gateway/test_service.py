@@ -364,6 +364,25 @@ def test_approve_and_deny_record_actor_and_reason(engine: sa.Engine) -> None:
         approvals.decide(engine, invocation_id="nope", approve=True, actor="bob")
 
 
+def test_a_call_waiting_while_its_agent_is_retired_or_disabled_cannot_be_approved(
+    engine: sa.Engine,
+) -> None:
+    gone = agent(engine, "Code Review", "rt-review")
+    paused = agent(engine, "Paused", "rt-paused")
+    waiting = submit(engine, call(agent_id="rt-review"))
+    other = submit(engine, call(agent_id="rt-paused"))
+    assert waiting.status == other.status == "pending_approval"
+    retire(engine, gone.id)
+    update_agent(engine, agent_id=paused.id, changes={"enabled": False})
+    with pytest.raises(Conflict, match=f"agent Code Review {RETIRED}.*can only be denied"):
+        approvals.decide(engine, invocation_id=waiting.id, approve=True, actor="ann")
+    with pytest.raises(Conflict, match="agent Paused is disabled"):
+        approvals.decide(engine, invocation_id=other.id, approve=True, actor="ann")
+    assert service.get_invocation(engine, invocation_id=waiting.id).status == "pending_approval"
+    denied = approvals.decide(engine, invocation_id=waiting.id, approve=False, actor="ann")
+    assert denied.status == "denied"
+
+
 def test_overdue_calls_expire_on_read_and_by_the_sweeper(engine: sa.Engine) -> None:
     a, b = submit(engine), submit(engine)
     overdue(engine, a.id)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from atryum.db.types import utcnow
 from atryum.errors import Conflict, NotFound
-from atryum.gateway import audit, metrics, store, tx
+from atryum.gateway import audit, metrics, resolve, store, tx
 from atryum.gateway.hub import Change, Hub
 from atryum.gateway.models import (
     A_APPROVED,
@@ -71,6 +71,16 @@ def expire_overdue(engine: sa.Engine, *, hub: Hub | None = None) -> int:
     return len(outbox)
 
 
+def _agent_refusal(conn: sa.Connection, inv: Invocation) -> str | None:
+    """An agent retired, disabled or purged while its call waited: approving would fail open."""
+    if inv.agent_record_id is None:
+        return None
+    agent = store.agent_info(conn, inv.agent_record_id)
+    if agent is None:
+        return f"agent {inv.agent_name or inv.agent_record_id} was purged from the registry"
+    return resolve.refusal(agent)
+
+
 def decide(
     engine: sa.Engine,
     *,
@@ -98,6 +108,8 @@ def decide(
                 f"invocation {invocation_id} is {inv.status}, not pending approval; "
                 "only a pending call can be approved or denied"
             )
+        elif approve and (why := _agent_refusal(conn, inv)):
+            problem = f"{why} (after the call was submitted), so it can only be denied now"
         elif audit.change_status(
             conn,
             inv,

@@ -41,12 +41,17 @@ def retired_reason(agent: AgentInfo) -> str:
     return f"agent {agent.name} was retired: {why}"
 
 
-def _checked(agent: AgentInfo, via: str) -> Resolution:
+def refusal(agent: AgentInfo) -> str | None:
+    """Why calls of this agent are denied outright (retired or disabled), or None."""
     if agent.retired:
-        return Resolution(agent, retired_reason(agent), via)
+        return retired_reason(agent)
     if not agent.enabled:
-        return Resolution(agent, f"agent {agent.name} is disabled", via)
-    return Resolution(agent, None, via)
+        return f"agent {agent.name} is disabled"
+    return None
+
+
+def _checked(agent: AgentInfo, via: str) -> Resolution:
+    return Resolution(agent, refusal(agent), via)
 
 
 def resolve(
