@@ -721,3 +721,20 @@ def test_bad_base_url_is_not_retried() -> None:
     client = ValidMindClient(backend(base_url="vm.example"))
     with client, pytest.raises(ValidMindError, match=r"cannot connect: base_url 'vm\.example'"):
         client.organizations()
+
+
+def test_userinfo_in_base_url_never_reaches_error_messages() -> None:
+    client = ValidMindClient(backend(base_url="ftp://vm-user:url-pass-1234@vm.example"))
+    with client, pytest.raises(ValidMindError) as info:
+        client.organizations()
+    assert "url-pass-1234" not in str(info.value) and "vm-user" not in str(info.value)
+    assert "'ftp://[redacted]@vm.example'" in str(info.value)
+
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("vm-user:url-pass-1234@vm.example refused", request=request)
+
+    client, _ = client_for(refuse, base_url="https://vm-user:url-pass-1234@vm.example")
+    with client, pytest.raises(ValidMindError) as info:
+        client.organizations()
+    assert "url-pass-1234" not in str(info.value)
+    assert "cannot connect: [redacted]@vm.example refused" in str(info.value)

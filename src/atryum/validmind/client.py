@@ -22,6 +22,7 @@ import httpx2
 import stamina
 
 from atryum.config import BackendConfig
+from atryum.validmind.redact import redact_url, userinfo
 
 API_PREFIX = "/api/atryum/unstable"
 
@@ -155,9 +156,10 @@ class ValidMindClient:
         self._config = config
         self.base_url = config.base_url.strip().rstrip("/") + API_PREFIX
         self.auth_mode, self._auth_headers = _auth_headers(config)
-        self._secrets = [
-            v for v in self._auth_headers.values() if len(v) >= 4
-        ]  # redacted from any text an error carries
+        # redacted from any text an error carries
+        self._secrets = [v for v in self._auth_headers.values() if len(v) >= 4]
+        if len(userinfo(config.base_url.strip())) >= 4:  # user:password@ in base_url
+            self._secrets.append(userinfo(config.base_url.strip()))
         self._attempts = config.retry_attempts
         self._timeout = httpx2.Timeout(config.connection_timeout_seconds)
         self._agents_timeout = httpx2.Timeout(
@@ -503,7 +505,8 @@ class ValidMindClient:
     def _describe(self, error: httpx2.TransportError | None) -> str:
         reason = self._redact(str(error) or type(error).__name__)
         if isinstance(error, httpx2.UnsupportedProtocol):
-            return f"cannot connect: base_url {self._config.base_url!r} is not an http(s) URL"
+            shown = redact_url(self._config.base_url.strip())
+            return f"cannot connect: base_url {shown!r} is not an http(s) URL"
         if isinstance(error, httpx2.ConnectError | httpx2.ConnectTimeout):
             return f"cannot connect: {reason}"
         if isinstance(error, httpx2.TimeoutException):

@@ -268,6 +268,19 @@ def test_delivery_never_blocks_the_state_change(notifier: Notifier, recorder: Re
     ]
 
 
+def test_repr_hides_the_secrets() -> None:
+    config = NotifyConfig(
+        atryum_url="http://a",
+        mode="event",
+        api_key="key-id",
+        api_secret="super-secret-value",
+        webhook_secret="webhook-secret-value",
+    )
+    shown = repr(config) + str(config)
+    assert "super-secret-value" not in shown and "webhook-secret-value" not in shown
+    assert "key-id" in shown and "http://a" in shown
+
+
 @pytest.mark.parametrize("failure", ["connect", "status", "bug"])
 def test_errors_are_logged_and_swallowed_without_secrets(
     notifier: Notifier, recorder: Recorder, caplog: pytest.LogCaptureFixture, failure: str
@@ -281,7 +294,7 @@ def test_errors_are_logged_and_swallowed_without_secrets(
         recorder.error = RuntimeError("unexpected")
     notifier.configure(
         NotifyConfig(
-            atryum_url="http://a",
+            atryum_url="http://atryum-user:url-password@a",
             mode="sync",
             api_key="key-id",
             api_secret="super-secret-value",
@@ -291,6 +304,9 @@ def test_errors_are_logged_and_swallowed_without_secrets(
     notifier(change())
     assert notifier.wait_idle(5)
     assert notifier.status()["failed"] == 1 and notifier.status()["sent"] == 0
+    assert notifier.status()["atryum_url"] == "http://[redacted]@a"
+    assert "url-password" not in caplog.text and "atryum-user" not in caplog.text
+    assert "url=http://[redacted]@a/api/v1/agents/sync" in caplog.text
     # Atryum down (connection error, 5xx) is retried until the budget runs out; a bug is not
     assert (len(recorder.requests) > 1) == (failure != "bug")
     assert "sim notify" in caplog.text

@@ -24,11 +24,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx2
 
+from atryum.validmind.redact import redact_url
 from atryum.validmind.sim.state import Change
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,8 @@ class NotifyConfig:
     atryum_url: str = ""
     mode: NotifyMode = "none"
     api_key: str | None = None
-    api_secret: str | None = None
-    webhook_secret: str | None = None
+    api_secret: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in ("none", "sync", "event"):
@@ -96,9 +97,9 @@ class NotifyConfig:
         return self.mode != "none"
 
     def public(self) -> dict[str, Any]:
-        """The configuration without its secrets."""
+        """The configuration without its secrets (nor a user:password@ in the URL)."""
         return {
-            "atryum_url": self.atryum_url,
+            "atryum_url": redact_url(self.atryum_url),
             "mode": self.mode,
             "api_key_set": bool(self.api_key),
             "webhook_secret_set": bool(self.webhook_secret),
@@ -191,7 +192,9 @@ class Notifier:
     def configure(self, config: NotifyConfig) -> None:
         with self._cond:
             self._config = config
-        log.info("sim notify configured: mode=%s url=%s", config.mode, config.atryum_url)
+        log.info(
+            "sim notify configured: mode=%s url=%s", config.mode, redact_url(config.atryum_url)
+        )
 
     def status(self) -> dict[str, Any]:
         with self._cond:
@@ -290,6 +293,7 @@ class Notifier:
         """Deliver `item`, retrying while Atryum is down, within the retry budget."""
         config = item.config
         url = config.atryum_url.rstrip("/") + (SYNC_PATH if config.mode == "sync" else EVENTS_PATH)
+        shown = redact_url(url)  # for logs
         started = self._monotonic()
         attempt = 1
         while True:
@@ -304,7 +308,7 @@ class Notifier:
                 log.info(
                     "sim notify retrying: mode=%s url=%s record=%s attempt=%d in=%.2fs last=%s",
                     config.mode,
-                    url,
+                    shown,
                     item.change.record_cuid,
                     attempt,
                     delay,
@@ -324,7 +328,7 @@ class Notifier:
                     "sim notify gave up: mode=%s url=%s record=%s change=%s attempts=%d "
                     "elapsed=%.1fs reason=%s last=%s",
                     config.mode,
-                    url,
+                    shown,
                     item.change.record_cuid,
                     item.change.type,
                     attempt,
@@ -353,6 +357,7 @@ class Notifier:
     def _attempt(self, item: _Item, url: str) -> _Attempt:
         """One POST; an event is (re-)signed with a fresh timestamp, keeping its id."""
         config = item.config
+        shown = redact_url(url)  # for logs
         try:
             if config.mode == "sync":
                 headers: dict[str, str] = {}
@@ -376,13 +381,18 @@ class Notifier:
             log.info(
                 "sim notify failed: mode=%s url=%s record=%s error=%s",
                 config.mode,
-                url,
+                shown,
                 item.change.record_cuid,
                 exc.__class__.__name__,
             )
             return _Attempt(ok=False, retry=True, detail=exc.__class__.__name__)
-        except Exception:
-            log.exception("sim notify failed: mode=%s url=%s", config.mode, url)
+        except Exception as exc:  # a bug: logged without a traceback that could show the URL
+            log.error(
+                "sim notify failed: mode=%s url=%s error=%s",
+                config.mode,
+                shown,
+                exc.__class__.__name__,
+            )
             return _Attempt(ok=False, retry=False, detail="unexpected error")
         status = response.status_code
         ok = status < 400
@@ -391,7 +401,7 @@ class Notifier:
             logging.WARNING if not ok and not retry else logging.INFO,
             "sim notify: mode=%s url=%s record=%s change=%s status=%s",
             config.mode,
-            url,
+            shown,
             item.change.record_cuid,
             item.change.type,
             status,
