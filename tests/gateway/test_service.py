@@ -397,6 +397,13 @@ def test_overdue_calls_expire_on_read_and_by_the_sweeper(engine: sa.Engine) -> N
         approvals.decide(engine, invocation_id=b.id, approve=True, actor="late")
 
 
+def test_a_repeated_submission_of_an_overdue_call_answers_expired(engine: sa.Engine) -> None:
+    inv = submit(engine, call(idempotency_key="k-late"))
+    overdue(engine, inv.id)
+    again = submit(engine, call(idempotency_key="k-late"))
+    assert (again.id, again.status) == (inv.id, "expired")
+
+
 def test_approving_an_overdue_call_expires_it_instead(engine: sa.Engine) -> None:
     inv = submit(engine)
     overdue(engine, inv.id)

@@ -181,18 +181,23 @@ def _submit(
             existing = store.find_by_dedupe_key(conn, dedupe) if dedupe else None
             if existing is None:
                 raise Conflict("the invocation could not be recorded; try again")
-            return _repeat(existing, request, identity), False
-        approval = _record_decision(
-            conn,
-            row,
-            decision,
-            decided_by,
-            resolution,
-            timedelta(seconds=pol.approval_timeout_seconds),
-        )
-        outbox.append(Change(row["id"], status))
+            repeat = _repeat(existing, request, identity)
+            repeat = approvals.expire_if_due(conn, repeat, now=now, outbox=outbox)
+        else:
+            repeat = None
+            approval = _record_decision(
+                conn,
+                row,
+                decision,
+                decided_by,
+                resolution,
+                timedelta(seconds=pol.approval_timeout_seconds),
+            )
+            outbox.append(Change(row["id"], status))
     if hub is not None:
         hub.committed(outbox)
+    if repeat is not None:
+        return repeat, False
     row.pop("dedupe_key")
     return Invocation(**row, result=None, error=None, completed_at=None, approval=approval), True
 
