@@ -2,11 +2,12 @@
 
     python bench/sync_scale.py [--sizes 1000,10000,100000] [--dialects sqlite,postgresql]
 
-For each size and dialect, in a fresh database and a fresh process (so peak memory is its own):
-full first sync, re-sync with nothing changed, re-sync with 1 % changed and 1 % archived — wall
-time and peak RSS — next to a baseline doing one upsert statement per record and then one
-`DELETE … NOT IN (all kept cuids)`. Records carry ~1 KB charters. The ValidMind pull is served
-from memory so the numbers are the sync's own (fetch cost depends on the network and ValidMind).
+For each size and dialect, in a fresh database: full first sync, re-sync with nothing changed,
+re-sync with 1 % changed and 1 % archived — wall time and peak RSS, each phase in a process of its
+own (so its peak memory is its own, pull included) — next to a baseline doing one upsert statement
+per record and then one `DELETE … NOT IN (all kept cuids)`. Records carry ~1 KB charters. The
+ValidMind pull is served from memory so the numbers are the sync's own (fetch cost depends on the
+network and ValidMind).
 """
 
 from __future__ import annotations
@@ -90,37 +91,40 @@ def fresh_database(dialect: str) -> tuple[str, Callable[[], None]]:
     return f"{normalize_database_url(PG_URL)}?options=-csearch_path%3D{schema}", drop
 
 
-def run_atryum(url: str, n: int) -> list[dict[str, Any]]:
+def pull_for(phase: int, n: int) -> list[dict[str, Any]]:
+    if phase < 2:
+        return make_records(n)
+    return make_records(n, changed=n // 100, archived=n // 100)
+
+
+def run_atryum(url: str, n: int, phase: int) -> dict[str, Any]:
     engine = make_engine(url)
-    migrate.upgrade(engine)
     config = parse_config({"sync": {"max_removals": n, "max_removal_ratio": 1.0}}, "(bench)")
-    update_settings(
-        engine, changes={"org_cuid": ORG, "agent_record_type_slug": SLUG}, defaults=config.sync
-    )
-    pulls = [make_records(n), make_records(n), make_records(n, changed=n // 100, archived=n // 100)]
-    rows = []
-    for phase, records in zip(PHASES, pulls, strict=True):
-        factory = cast(Callable[[], ValidMindClient], functools.partial(MemoryClient, records))
-        coordinator = SyncCoordinator(engine, config=config, client_factory=factory)
-        start = time.perf_counter()
-        run = coordinator.run_blocking(trigger="manual")
-        seconds = time.perf_counter() - start
-        ok = run["status"] == "succeeded"
-        rows.append(
-            {
-                "phase": phase,
-                "seconds": seconds,
-                "peak_mb": peak_mb(),
-                "error": "" if ok else f"{run['status']}: {run['error'][:80]}",
-            }
+    if phase == 0:
+        migrate.upgrade(engine)
+        update_settings(
+            engine, changes={"org_cuid": ORG, "agent_record_type_slug": SLUG}, defaults=config.sync
         )
-    return rows
+    records = pull_for(phase, n)
+    factory = cast(Callable[[], ValidMindClient], functools.partial(MemoryClient, records))
+    coordinator = SyncCoordinator(engine, config=config, client_factory=factory)
+    start = time.perf_counter()
+    run = coordinator.run_blocking(trigger="manual")
+    seconds = time.perf_counter() - start
+    engine.dispose()
+    ok = run["status"] == "succeeded"
+    return {
+        "seconds": seconds,
+        "peak_mb": peak_mb(),
+        "error": "" if ok else f"{run['status']}: {run['error'][:80]}",
+    }
 
 
-def run_baseline(url: str, n: int) -> list[dict[str, Any]]:
+def run_baseline(url: str, n: int, phase: int) -> dict[str, Any]:
     """One upsert per record, then DELETE … NOT IN (every kept cuid)."""
     engine = make_engine(url)
-    migrate.upgrade(engine)
+    if phase == 0:
+        migrate.upgrade(engine)
     upsert = sa.text(
         "INSERT INTO agents (id, source, vm_organization_cuid, vm_cuid, name, description, "
         "charter, enabled, tags, created_at, updated_at) VALUES (:id, 'validmind', :org, :cuid, "
@@ -128,85 +132,84 @@ def run_baseline(url: str, n: int) -> list[dict[str, Any]]:
         "SET name = excluded.name, description = excluded.description, "
         "charter = excluded.charter, updated_at = excluded.updated_at"
     )
-    pulls = [make_records(n), make_records(n), make_records(n, changed=n // 100, archived=n // 100)]
-    rows = []
-    for phase, records in zip(PHASES, pulls, strict=True):
-        start = time.perf_counter()
-        error = ""
-        try:
-            with engine.begin() as conn:
-                now = time.strftime("%Y-%m-%d %H:%M:%S")
-                for r in records:
-                    conn.execute(
-                        upsert,
-                        {
-                            "id": str(uuid.uuid4()),
-                            "org": ORG,
-                            "cuid": r["cuid"],
-                            "name": r["name"],
-                            "description": r["custom_fields"]["description"],
-                            "charter": r["custom_fields"]["charter"],
-                            "now": now,
-                        },
-                    )
-                kept = [r["cuid"] for r in records]
-                conn.execute(
-                    sa.text(
-                        "DELETE FROM agents WHERE source = 'validmind' AND vm_cuid NOT IN :kept"
-                    ).bindparams(sa.bindparam("kept", expanding=True)),
-                    {"kept": kept},
-                )
-        except Exception as exc:  # the baseline is expected to hit parameter limits
-            error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:70]}"
-        rows.append(
-            {
-                "phase": phase,
-                "seconds": time.perf_counter() - start,
-                "peak_mb": peak_mb(),
-                "error": error,
-            }
-        )
-    return rows
-
-
-def child(impl: str, dialect: str, n: int) -> None:
-    url, drop = fresh_database(dialect)
+    records = pull_for(phase, n)
+    start = time.perf_counter()
+    error = ""
     try:
-        rows = (run_atryum if impl == "atryum" else run_baseline)(url, n)
-    finally:
-        drop()
-    print(json.dumps(rows))
+        with engine.begin() as conn:
+            now = time.strftime("%Y-%m-%d %H:%M:%S")
+            for r in records:
+                conn.execute(
+                    upsert,
+                    {
+                        "id": str(uuid.uuid4()),
+                        "org": ORG,
+                        "cuid": r["cuid"],
+                        "name": r["name"],
+                        "description": r["custom_fields"]["description"],
+                        "charter": r["custom_fields"]["charter"],
+                        "now": now,
+                    },
+                )
+            kept = [r["cuid"] for r in records]
+            conn.execute(
+                sa.text(
+                    "DELETE FROM agents WHERE source = 'validmind' AND vm_cuid NOT IN :kept"
+                ).bindparams(sa.bindparam("kept", expanding=True)),
+                {"kept": kept},
+            )
+    except Exception as exc:  # the baseline is expected to hit parameter limits
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:70]}"
+    seconds = time.perf_counter() - start
+    engine.dispose()
+    return {"seconds": seconds, "peak_mb": peak_mb(), "error": error}
+
+
+def child(impl: str, url: str, n: int, phase: int) -> None:
+    row = (run_atryum if impl == "atryum" else run_baseline)(url, n, phase)
+    print(json.dumps(row))
 
 
 def measure(impl: str, dialect: str, n: int) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", impl, dialect, str(n)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        msg = (out.stderr.strip().splitlines() or ["crashed"])[-1][:70]
-        return [
-            {"phase": p, "seconds": float("nan"), "peak_mb": float("nan"), "error": msg}
-            for p in PHASES
-        ]
-    result: list[dict[str, Any]] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    """The three phases on one fresh database, each in its own process."""
+    url, drop = fresh_database(dialect)
+    rows = []
+    try:
+        for phase, name in enumerate(PHASES):
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", impl, url, str(n), str(phase)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if out.returncode == 0:
+                row = json.loads(out.stdout.strip().splitlines()[-1])
+            else:
+                msg = (out.stderr.strip().splitlines() or ["crashed"])[-1][:70]
+                row = {"seconds": float("nan"), "peak_mb": float("nan"), "error": msg}
+            rows.append({"phase": name, **row})
+    finally:
+        drop()
+    return rows
+
+
+def ratio(base: float, ours: float, failed: bool) -> str:
+    return "n/a" if failed or not ours else f"{base / ours:.1f}x"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--dialects", default="sqlite,postgresql")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]))
+        impl, url, n, phase = args.child
+        child(impl, url, int(n), int(phase))
         return
     header = (
         f"{'dialect':<10} {'records':>8}  {'phase':<34} {'atryum s':>9} {'peak MB':>8}"
-        f" {'baseline s':>10} {'peak MB':>8} {'speed-up':>8}  note"
+        f" {'baseline s':>10} {'peak MB':>8} {'speed-up':>8} {'mem ratio':>9}  note"
     )
     print(header)
     print("-" * len(header))
@@ -214,22 +217,26 @@ def main() -> None:
         for n in (int(s) for s in args.sizes.split(",")):
             ours, base = measure("atryum", dialect, n), measure("baseline", dialect, n)
             for a, b in zip(ours, base, strict=True):
-                failed = bool(b["error"])
-                ratio = "n/a" if failed or a["error"] else f"{b['seconds'] / a['seconds']:.1f}x"
+                failed = bool(a["error"] or b["error"])
                 note = "; ".join(
                     x
                     for x in (
                         f"atryum {a['error']}" if a["error"] else "",
-                        f"baseline failed: {b['error']}" if failed else "",
+                        f"baseline failed: {b['error']}" if b["error"] else "",
                     )
                     if x
                 )
                 print(
                     f"{dialect:<10} {n:>8}  {a['phase']:<34} {a['seconds']:>9.2f} "
                     f"{a['peak_mb']:>8.0f} {b['seconds']:>10.2f} {b['peak_mb']:>8.0f} "
-                    f"{ratio:>8}  {note}",
+                    f"{ratio(b['seconds'], a['seconds'], failed):>8} "
+                    f"{ratio(b['peak_mb'], a['peak_mb'], failed):>9}  {note}",
                     flush=True,
                 )
+    print(
+        "\nspeed-up = baseline time / atryum time; mem ratio = baseline peak / atryum peak "
+        "(each phase in its own process)."
+    )
 
 
 if __name__ == "__main__":
