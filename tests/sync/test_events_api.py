@@ -17,6 +17,7 @@ from atryum.config import Config
 from atryum.sync.runs import list_runs
 from atryum.sync.settings import update_settings
 from atryum.validmind.sim.notify import sign
+from tests.e2e.registry import assert_never, atryum_view, idle, validmind_view
 from tests.support import ORG, SLUG, LiveServer, wait_until
 
 SECRET = "event-secret-" + "x" * 24
@@ -63,6 +64,24 @@ def post(server: LiveServer, body: bytes, hdrs: dict[str, str]) -> httpx2.Respon
     return httpx2.post(f"{server.url}/api/v1/validmind/events", content=body, headers=hdrs)
 
 
+def listed_events(server: LiveServer) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = httpx2.get(
+        f"{server.url}/api/v1/validmind/events?limit=1000"
+    ).json()["items"]
+    return items
+
+
+def finished_with_events(
+    engine: sa.Engine, server: LiveServer, *, count: int
+) -> dict[str, Any] | None:
+    """The newest run once `count` events are folded into runs and none is running."""
+    runs = list_runs(engine)
+    folded = [e for e in listed_events(server) if e["sync_run_id"]]
+    if len(folded) != count or not idle(engine):
+        return None
+    return runs[0]
+
+
 def test_refusals_never_trigger_a_sync(server: LiveServer, engine: sa.Engine) -> None:
     body = event()
     cases = [
@@ -80,9 +99,17 @@ def test_refusals_never_trigger_a_sync(server: LiveServer, engine: sa.Engine) ->
     big = event(pad="x" * (65 * 1024))
     r = post(server, big, headers(big))
     assert r.status_code == 413
-    listed = httpx2.get(f"{server.url}/api/v1/validmind/events").json()["items"]
-    assert listed == []
-    assert list_runs(engine) == []
+    assert listed_events(server) == []
+    # Longer than the debounce window (0.3 s): a sync wrongly triggered would have started.
+    assert_never(lambda: list_runs(engine), seconds=1.0)
+    # One valid event afterwards gets exactly one run, with only that event folded in.
+    valid = event()
+    assert post(server, valid, headers(valid)).status_code == 202
+    run = wait_until(lambda: finished_with_events(engine, server, count=1))
+    runs = list_runs(engine)
+    assert [r["id"] for r in runs] == [run["id"]] and run["triggers"] == ["webhook"]
+    folded = [(e["id"], e["sync_run_id"]) for e in listed_events(server)]
+    assert folded == [(json.loads(valid)["id"], run["id"])]
 
 
 def test_non_ascii_signature_is_401(server: LiveServer) -> None:
@@ -131,15 +158,26 @@ def test_replay_is_ignored_also_after_restart(
     body = event()
     with live_atryum(config, engine) as srv:
         assert post(srv, body, headers(body)).status_code == 202
-        wait_until(lambda: [r for r in list_runs(engine) if r["status"] == "succeeded"])
+        first = wait_until(lambda: finished_with_events(engine, srv, count=1))
         assert post(srv, body, headers(body)).json()["status"] == "duplicate"
-    runs_before = len(list_runs(engine))
+        # longer than the debounce window (0.3 s), while the server still runs
+        assert_never(lambda: len(list_runs(engine)) != 1, seconds=1.0)
     with live_atryum(config, engine) as srv:  # a restart: the replay guard is in the database
         r = post(srv, body, headers(body))
         assert r.status_code == 200 and r.json()["status"] == "duplicate"
-    assert len(list_runs(engine)) == runs_before
-    listed = list_runs(engine)[0]
-    assert listed["triggers"] and set(listed["triggers"]) == {"webhook"}
+        assert_never(lambda: len(list_runs(engine)) != 1, seconds=1.0)
+        # a new event afterwards: exactly one more run, with only the new event folded in
+        fresh = event("r2")
+        assert post(srv, fresh, headers(fresh)).status_code == 202
+        second = wait_until(lambda: finished_with_events(engine, srv, count=2))
+        runs = list_runs(engine)
+        assert [r["id"] for r in runs] == [second["id"], first["id"]]
+        assert [r["triggers"] for r in runs] == [["webhook"], ["webhook"]]
+        folded = {e["id"]: e["sync_run_id"] for e in listed_events(srv)}
+        assert folded == {
+            json.loads(body)["id"]: first["id"],
+            json.loads(fresh)["id"]: second["id"],
+        }
 
 
 def test_burst_of_events_collapses_and_registry_matches(
@@ -155,11 +193,13 @@ def test_burst_of_events_collapses_and_registry_matches(
         engine, changes={"org_cuid": ORG, "agent_record_type_slug": SLUG}, defaults=config.sync
     )
     cuids = [
-        sim_state.create_record(ORG, SLUG, name=f"A{i}", custom_fields={})["cuid"]
+        sim_state.create_record(ORG, SLUG, name=f"A{i}", custom_fields={"charter": f"C{i}"})["cuid"]
         for i in range(30)
     ]
     for cuid in cuids[:10]:
         sim_state.archive_record(cuid)
+    for cuid in cuids[10:15]:
+        sim_state.update_record(cuid, name=f"renamed {cuid}", custom_fields={"charter": "new"})
     bodies = [event(cuids[i % 30]) for i in range(100)]
     with live_atryum(config, engine) as server, httpx2.Client(base_url=server.url) as client:
 
@@ -171,29 +211,15 @@ def test_burst_of_events_collapses_and_registry_matches(
         with ThreadPoolExecutor(max_workers=8) as pool:
             statuses = list(pool.map(send, bodies))
         assert statuses == [202] * 100 and time.monotonic() - started < 2
-
-        def settled() -> bool:
-            runs = list_runs(engine)
-            return (
-                bool(runs)
-                and all(r["status"] not in ("running",) for r in runs)
-                and (
-                    {a["vm_cuid"] for a in client.get("/api/v1/agents").json()["items"]}
-                    == set(cuids[10:])
-                )
-            )
-
-        wait_until(settled, timeout=20)
+        wait_until(lambda: finished_with_events(engine, server, count=100), timeout=20)
+        assert atryum_view(server.url) == validmind_view(sim_state)
+        assert len(atryum_view(server.url)) == 20
         runs = list_runs(engine)
         assert 1 <= len(runs) <= 2, [(r["trigger"], r["status"]) for r in runs]
-        events = client.get("/api/v1/validmind/events?limit=1000").json()["items"]
-        assert len(events) == 100
-        wait_until(
-            lambda: all(
-                e["sync_run_id"]
-                for e in client.get("/api/v1/validmind/events?limit=1000").json()["items"]
-            )
-        )
+        assert all(r["status"] == "succeeded" for r in runs), runs
+        assert all(r["triggers"] == ["webhook"] for r in runs), [r["triggers"] for r in runs]
+        folded = {e["sync_run_id"] for e in listed_events(server)}
+        assert folded <= {r["id"] for r in runs}
 
 
 def test_events_off_without_secret(
