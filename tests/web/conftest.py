@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from atryum.config import Config
 from atryum.db import migrate
 from atryum.db.engine import make_engine
-from tests.support import LiveServer
+from tests.support import LiveServer, make_config
 from tests.web.driver import HEIGHT, UI, WIDTHS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -92,3 +92,17 @@ def open_ui(browser: Browser) -> Iterator[Callable[[LiveServer], UI]]:
 def ui(atryum: LiveServer, open_ui: Callable[[LiveServer], UI]) -> UI:
     # `atryum` first: the server outlives the pages, so no page sees it go away
     return open_ui(atryum)
+
+
+@pytest.fixture
+def offline(
+    sqlite_engine: sa.Engine, live_atryum: Callable[..., LiveServer]
+) -> Iterator[LiveServer]:
+    """Atryum with no ValidMind configured (the gateway needs none)."""
+    with live_atryum(make_config(), sqlite_engine) as server:
+        yield server
+
+
+@pytest.fixture
+def page_ui(offline: LiveServer, open_ui: Callable[[LiveServer], UI]) -> UI:
+    return open_ui(offline)

@@ -45,9 +45,9 @@ class UI:
         self.page.goto(self.base_url + path)
 
     def nav(self, name: str) -> None:
-        """Follow a link of the header's main navigation."""
+        """Follow a link of the header's main navigation (a link may carry a count: `(3)`)."""
         nav = self.page.get_by_role("navigation", name="Main")
-        nav.get_by_role("link", name=name, exact=True).click()
+        nav.get_by_role("link", name=re.compile(rf"^{re.escape(name)}( \(\d+\))?$")).click()
 
     def shoot(self, name: str) -> None:
         """Screenshots at desktop and phone width; each width must fit without sideways scrolling

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from atryum.agents import service as agents
 from atryum.errors import Conflict
-from tests.support import LiveServer, make_config
 from tests.web.driver import UI
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def offline(
-    sqlite_engine: sa.Engine, live_atryum: Callable[..., LiveServer]
-) -> Iterator[LiveServer]:
-    """Atryum with no ValidMind configured."""
-    with live_atryum(make_config(), sqlite_engine) as server:
-        yield server
-
-
-@pytest.fixture
-def page_ui(offline: LiveServer, open_ui: Callable[[LiveServer], UI]) -> UI:
-    return open_ui(offline)
 
 
 def test_without_validmind_the_settings_page_explains_the_setup(page_ui: UI) -> None:

@@ -11,6 +11,11 @@ import jinja2
 from fastapi.responses import HTMLResponse
 
 from atryum.config import Config
+from atryum.context import AppContext
+from atryum.gateway import service as gateway
+from atryum.gateway.models import PENDING
+from atryum.gateway.runtime import runtime_for
+from atryum.gateway.store import InvocationFilter
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
@@ -32,12 +37,20 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def moment(value: datetime | None) -> str:
+    """A timestamp to the second, for event histories: `2025-03-01 14:05:09 UTC`."""
+    if value is None:
+        return "—"
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
 
 _env.filters["when"] = when
 _env.filters["iso"] = iso
+_env.filters["moment"] = moment
 
 
 def instance_name(config: Config) -> str:
@@ -46,15 +59,33 @@ def instance_name(config: Config) -> str:
     return host or config.server.listen_addr
 
 
+def pending_count(ctx: AppContext) -> int:
+    """Calls waiting for a human (overdue ones expire first), for the header's badge."""
+    _, total = gateway.list_invocations(
+        ctx.engine,
+        flt=InvocationFilter(statuses=[PENDING]),
+        limit=1,
+        hub=runtime_for(ctx).hub,
+    )
+    return total
+
+
 def page(
-    config: Config, template: str, *, title: str, nav: str, status: int = 200, **context: Any
+    ctx: AppContext, template: str, *, title: str, nav: str, status: int = 200, **context: Any
 ) -> HTMLResponse:
+    config = ctx.config
     html = _env.get_template(template).render(
         title=title,
         nav=nav,
         instance=instance_name(config),
         vm_configured=config.backend.enabled,
         static=STATIC_PATH,
+        pending=pending_count(ctx),
         **context,
     )
     return HTMLResponse(html, status_code=status)
+
+
+def render_fragment(template: str, **context: Any) -> HTMLResponse:
+    """A piece of a page (no header), for pages that re-read part of themselves."""
+    return HTMLResponse(_env.get_template(template).render(static=STATIC_PATH, **context))

@@ -15,10 +15,12 @@ from atryum.errors import NotFound
 from atryum.sync import runs, settings
 from atryum.sync.schemas import RunOut
 from atryum.validmind.client import ValidMindError
+from atryum.web.gateway_ui import router as gateway_router
 from atryum.web.render import page
 from atryum.web.views import SOURCES, STATES, describe, matches, run_view
 
 router = APIRouter(include_in_schema=False)
+router.include_router(gateway_router)
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 
@@ -36,7 +38,7 @@ def _sync_configured(ctx: AppContext, scope: settings.SyncSettings) -> bool:
 
 
 def _not_found(ctx: AppContext, message: str) -> HTMLResponse:
-    return page(ctx.config, "error.html", title="Not found", nav="", status=404, message=message)
+    return page(ctx, "error.html", title="Not found", nav="", status=404, message=message)
 
 
 @router.get("/ui/")
@@ -50,7 +52,7 @@ def agents_page(
     views = [describe(a, scope) for a in listed]
     shown = [v for v in views if matches(v, text=q.strip(), source=source, state=state)]
     return page(
-        ctx.config,
+        ctx,
         "agents.html",
         title="Agents",
         nav="agents",
@@ -68,7 +70,7 @@ def agents_page(
 
 @router.get("/ui/agents/new")
 def new_agent_page(ctx: Ctx) -> HTMLResponse:
-    return page(ctx.config, "agent.html", title="New agent", nav="agents", view=None, notice="")
+    return page(ctx, "agent.html", title="New agent", nav="agents", view=None, notice="")
 
 
 @router.get("/ui/agents/{agent_id}")
@@ -80,7 +82,7 @@ def agent_page(agent_id: str, ctx: Ctx, notice: str = "") -> HTMLResponse:
     view = describe(agent, _scope(ctx))
     notices = {"created": "Agent created.", "saved": "Changes saved."}
     return page(
-        ctx.config,
+        ctx,
         "agent.html",
         title=agent.name,
         nav="agents",
@@ -94,7 +96,7 @@ def sync_page(ctx: Ctx) -> HTMLResponse:
     scope = _scope(ctx)
     latest = [_normalized(r) for r in runs.list_runs(ctx.engine, limit=1)]
     return page(
-        ctx.config,
+        ctx,
         "sync.html",
         title="Sync",
         nav="sync",
@@ -108,7 +110,7 @@ def sync_page(ctx: Ctx) -> HTMLResponse:
 @router.get("/ui/sync/runs")
 def runs_page(ctx: Ctx) -> HTMLResponse:
     items = [run_view(_normalized(r)) for r in runs.list_runs(ctx.engine, limit=100)]
-    return page(ctx.config, "runs.html", title="Sync history", nav="history", items=items)
+    return page(ctx, "runs.html", title="Sync history", nav="history", items=items)
 
 
 @router.get("/ui/sync/runs/{run_id}")
@@ -121,7 +123,7 @@ def run_page(run_id: str, ctx: Ctx, started: bool = False) -> HTMLResponse:
     latest = runs.list_runs(ctx.engine, limit=1)
     is_latest = bool(latest) and latest[0]["id"] == run_id
     return page(
-        ctx.config,
+        ctx,
         "run.html",
         title="Sync run",
         nav="history",
@@ -158,7 +160,7 @@ def _find_run(ctx: AppContext, run_id: str, *, starting: bool) -> dict[str, Any]
 @router.get("/ui/settings")
 def settings_page(ctx: Ctx) -> HTMLResponse:
     return page(
-        ctx.config,
+        ctx,
         "settings.html",
         title="Settings · ValidMind",
         nav="settings",

@@ -1,5 +1,6 @@
 // Atryum operator UI: shared helpers (JSON API calls, inline errors, confirmations, sync
-// buttons, live run pages, the header's ValidMind status). No dependencies, no build step.
+// buttons, live run pages, the header's ValidMind status, live invocation changes and the
+// pending-count badge). No dependencies, no build step.
 "use strict";
 
 window.atryum = (() => {
@@ -141,6 +142,91 @@ window.atryum = (() => {
     }
   }
 
+  // Live invocation changes: one EventSource per page, shared by the header badge and the page's
+  // own scripts. A listener gets the changed invocation's JSON, or null for "anything may have
+  // changed, re-read" (on (re)connecting). Without the stream, listeners are polled instead.
+  const LIVE_POLL_MS = 5000;
+  const liveListeners = [];
+  let liveStarted = false;
+
+  function setLive(state, text) {
+    const el = document.getElementById("live-status");
+    if (!el) return;
+    el.dataset.state = state;
+    el.textContent = text;
+  }
+
+  function notify(change) {
+    for (const listener of liveListeners) listener(change);
+  }
+
+  function pollLive() {
+    setLive("polling", `Live updates unavailable; re-reading every ${LIVE_POLL_MS / 1000} s`);
+    setInterval(() => notify(null), LIVE_POLL_MS);
+  }
+
+  function startLive() {
+    if (liveStarted) return;
+    liveStarted = true;
+    if (!("EventSource" in window)) {
+      pollLive();
+      return;
+    }
+    const source = new EventSource("/api/v1/review/invocations/stream");
+    source.addEventListener("ready", () => {
+      setLive("on", "Updates live");
+      notify(null);
+    });
+    source.addEventListener("invocation", (event) => {
+      let change = null;
+      try {
+        change = JSON.parse(event.data);
+      } catch {
+        change = null;
+      }
+      notify(change);
+    });
+    source.addEventListener("resync", () => notify(null));
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED) {
+        source.close();
+        pollLive();
+      } else {
+        setLive("reconnecting", "Reconnecting to live updates…");
+      }
+    });
+    window.addEventListener("pagehide", () => source.close());
+  }
+
+  function onInvocation(listener) {
+    liveListeners.push(listener);
+    startLive();
+  }
+
+  // Run `fn` once after a burst of calls settles.
+  function debounce(fn, ms) {
+    let timer = null;
+    return (...args) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => fn(...args), ms);
+    };
+  }
+
+  // The header's "Invocations (n)": calls waiting for a human.
+  const refreshPending = debounce(async () => {
+    const el = document.getElementById("pending-count");
+    if (!el) return;
+    let total;
+    try {
+      total = (await api("GET", "/api/v1/review/invocations?status=pending_approval&limit=1")).total;
+    } catch {
+      return; // keep the last count; the next change tries again
+    }
+    el.dataset.count = String(total);
+    el.textContent = total ? ` (${total})` : "";
+    el.hidden = !total;
+  }, 100);
+
   document.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-sync], button[data-delete], button[data-review]");
     if (!button) return;
@@ -151,7 +237,8 @@ window.atryum = (() => {
   document.addEventListener("DOMContentLoaded", () => {
     followLiveRun();
     showConnection();
+    onInvocation(refreshPending);
   });
 
-  return { api, showError, clearError, follow, FINISHED };
+  return { api, showError, clearError, follow, FINISHED, onInvocation, debounce, confirmAction };
 })();

@@ -1,0 +1,154 @@
+"""Page routes of the gateway: invocations (live list, detail with approve/deny) and rules.
+
+Reads go through the gateway services; every change is made by the pages' JavaScript through
+the JSON API (`/api/v1/review/…`, `/api/v1/rules`, `/api/v1/policy`), the one write path.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse
+
+from atryum.agents import service as agents
+from atryum.context import AppContext, get_ctx
+from atryum.errors import NotFound
+from atryum.gateway import rules, service
+from atryum.gateway.models import PENDING
+from atryum.gateway.runtime import runtime_for
+from atryum.gateway.store import InvocationFilter
+from atryum.web.gateway_views import (
+    ACTIONS,
+    INVOCATION_STATUSES,
+    POLICIES,
+    Paging,
+    agent_choices,
+    event_rows,
+    invocation_rows,
+    pretty_json,
+    rule_names,
+    rule_rows,
+)
+from atryum.web.render import page, render_fragment
+
+router = APIRouter(include_in_schema=False)
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+PAGE_SIZE = 50
+
+
+def _not_found(ctx: AppContext, message: str) -> HTMLResponse:
+    return page(ctx, "error.html", title="Not found", nav="", status=404, message=message)
+
+
+def _list(ctx: AppContext, status: str, offset: int) -> tuple[dict[str, Any], str]:
+    status = status if status in INVOCATION_STATUSES else ""
+    flt = InvocationFilter(statuses=[status] if status else [])
+    items, total = service.list_invocations(
+        ctx.engine, flt=flt, offset=offset, limit=PAGE_SIZE, hub=runtime_for(ctx).hub
+    )
+    names = rule_names(rule_rows(rules.list_rules(ctx.engine)))
+    context: dict[str, Any] = {
+        "rows": invocation_rows(items, names),
+        "paging": Paging(offset, PAGE_SIZE, total),
+        "status_filter": status,
+    }
+    return context, status
+
+
+@router.get("/ui/invocations")
+def invocations_page(
+    ctx: Ctx, status: str = "", offset: Annotated[int, Query(ge=0)] = 0
+) -> HTMLResponse:
+    context, status = _list(ctx, status, offset)
+    return page(
+        ctx,
+        "invocations.html",
+        title="Invocations",
+        nav="invocations",
+        statuses=INVOCATION_STATUSES,
+        **context,
+    )
+
+
+@router.get("/ui/invocations/rows")
+def invocation_rows_fragment(
+    ctx: Ctx, status: str = "", offset: Annotated[int, Query(ge=0)] = 0
+) -> HTMLResponse:
+    """The list's table body and counts, re-read by the live list when an invocation changes."""
+    context, _ = _list(ctx, status, offset)
+    return render_fragment("_invocation_rows.html", **context)
+
+
+@router.get("/ui/invocations/{invocation_id}")
+def invocation_page(invocation_id: str, ctx: Ctx) -> HTMLResponse:
+    try:
+        inv = service.get_invocation(
+            ctx.engine, invocation_id=invocation_id, hub=runtime_for(ctx).hub
+        )
+        events = service.list_events(ctx.engine, invocation_id=invocation_id)
+    except NotFound as exc:
+        return _not_found(ctx, exc.message)
+    names = rule_names(rule_rows(rules.list_rules(ctx.engine)))
+    rows = invocation_rows([inv], names)
+    return page(
+        ctx,
+        "invocation.html",
+        title=f"{inv.tool} · invocation",
+        nav="invocations",
+        row=rows[0],
+        inv=inv,
+        events=event_rows(events, names),
+        input_json=pretty_json(inv.input),
+        result_json=pretty_json(inv.result) if inv.result is not None else "",
+        is_pending=inv.status == PENDING,
+    )
+
+
+@router.get("/ui/rules")
+def rules_page(ctx: Ctx, notice: str = "") -> HTMLResponse:
+    notices = {"created": "Rule created.", "saved": "Rule saved.", "deleted": "Rule deleted."}
+    return page(
+        ctx,
+        "rules.html",
+        title="Rules",
+        nav="rules",
+        rows=rule_rows(rules.list_rules(ctx.engine)),
+        policy=rules.get_policy(ctx.engine, defaults=runtime_for(ctx).defaults),
+        policies=POLICIES,
+        notice=notices.get(notice, ""),
+    )
+
+
+@router.get("/ui/rules/new")
+def new_rule_page(ctx: Ctx) -> HTMLResponse:
+    return page(
+        ctx,
+        "rule.html",
+        title="New rule",
+        nav="rules",
+        row=None,
+        rows=rule_rows(rules.list_rules(ctx.engine)),
+        actions=ACTIONS,
+        choices=agent_choices(agents.list_agents(ctx.engine, include_removed=True), []),
+    )
+
+
+@router.get("/ui/rules/{rule_id}")
+def rule_page(rule_id: str, ctx: Ctx) -> HTMLResponse:
+    listed = rule_rows(rules.list_rules(ctx.engine))
+    row = next((r for r in listed if r.rule.id == rule_id), None)
+    if row is None:
+        return _not_found(ctx, f"rule {rule_id} not found")
+    return page(
+        ctx,
+        "rule.html",
+        title=f"Rule {row.label}",
+        nav="rules",
+        row=row,
+        rows=listed,
+        actions=ACTIONS,
+        choices=agent_choices(
+            agents.list_agents(ctx.engine, include_removed=True), row.rule.agent_cuids
+        ),
+    )

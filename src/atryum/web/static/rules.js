@@ -1,0 +1,145 @@
+// Rules: the ordered list (enable/disable, move up/down, delete with confirmation), the default
+// policy, and the create/edit form. Every change goes through /api/v1/rules and /api/v1/policy.
+"use strict";
+
+(() => {
+  const { api, showError, clearError, confirmAction } = window.atryum;
+  const el = (id) => document.getElementById(id);
+  const FOCUS_KEY = "atryum-rules-focus";
+  const ruleUrl = (id) => `/api/v1/rules/${encodeURIComponent(id)}`;
+
+  // Reload the list, then put the keyboard focus back where the operator was.
+  function reloadFocusing(selector) {
+    sessionStorage.setItem(FOCUS_KEY, selector);
+    location.reload();
+  }
+
+  function restoreFocus() {
+    const selector = sessionStorage.getItem(FOCUS_KEY);
+    sessionStorage.removeItem(FOCUS_KEY);
+    if (!selector) return;
+    const target = document.querySelector(selector);
+    if (target && !target.disabled) target.focus();
+    else if (target) target.closest(".row-actions").querySelector("a").focus();
+  }
+
+  const specOf = (rule) => ({
+    action: rule.action,
+    server_patterns: rule.server_patterns,
+    tool_patterns: rule.tool_patterns,
+    agent_cuids: rule.agent_cuids,
+    description: rule.description,
+    enabled: rule.enabled,
+  });
+
+  async function run(button, change, selector) {
+    clearError("rules-error");
+    button.disabled = true;
+    try {
+      await change();
+    } catch (err) {
+      showError("rules-error", err.message);
+      button.disabled = false;
+      return;
+    }
+    reloadFocusing(selector);
+  }
+
+  async function toggle(button) {
+    const id = button.dataset.toggle;
+    await run(
+      button,
+      async () => {
+        const rule = await api("GET", ruleUrl(id));
+        await api("PUT", ruleUrl(id), { ...specOf(rule), enabled: !rule.enabled });
+      },
+      `[data-toggle="${id}"]`,
+    );
+  }
+
+  async function move(button) {
+    const { rule, move: direction } = button.dataset;
+    await run(button, () => api("PUT", `${ruleUrl(rule)}/move`, { direction }), `[data-move="${direction}"][data-rule="${rule}"]`);
+  }
+
+  async function remove(button) {
+    const label = button.dataset.label;
+    const ok = await confirmAction(
+      `Delete rule ${label}? Calls it decided keep their history; new calls skip to the next rule.`,
+      `Delete rule ${label}`,
+    );
+    if (!ok) return;
+    clearError("rules-error");
+    try {
+      await api("DELETE", ruleUrl(button.dataset.deleteRule));
+    } catch (err) {
+      showError("rules-error", err.message);
+      return;
+    }
+    location.assign("/ui/rules?notice=deleted");
+  }
+
+  function listPage() {
+    document.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-toggle], button[data-move], button[data-delete-rule]");
+      if (!button) return;
+      if (button.hasAttribute("data-toggle")) toggle(button);
+      else if (button.hasAttribute("data-move")) move(button);
+      else remove(button);
+    });
+    const policy = el("policy-form");
+    policy.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearError("policy-error");
+      el("policy-saved").hidden = true;
+      const timeout = Number.parseInt(el("timeout").value, 10);
+      if (!(timeout >= 1)) {
+        showError("policy-error", "The approval timeout must be a whole number of seconds, at least 1.");
+        el("timeout").focus();
+        return;
+      }
+      try {
+        const saved = await api("PUT", "/api/v1/policy", { provider: el("provider").value, approval_timeout_seconds: timeout });
+        const label = el("provider").selectedOptions[0].text;
+        el("policy-saved").textContent = `Default policy saved: ${label}; pending calls expire after ${saved.approval_timeout_seconds} s.`;
+        el("policy-saved").hidden = false;
+      } catch (err) {
+        showError("policy-error", err.message);
+      }
+    });
+    restoreFocus();
+  }
+
+  function formPage(form) {
+    const ruleId = form.dataset.ruleId;
+    const patterns = (id) => el(id).value.split(",").map((s) => s.trim()).filter(Boolean);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearError("form-error");
+      const body = {
+        action: el("action").value,
+        server_patterns: patterns("server_patterns"),
+        tool_patterns: patterns("tool_patterns"),
+        agent_cuids: [...form.querySelectorAll('input[name="agent"]:checked')].map((i) => i.value),
+        description: el("rule-description").value.trim(),
+        enabled: el("rule-enabled").checked,
+      };
+      const position = el("insert_before");
+      if (position && position.value !== "__end__") body.insert_before = position.value;
+      const submit = form.querySelector('button[type="submit"]');
+      submit.disabled = true;
+      try {
+        if (ruleId) await api("PUT", ruleUrl(ruleId), body);
+        else await api("POST", "/api/v1/rules", body);
+        location.assign(`/ui/rules?notice=${ruleId ? "saved" : "created"}`);
+      } catch (err) {
+        showError("form-error", err.message);
+        submit.disabled = false;
+      }
+    });
+  }
+
+  const form = el("rule-form");
+  if (form) formPage(form);
+  else listPage();
+})();
