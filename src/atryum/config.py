@@ -10,7 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -137,12 +137,25 @@ class ValidMindEventsConfig(_Section):
         ]
 
 
+class PolicyConfig(_Section):
+    """What happens to a call no rule matches (overridden by `PUT /api/v1/policy`)."""
+
+    provider: Literal["manual_approval", "always_approve", "always_deny"] = "manual_approval"
+
+
+class ApprovalsConfig(_Section):
+    timeout_seconds: int = Field(default=3600, ge=1)
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+
+
 class Config(_Section):
     server: ServerConfig = ServerConfig()
     backend: BackendConfig = BackendConfig()
     sync: SyncConfig = SyncConfig()
     api_key: ApiKeyConfig = ApiKeyConfig()
     validmind: ValidMindEventsConfig = ValidMindEventsConfig()
+    policy: PolicyConfig = PolicyConfig()
+    approvals: ApprovalsConfig = ApprovalsConfig()
     source: str = Field(default="", exclude=True)
 
     @property

@@ -7,22 +7,9 @@ there means "use the configuration file".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from atryum.config import Config
 from atryum.gateway.models import MANUAL_APPROVAL
-
-
-class PolicyConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    provider: Literal["manual_approval", "always_approve", "always_deny"] = "manual_approval"
-
-
-class ApprovalsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    timeout_seconds: int = Field(default=3600, ge=1)
-    sweep_interval_seconds: float = Field(default=5.0, gt=0)
 
 
 @dataclass(frozen=True)
@@ -32,14 +19,10 @@ class GatewayDefaults:
     sweep_interval_seconds: float = 5.0
 
 
-def defaults_from(config: Any) -> GatewayDefaults:
-    """Defaults from the Atryum config (its `policy`/`approvals` sections when it has them)."""
-    policy = getattr(config, "policy", None)
-    approvals = getattr(config, "approvals", None)
-    policy = policy if isinstance(policy, PolicyConfig) else PolicyConfig()
-    approvals = approvals if isinstance(approvals, ApprovalsConfig) else ApprovalsConfig()
+def defaults_from(config: Config) -> GatewayDefaults:
+    """Defaults from the `[policy]` and `[approvals]` sections of the Atryum config."""
     return GatewayDefaults(
-        provider=policy.provider,
-        approval_timeout_seconds=approvals.timeout_seconds,
-        sweep_interval_seconds=approvals.sweep_interval_seconds,
+        provider=config.policy.provider,
+        approval_timeout_seconds=config.approvals.timeout_seconds,
+        sweep_interval_seconds=config.approvals.sweep_interval_seconds,
     )
