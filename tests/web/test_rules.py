@@ -1,0 +1,170 @@
+"""Rules: create (all agents, then agent-scoped with the picker, inserted before), move, disable,
+delete with a confirmation naming the rule, the default policy, and stale-agent warnings when an
+agent a rule names is retired by the sync."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import Page, expect
+
+from atryum.agents import service as agents
+from atryum.config import SyncConfig
+from atryum.sync.settings import update_settings
+from tests.support import ORG, SLUG, LiveServer
+from tests.web.driver import UI
+from tests.web.hook import Hook
+
+pytestmark = pytest.mark.browser
+
+
+def _order(page: Page) -> list[str]:
+    ids: list[str] = page.locator("tr[data-rule-id]").evaluate_all(
+        "(rows) => rows.map((r) => r.dataset.ruleId)"
+    )
+    return ids
+
+
+def test_rules_are_created_ordered_disabled_and_flagged_when_their_agent_retires(
+    ui: UI, atryum: LiveServer, sim_state: Any, sqlite_engine: sa.Engine
+) -> None:
+    page = ui.page
+    cuids = {
+        name: sim_state.create_record(ORG, SLUG, name=name, custom_fields={"charter": "May."})[
+            "cuid"
+        ]
+        for name in ("Claims bot", "Ledger bot")
+    }
+    update_settings(
+        sqlite_engine,
+        changes={"org_cuid": ORG, "agent_record_type_slug": SLUG},
+        defaults=SyncConfig(),
+    )
+    assert atryum.ctx.coordinator.run_blocking(trigger="manual")["created"] == 2
+    ops = agents.create_manual_agent(sqlite_engine, name="Ops bot", agent_ids=["ops"])
+    agents.update_agent(sqlite_engine, agent_id=ops.id, changes={"enabled": False})
+
+    ui.goto("/ui/")
+    ui.nav("Rules")
+    expect(page.get_by_text("No rules yet")).to_be_visible()
+
+    # an all-agents rule
+    page.get_by_role("link", name="New rule").click()
+    page.get_by_label("Action").select_option("auto_approve")
+    page.get_by_label("Tools").fill("Read, Grep")
+    page.get_by_label("Description").fill("Reads are fine")
+    page.get_by_role("button", name="Create rule").click()
+    expect(page.get_by_text("Rule created.")).to_be_visible()
+    reads = page.locator("tr[data-rule-id]")
+    expect(reads).to_have_count(1)
+    expect(reads.locator("td[data-label='Agents']")).to_have_text("all agents")
+    expect(reads.locator("td[data-label='Tools']")).to_have_text("Read, Grep")
+
+    # an agent-scoped rule, picked by name, inserted before the first
+    page.get_by_role("link", name="New rule").click()
+    picker = page.locator("[data-agent-choice]")
+    expect(picker).to_have_text(["Claims bot active", "Ledger bot active", "Ops bot disabled"])
+    page.get_by_label("Action").select_option("auto_deny")
+    page.get_by_label("Tools").fill("Bash")
+    page.get_by_label(re.compile(r"^Claims bot")).check()
+    page.get_by_label("Description").fill("Claims bot may not run shell commands")
+    page.get_by_label("Position").select_option(label="Before #1 “Reads are fine”")
+    ui.shoot("rule-new")
+    page.get_by_role("button", name="Create rule").click()
+    expect(page.get_by_text("Rule created.")).to_be_visible()
+
+    with Hook(atryum.url) as hook:
+        api = hook.rules()
+        deny, allow = api
+        assert (deny["action"], deny["description"]) == (
+            "auto_deny",
+            "Claims bot may not run shell commands",
+        )
+        assert [a["name"] for a in deny["agents"]] == ["Claims bot"]
+        assert _order(page) == [deny["id"], allow["id"]]
+        row = page.locator(f"tr[data-rule-id='{deny['id']}']")
+        expect(row.locator("td[data-label='Agents']")).to_have_text("Claims bot active")
+        expect(row.locator("td[data-label='Order']")).to_have_text("1")
+        ui.shoot("rules")
+
+        # move it down, then disable it; the page follows the API
+        page.get_by_role(
+            "button", name="Move rule #1 “Claims bot may not run shell commands” down"
+        ).click()
+        expect(page.locator("tr[data-rule-id]").first).to_have_attribute(
+            "data-rule-id", allow["id"]
+        )
+        assert _order(page) == [r["id"] for r in hook.rules()] == [allow["id"], deny["id"]]
+        page.get_by_role(
+            "button", name="Disable rule #2 “Claims bot may not run shell commands”"
+        ).click()
+        expect(row).to_have_attribute("data-enabled", "false")
+        expect(page.get_by_role("button", name=re.compile("^Enable rule #2"))).to_be_focused()
+        assert [r["enabled"] for r in hook.rules()] == [True, False]
+
+        # a call the first rule approves names it in the invocation list
+        call = hook.submit(tool="Read", input={"path": "README.md"})
+        assert call["status"] == "approved"
+        ui.nav("Invocations")
+        expect(page.locator("td[data-label='Matched rule']")).to_have_text("#1 “Reads are fine”")
+
+        # the sync retires Claims bot: the rule says so and matches nothing
+        sim_state.archive_record(cuids["Claims bot"])
+        assert atryum.ctx.coordinator.run_blocking(trigger="manual")["retired"] == 1
+        ui.nav("Rules")
+        warnings = row.locator(".warning")
+        expect(warnings).to_have_text(
+            [
+                "This rule names a retired agent: Claims bot",
+                re.compile(r"^Matches nothing — all its agents are gone or retired"),
+            ]
+        )
+        expect(row.locator("td[data-label='Agents'] .badge")).to_have_text("retired")
+        assert hook.rules()[1]["stale_agents"] == [deny["agents"][0]["cuid"]]
+        ui.shoot("rules-stale")
+
+        page.get_by_role(
+            "link", name="Edit rule #2 “Claims bot may not run shell commands”"
+        ).click()
+        expect(page.get_by_role("note").first).to_have_text(
+            "This rule names a retired agent: Claims bot"
+        )
+        claims = page.get_by_label(re.compile(r"^Claims bot"))
+        expect(claims).to_be_checked()
+        expect(claims).to_be_enabled()  # it can be taken off the rule
+        claims.uncheck()
+        page.get_by_label("Enabled").check()
+        page.get_by_role("button", name="Save rule").click()
+        expect(page.get_by_text("Rule saved.")).to_be_visible()
+        saved = hook.rules()[1]
+        assert (saved["agent_cuids"], saved["enabled"], saved["matches_nothing"]) == (
+            [],
+            True,
+            False,
+        )
+
+        # delete with a confirmation that names the rule
+        page.get_by_role("button", name="Delete rule #1 “Reads are fine”").click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_contain_text("Delete rule #1 “Reads are fine”?")
+        dialog.get_by_role("button", name="Cancel").click()
+        expect(dialog).to_be_hidden()
+        assert len(hook.rules()) == 2
+        page.get_by_role("button", name="Delete rule #1 “Reads are fine”").click()
+        dialog.get_by_role("button", name="Delete rule #1 “Reads are fine”").click()
+        expect(page.get_by_text("Rule deleted.")).to_be_visible()
+        assert [r["id"] for r in hook.rules()] == [deny["id"]] == _order(page)
+
+        # the default policy
+        expect(page.get_by_label("When no rule matches")).to_have_value("manual_approval")
+        page.get_by_label("When no rule matches").select_option("always_deny")
+        page.get_by_label("Approval timeout (seconds)").fill("600")
+        page.get_by_role("button", name="Save default policy").click()
+        expect(page.locator("#policy-saved")).to_contain_text("Default policy saved: Deny")
+        policy = hook.http.get("/api/v1/policy").json()
+        assert (policy["provider"], policy["approval_timeout_seconds"]) == ("always_deny", 600)
+    ui.goto("/ui/rules")
+    expect(page.get_by_label("When no rule matches")).to_have_value("always_deny")
