@@ -604,9 +604,16 @@ class SimServer:
     """The simulator on a real port in a background thread (tests, `atryum demo`).
 
     `port=0` picks a free port; `url` is the base URL to give Atryum (the API lives under
-    `url + "/api/atryum/unstable"`)."""
+    `url + "/api/atryum/unstable"`). `notifier` replaces the default one (e.g. shorter backoff)."""
 
-    def __init__(self, state: SimState, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        state: SimState,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.state = state
         self.host = host
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -623,7 +630,7 @@ class SimServer:
             f"http://[{shown}]:{self.port}" if ":" in shown else f"http://{shown}:{self.port}"
         )
         self.api_url = self.url + API_PREFIX
-        self.notifier = Notifier()
+        self.notifier = notifier or Notifier()
         self.app = create_sim_app(state, notifier=self.notifier)
         config = uvicorn.Config(
             self.app, log_level="warning", ws="none", timeout_graceful_shutdown=5
