@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx2
 import pytest
 import sqlalchemy as sa
 
@@ -17,9 +18,12 @@ from atryum.agents import service as agents
 from atryum.agents.service import BindingInput
 from atryum.app import build_context
 from atryum.config import Config
+from atryum.errors import NotFound
+from atryum.sync import service
 from atryum.sync import store as sync_store
+from atryum.sync.runs import get_run
 from atryum.sync.settings import get_settings, update_settings
-from tests.support import ORG, SLUG
+from tests.support import ORG, SLUG, LiveServer, wait_until
 
 
 class Harness:
@@ -57,6 +61,14 @@ class Harness:
                 )
             ).all()
         return [tuple(r) for r in rows]
+
+
+def _finished(engine: sa.Engine, run_id: str) -> dict[str, Any] | None:
+    try:
+        run = get_run(engine, run_id=run_id)
+    except NotFound:  # not started yet
+        return None
+    return run if run["finished_at"] else None
 
 
 @pytest.fixture
@@ -289,3 +301,44 @@ def test_synced_at_advances_without_rewriting_unchanged_rows(h: Harness) -> None
     run = h.sync()
     assert run["status"] == "partial"
     assert h.by_cuid()[a].synced_at > confirmed
+
+
+def test_scope_change_while_fetching_is_not_undone(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, live_atryum: Callable[..., LiveServer]
+) -> None:
+    """A run that fetched the old scope applies nothing once the scope changed (the settings
+    change retired the old org's agents); the sync the settings change queued then runs."""
+    a, b = h.record("A"), h.record("B")
+    h.sync()
+    h.record("C")  # new in the old org: the stale pull would create it
+    h.state.add_record_type("org-2", SLUG, "AI Agent")
+    other = h.state.create_record("org-2", SLUG, name="Other", custom_fields={})["cuid"]
+    real_fetch = service._fetch
+    change: dict[str, Any] = {}
+
+    with live_atryum(h.config, h.engine) as server:
+
+        def fetch_then_change_scope(*args: Any) -> Any:
+            pull = real_fetch(*args)
+            if not change:  # between this run's fetch and its apply
+                r = httpx2.put(f"{server.url}/api/v1/settings", json={"org_cuid": "org-2"})
+                assert r.status_code == 200, r.text
+                change.update(r.json())
+            return pull
+
+        monkeypatch.setattr(service, "_fetch", fetch_then_change_scope)
+        ticket = server.ctx.coordinator.submit(trigger="manual")
+        wait_until(ticket.done.is_set)
+        follow_id = change["sync_run_id"]
+        follow = wait_until(lambda: _finished(h.engine, follow_id))
+    stale = get_run(h.engine, run_id=ticket.run_id)
+    assert (stale["status"], stale["error"]) == ("skipped", service.SETTINGS_CHANGED)
+    assert (stale["created"], stale["restored"], stale["changes"]) == (0, 0, [])
+    assert sorted(x["vm_cuid"] for x in change["retired"]) == sorted([a, b])
+    got = h.by_cuid()
+    assert {got[c].removal_reason for c in (a, b)} == {"out_of_scope"}
+    assert set(got) == {a, b, other}, "the stale pull created an agent of the old org"
+    assert (follow["trigger"], follow["status"], follow["created"]) == ("settings", "succeeded", 1)
+    with h.engine.begin() as conn:
+        confirmed = sync_store.read_settings(conn) or {}
+    assert confirmed["confirmed_org_cuid"] == "org-2"

@@ -103,8 +103,7 @@ def _change_settings(ctx: AppContext, body: SettingsPatch) -> SettingsChangeOut:
         ctx.engine, changes=body.changes(), defaults=ctx.config.sync
     )
     run_id = None
-    source_changed = scope.scope_changed or new.charter_field_key != old.charter_field_key
-    if source_changed and ctx.config.backend.enabled and new.configured:
+    if new.source != old.source and ctx.config.backend.enabled and new.configured:
         run_id = ctx.coordinator.submit(trigger="settings", requested_by="settings").run_id
     return SettingsChangeOut.model_validate(
         {

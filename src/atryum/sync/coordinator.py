@@ -22,6 +22,7 @@ from atryum.db.types import utcnow
 from atryum.sync import run_store
 from atryum.sync.lock import LockTimeout, sync_lock
 from atryum.sync.service import (
+    SETTINGS_CHANGED,
     SKIPPED,
     ClientFactory,
     RunRequest,
@@ -214,7 +215,10 @@ class SyncCoordinator:
                     return
                 ticket = self._current = self._queue.pop(0)
             try:
-                self._execute(ticket)
+                run = self._execute(ticket)
+                if run["error"] == SETTINGS_CHANGED and not ticket.dry_run:
+                    # Normally the settings change queued this already; then it merges into it.
+                    self.submit(trigger="settings", requested_by="settings")
             except Exception:  # the worker must survive anything a run throws
                 log.exception("sync run %s crashed", ticket.run_id)
             finally:

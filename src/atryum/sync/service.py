@@ -47,8 +47,25 @@ class RunRequest:
     triggers: tuple[str, ...] = ()
 
 
+SETTINGS_CHANGED = (
+    "skipped: the sync settings (organization, record type or charter field) changed while this "
+    "run was fetching, so nothing was applied; a sync of the new settings follows"
+)
+
+
 class RunFailed(Exception):
     """Ends a run as `failed` with a message; nothing was applied."""
+
+    status = FAILED
+
+
+class SettingsChanged(RunFailed):
+    """The settings changed between fetch and apply: the pull answers an old question."""
+
+    status = SKIPPED
+
+    def __init__(self) -> None:
+        super().__init__(SETTINGS_CHANGED)
 
 
 def start_run(engine: sa.Engine, request: RunRequest) -> None:
@@ -81,12 +98,14 @@ def execute_run(
     started = time.monotonic()
     try:
         outcome = _fetch_plan_apply(engine, request, client_factory, sync_defaults)
+        applied = True
     except RunFailed as exc:
-        outcome = {"status": FAILED, "error": str(exc)}
+        outcome, applied = {"status": exc.status, "error": str(exc)}, False
     except Exception as exc:  # an unexpected error must still end the run as failed
         log.exception("sync run %s failed", request.run_id)
-        outcome = {"status": FAILED, "error": f"unexpected error: {type(exc).__name__}: {exc}"}
-    if outcome["status"] == FAILED:
+        error = f"unexpected error: {type(exc).__name__}: {exc}"
+        outcome, applied = {"status": FAILED, "error": error}, False
+    if not applied:
         with engine.begin() as conn:
             run_store.update_run(conn, request.run_id, {**outcome, "finished_at": utcnow()})
     SYNC_RUNS.labels(outcome["status"], request.trigger).inc()
@@ -127,6 +146,7 @@ def _fetch_plan_apply(
     complete = pull.complete and not norm.problems
     try:
         with engine.begin() as conn:
+            settings = _still_current(conn, settings, sync_defaults)
             local = store.load_org_agents(conn, settings.org_cuid, settings.default_agent_id)
             plan = make_plan(
                 local,
@@ -149,6 +169,16 @@ def _fetch_plan_apply(
             "database error while applying the sync; nothing was changed: "
             f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:300]}"
         ) from exc
+
+
+def _still_current(
+    conn: sa.Connection, fetched: SyncSettings, defaults: SyncConfig
+) -> SyncSettings:
+    """The settings, locked for the rest of the apply; the run stops if the pull is stale."""
+    current = read_settings_tx(conn, defaults, lock=True)
+    if current.source != fetched.source:
+        raise SettingsChanged()
+    return current
 
 
 def _fetch(client_factory: ClientFactory, settings: SyncSettings) -> AgentsPull:

@@ -49,6 +49,11 @@ class SyncSettings:
         return bool(self.org_cuid and self.agent_record_type_slug)
 
     @property
+    def source(self) -> tuple[str, str, str]:
+        """What decides which records a pull yields and what the sync writes from them."""
+        return (self.org_cuid, self.agent_record_type_slug, self.charter_field_key)
+
+    @property
     def thresholds(self) -> Thresholds:
         return Thresholds(self.max_removals, self.max_removal_ratio)
 
@@ -63,8 +68,10 @@ class ScopeChange:
     scope_changed: bool
 
 
-def read_settings_tx(conn: sa.Connection, defaults: SyncConfig) -> SyncSettings:
-    row = store.read_settings(conn) or {}
+def read_settings_tx(
+    conn: sa.Connection, defaults: SyncConfig, *, lock: bool = False
+) -> SyncSettings:
+    row = store.read_settings(conn, lock=lock) or {}
 
     def pick(key: str, default: Any) -> Any:
         value = row.get(key)
@@ -159,7 +166,8 @@ def update_settings(
     changes = _validate(changes)
     now = utcnow()
     with engine.begin() as conn:
-        current = read_settings_tx(conn, defaults)
+        # Locked first: a sync applying right now finishes before the scope is computed here.
+        current = read_settings_tx(conn, defaults, lock=True)
         merged = _merge(current, changes)
         if merged.default_agent_id and agent_store.get_agent(conn, merged.default_agent_id) is None:
             raise InvalidInput(f"default_agent_id {merged.default_agent_id} is not a known agent")

@@ -17,10 +17,12 @@ from atryum.sync.planner import LocalAgent, PulledRecord
 SETTINGS_ID = 1
 
 
-def read_settings(conn: sa.Connection) -> dict[str, Any] | None:
-    row = conn.execute(
-        sa.select(agent_sync_settings).where(agent_sync_settings.c.id == SETTINGS_ID)
-    ).first()
+def read_settings(conn: sa.Connection, *, lock: bool = False) -> dict[str, Any] | None:
+    """The settings row; `lock` holds it (FOR UPDATE on PostgreSQL) until the transaction ends,
+    so a sync's apply and a settings change never interleave. SQLite's BEGIN IMMEDIATE already
+    serialises every write transaction."""
+    q = sa.select(agent_sync_settings).where(agent_sync_settings.c.id == SETTINGS_ID)
+    row = conn.execute(q.with_for_update() if lock else q).first()
     return dict(row._mapping) if row else None
 
 
