@@ -105,3 +105,39 @@ def test_connection_status_reports_validmind_errors(
     sim_state.set_faults(status=500, endpoints=["connection"])
     status = client.get("/ui/connection").json()
     assert status["state"] == "error" and "HTTP 500" in status["message"]
+
+
+def test_gateway_pages_read_invocations_and_rules(
+    app: tuple[TestClient, AppContext], engine: sa.Engine
+) -> None:
+    client, _ = app
+    agent = agents.create_manual_agent(engine, name="Claims bot", agent_ids=["claims"])
+    rule = client.post(
+        "/api/v1/rules",
+        json={"action": "auto_approve", "tool_patterns": ["Read"], "description": "Reads"},
+    ).json()
+    hook = "/api/v1/external/invocations"
+    read = client.post(hook, json={"source": "cc", "tool": "Read", "agent_id": "claims"}).json()
+    bash = client.post(hook, json={"source": "cc", "tool": "Bash", "agent_id": "claims"}).json()
+    assert (read["status"], bash["status"]) == ("approved", "pending_approval")
+
+    listing = client.get("/ui/invocations").text
+    assert listing.count("<tr data-invocation-id=") == 2
+    assert "Invocations<span" in listing and " (1)</span>" in listing  # the pending badge
+    assert "#1 “Reads”" in listing and "Claims bot" in listing
+    pending = client.get("/ui/invocations/rows?status=pending_approval").text
+    assert re.findall(r'<tr data-invocation-id="([^"]+)"', pending) == [bash["invocation_id"]]
+    assert "<header" not in pending
+    assert client.get("/ui/invocations?status=bogus").status_code == 200
+
+    detail = client.get(f"/ui/invocations/{bash['invocation_id']}").text
+    assert 'id="decision-form"' in detail and "Approve" in detail
+    assert 'id="decision-form"' not in client.get(f"/ui/invocations/{read['invocation_id']}").text
+    assert client.get("/ui/invocations/no-such-call").status_code == 404
+
+    rules_page = client.get("/ui/rules").text
+    assert f'data-rule-id="{rule["id"]}"' in rules_page and "manual_approval" in rules_page
+    assert "Claims bot" in client.get("/ui/rules/new").text
+    assert client.get(f"/ui/rules/{rule['id']}").status_code == 200
+    assert client.get("/ui/rules/no-such-rule").status_code == 404
+    assert agent.id in client.get("/ui/rules/new").text
