@@ -76,14 +76,17 @@ def sync(
     from atryum.db import migrate as db_migrate
 
     cfg = _load(config)
-    ctx = build_context(cfg)
     if not cfg.backend.enabled:
         typer.echo("atryum: ValidMind is not configured ([backend] base_url is empty)", err=True)
         raise typer.Exit(2)
-    db_migrate.upgrade(ctx.engine)
-    run = ctx.coordinator.run_blocking(
-        trigger="manual", requested_by="cli", dry_run=dry_run, allow_removals=allow_removals
-    )
+    ctx = build_context(cfg)
+    try:
+        db_migrate.upgrade(ctx.engine)
+        run = ctx.coordinator.run_blocking(
+            trigger="manual", requested_by="cli", dry_run=dry_run, allow_removals=allow_removals
+        )
+    finally:
+        ctx.engine.dispose()
     typer.echo(json.dumps(run, default=str, indent=2) if as_json else render_run(run))
     raise typer.Exit(0 if run["status"] == "succeeded" else 1)
 
