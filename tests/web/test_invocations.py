@@ -134,3 +134,19 @@ def test_deny_with_a_reason_and_a_decision_made_elsewhere_is_refused_inline(
     expect(page.locator("tr[data-invocation-id]")).to_have_attribute(
         "data-invocation-id", first["invocation_id"]
     )
+
+
+def test_without_server_sent_events_the_list_falls_back_to_re_reading(
+    page_ui: UI, offline: LiveServer
+) -> None:
+    page = page_ui.page
+    page.add_init_script("delete window.EventSource")
+    page_ui.goto("/ui/invocations")
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "polling")
+    page.evaluate("window.notReloaded = true")
+    with Hook(offline.url) as hook:
+        inv = hook.submit(tool="Edit", input={"path": "a.py"})
+    row = page.locator(f'tr[data-invocation-id="{inv["invocation_id"]}"]')
+    expect(row).to_have_attribute("data-status", "pending_approval")
+    expect(_badge(page)).to_have_text("Invocations (1)")
+    assert page.evaluate("window.notReloaded") is True

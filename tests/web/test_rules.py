@@ -168,3 +168,34 @@ def test_rules_are_created_ordered_disabled_and_flagged_when_their_agent_retires
         assert (policy["provider"], policy["approval_timeout_seconds"]) == ("always_deny", 600)
     ui.goto("/ui/rules")
     expect(page.get_by_label("When no rule matches")).to_have_value("always_deny")
+
+
+def test_the_rule_form_works_from_the_keyboard(page_ui: UI, sqlite_engine: sa.Engine) -> None:
+    page = page_ui.page
+    agents.create_manual_agent(sqlite_engine, name="Solo", agent_ids=["solo"])
+    page_ui.goto("/ui/rules/new")
+    page.get_by_label("Action").focus()
+    order = [page.evaluate("document.activeElement.id")]
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.id"))
+    assert order == [
+        "action",
+        "server_patterns",
+        "tool_patterns",
+        "agent-1",
+        "rule-description",
+        "rule-enabled",
+        "insert_before",
+    ]
+    page.get_by_label("Tools").focus()
+    page.keyboard.type("Bash")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")  # tick "Solo"
+    page.keyboard.press("Tab")
+    page.keyboard.type("Solo asks first")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("Rule created.")).to_be_visible()
+    row = page.locator("tr[data-rule-id]")
+    expect(row.locator("td[data-label='Agents']")).to_have_text("Solo active")
+    expect(row.locator("td[data-label='Action']")).to_have_text("Ask a human")  # the safe default
