@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,23 @@ def demo_seed() -> dict[str, Any]:
 
 
 def run_demo(*, port: int, sim_port: int, database: str) -> None:
+    """Serve until Ctrl-C or SIGTERM; either stops Atryum and then the simulator, exit code 0."""
+    if threading.current_thread() is not threading.main_thread():
+        _run_demo(port=port, sim_port=sim_port, database=database)
+        return
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it: end normally instead.
+    previous = signal.signal(signal.SIGTERM, _exit_normally)
+    try:
+        _run_demo(port=port, sim_port=sim_port, database=database)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_normally(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _run_demo(*, port: int, sim_port: int, database: str) -> None:
     key, secret = "demo-machine-caller", secrets.token_urlsafe(24)
     webhook_secret = secrets.token_urlsafe(32)
     state = SimState.from_seed(demo_seed())
