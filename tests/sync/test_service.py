@@ -15,11 +15,14 @@ import pytest
 import sqlalchemy as sa
 
 from atryum.agents import service as agents
+from atryum.agents import store as agent_store
 from atryum.agents.service import BindingInput
 from atryum.app import build_context
 from atryum.config import Config
+from atryum.db.types import utcnow
 from atryum.errors import NotFound
 from atryum.sync import service
+from atryum.sync import settings as sync_settings
 from atryum.sync import store as sync_store
 from atryum.sync.runs import get_run
 from atryum.sync.settings import get_settings, update_settings
@@ -243,15 +246,16 @@ def test_write_failure_changes_nothing_and_retires_nothing(
     assert h.snapshot() == before
 
 
-def test_settings_read_error_fails_the_run(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    from atryum.sync import service
-
-    def broken(*a: Any, **k: Any) -> Any:
-        raise sa.exc.OperationalError("SELECT", {}, Exception("no such table"))
-
-    monkeypatch.setattr(service, "read_settings_tx", broken)
+def test_settings_read_error_fails_the_run(h: Harness) -> None:
+    """§3.1: a settings read error fails the run with that error; it is not "not configured"."""
+    h.record("A")
+    with h.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE agent_sync_settings"))
     run = h.sync()
-    assert run["status"] == "failed" and "settings" in run["error"]
+    assert run["status"] == "failed"
+    assert run["error"].startswith("could not read the sync settings: "), run["error"]
+    assert "agent_sync_settings" in run["error"] and "not configured" not in run["error"]
+    assert h.snapshot() == []
 
 
 def test_wrong_charter_type_keeps_previous_charter(h: Harness) -> None:
@@ -342,3 +346,80 @@ def test_scope_change_while_fetching_is_not_undone(
     with h.engine.begin() as conn:
         confirmed = sync_store.read_settings(conn) or {}
     assert confirmed["confirmed_org_cuid"] == "org-2"
+
+
+def _bind_meanwhile(h: Harness, conn: sa.Connection, agent_id: str) -> None:
+    """A binding that appears after the plan was made, before the apply writes.
+
+    On PostgreSQL another transaction commits it (the real race). SQLite serialises writers, so
+    there it is written inside the apply's own transaction: the guard in the SQL must catch it.
+    """
+    binding = BindingInput("default", f"cma-{agent_id}", "CMA")
+    if h.engine.dialect.name == "postgresql":
+        agents.update_agent(h.engine, agent_id=agent_id, changes={"bindings": [binding]})
+    else:
+        agent_store.replace_bindings(
+            conn,
+            agent_id,
+            [
+                {
+                    "id": "",
+                    "account": "default",
+                    "external_agent_id": binding.external_agent_id,
+                    "external_agent_name": "CMA",
+                }
+            ],
+            utcnow(),
+        )
+
+
+def test_agent_bound_after_planning_is_kept_not_retired(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§7.2 in a race: the retirement itself re-checks for dependents."""
+    a, b = h.record("A"), h.record("B")
+    for name in "CDE":
+        h.record(name)
+    h.sync()
+    target = h.by_cuid()[a].id
+    h.state.archive_record(a)
+    h.state.archive_record(b)
+    real_load = sync_store.load_org_agents
+
+    def load_then_bind(conn: sa.Connection, *args: Any) -> Any:
+        local = real_load(conn, *args)  # what the plan sees: A unbound
+        _bind_meanwhile(h, conn, target)
+        return local
+
+    monkeypatch.setattr(sync_store, "load_org_agents", load_then_bind)
+    run = h.sync()
+    assert (run["status"], run["retired"], run["kept_dependent"]) == ("succeeded", 1, 1), run
+    assert {(c["action"], c["vm_cuid"]) for c in run["changes"]} == {
+        ("retired", b),
+        ("kept_dependent", a),
+    }
+    kept = h.by_cuid()[a]
+    assert kept.removed_at is None and kept.source_missing_since is not None
+    assert [x.external_agent_id for x in kept.bindings] == [f"cma-{target}"]
+    assert h.by_cuid()[b].removal_reason == "archived_in_source"
+
+
+def test_agent_bound_after_scope_preview_is_kept_on_scope_change(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = h.record("A"), h.record("B")
+    h.sync()
+    target = h.by_cuid()[a].id
+    real_scope = sync_settings._scope_change
+
+    def scope_then_bind(conn: sa.Connection, *args: Any) -> Any:
+        scope = real_scope(conn, *args)
+        _bind_meanwhile(h, conn, target)
+        return scope
+
+    monkeypatch.setattr(sync_settings, "_scope_change", scope_then_bind)
+    _, scope, _ = update_settings(h.engine, changes={"org_cuid": "org-2"}, defaults=h.config.sync)
+    assert [x.vm_cuid for x in scope.retire] == [b] and [x.vm_cuid for x in scope.keep] == [a]
+    kept = h.by_cuid()[a]
+    assert kept.removed_at is None and kept.source_missing_since is not None
+    assert h.by_cuid()[b].removal_reason == "out_of_scope"

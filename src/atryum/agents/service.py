@@ -72,6 +72,9 @@ def create_manual_agent(
 def update_agent(engine: sa.Engine, *, agent_id: str, changes: dict[str, Any]) -> Agent:
     """Partial update: only the keys present in `changes` are touched."""
     with engine.begin() as conn:
+        if "bindings" in changes:
+            # Serialises with a sync retiring this agent: see atryum.sync.store.retire.
+            store.lock_agent(conn, agent_id)
         agent = _require(conn, agent_id)
         owned = sorted(
             k for k in SOURCE_OWNED_FIELDS & changes.keys() if changes[k] != getattr(agent, k)

@@ -114,6 +114,11 @@ def get_agent(conn: sa.Connection, agent_id: str) -> Agent | None:
     return _hydrate(conn, rows)[0] if rows else None
 
 
+def lock_agent(conn: sa.Connection, agent_id: str) -> None:
+    """Hold the agent's row until the transaction ends (PostgreSQL; SQLite writers are serial)."""
+    conn.execute(sa.select(agents.c.id).where(agents.c.id == agent_id).with_for_update())
+
+
 def insert_agent(conn: sa.Connection, values: dict[str, Any]) -> None:
     conn.execute(agents.insert().values(**values))
 

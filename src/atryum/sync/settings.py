@@ -18,7 +18,7 @@ from atryum.config import SyncConfig
 from atryum.db.types import utcnow
 from atryum.errors import InvalidInput
 from atryum.sync import run_store, store
-from atryum.sync.planner import LocalAgent, Thresholds
+from atryum.sync.planner import LocalAgent, Thresholds, split_retired
 
 EDITABLE = (
     "org_cuid",
@@ -177,7 +177,16 @@ def update_settings(
         store.write_settings(conn, values)
         if scope.scope_changed:
             previous = store.confirmed_at(conn, current.org_cuid)
-            store.retire(conn, [a.id for a in scope.retire], "out_of_scope", now, previous)
+            retired = store.retire(
+                conn,
+                [a.id for a in scope.retire],
+                "out_of_scope",
+                now,
+                previous,
+                default_agent_id=merged.default_agent_id,
+            )
+            gone, late = split_retired(scope.retire, retired)
+            scope = ScopeChange(retire=gone, keep=scope.keep + late, scope_changed=True)
             store.flag_missing(conn, [a.id for a in scope.keep], now, previous)
             store.set_confirmed(conn, None, None)
         if scope.retire or scope.keep:

@@ -201,18 +201,32 @@ def retire(
     reason: str,
     now: datetime,
     confirmed_at: datetime | None = None,
-) -> None:
+    *,
+    default_agent_id: str | None = None,
+) -> set[str]:
+    """Retire the active agents among `agent_ids` that nothing depends on *now*; returns the ids
+    retired. One planned while unbound but bound since (or made the default agent) stays."""
+    retired: set[str] = set()
     for part in chunks(agent_ids):
-        conn.execute(
+        # Lock the rows first (PostgreSQL): a binding being added to one of them commits before
+        # the UPDATE below takes its snapshot, and one added later waits for this transaction.
+        conn.execute(sa.select(agents.c.id).where(agents.c.id.in_(part)).with_for_update())
+        protected = ~_bound()
+        if default_agent_id:
+            protected = sa.and_(protected, agents.c.id != default_agent_id)
+        result = conn.execute(
             agents.update()
-            .where(agents.c.id.in_(part), agents.c.removed_at.is_(None))
+            .where(agents.c.id.in_(part), agents.c.removed_at.is_(None), protected)
             .values(
                 removed_at=now,
                 removal_reason=reason,
                 updated_at=now,
                 **_keep_confirmation(confirmed_at),
             )
+            .returning(agents.c.id)
         )
+        retired.update(result.scalars())
+    return retired
 
 
 def flag_missing(
