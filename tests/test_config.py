@@ -92,3 +92,38 @@ def test_database_url_forms(tmp_path: Path) -> None:
     assert normalize_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalize_database_url("sqlite:///x.db") == "sqlite:///x.db"
     assert normalize_database_url(str(tmp_path / "a.db")) == f"sqlite:///{tmp_path / 'a.db'}"
+
+
+def test_webhook_secrets_from_env(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.toml", "[validmind]\nwebhook_secret = '" + "f" * 24 + "'\n")
+    config = load_config(
+        path,
+        env={"ATRYUM_WEBHOOK_SECRET": "n" * 24, "ATRYUM_PREVIOUS_WEBHOOK_SECRET": "o" * 24},
+    )
+    assert config.validmind.secrets == [b"n" * 24, b"o" * 24]
+    assert "o" * 24 not in repr(config)
+
+
+@pytest.mark.parametrize("key", ["webhook_secret", "previous_webhook_secret"])
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("x" * 23, False), ("x" * 24, True), ("\u00e9" * 11 + "x", False), ("\u00e9" * 12, True)],
+)
+def test_webhook_secrets_need_24_bytes(tmp_path: Path, key: str, value: str, ok: bool) -> None:
+    """Bytes, not characters: 'é' is two bytes in UTF-8."""
+    fields = {"webhook_secret": "c" * 32, key: value}
+    text = "[validmind]\n" + "".join(f"{k} = '{v}'\n" for k, v in fields.items())
+    path = write(tmp_path / "a.toml", text)
+    if ok:
+        assert value.encode() in load_config(path, env={}).validmind.secrets
+        return
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    assert f"{key} must be at least 24 bytes" in str(err.value)
+    assert value not in str(err.value)
+
+
+def test_previous_webhook_secret_alone_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.toml", "[validmind]\nprevious_webhook_secret = '" + "o" * 24 + "'\n")
+    with pytest.raises(ConfigError, match="webhook_secret is missing"):
+        load_config(path, env={})

@@ -198,6 +198,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "ATRYUM_PUBLIC_BASE_URL": ("server", "public_base_url"),
     "ATRYUM_DATABASE_URL": ("server", "database_url"),
     "ATRYUM_WEBHOOK_SECRET": ("validmind", "webhook_secret"),
+    "ATRYUM_PREVIOUS_WEBHOOK_SECRET": ("validmind", "previous_webhook_secret"),
 }
 
 

@@ -234,6 +234,42 @@ def test_events_off_without_secret(
         assert r.status_code == 503 and "webhook_secret" in r.json()["error"]["message"]
 
 
+def test_rotation_accepts_current_and_previous_secret_only(
+    engine: sa.Engine,
+    sim: Any,
+    sim_config: Callable[..., Config],
+    live_atryum: Callable[..., LiveServer],
+) -> None:
+    """During a rotation both secrets sign valid events (each exactly 24 bytes, the minimum)."""
+    current, previous = "n" * 24, "\u00e9" * 12  # 24 bytes in UTF-8
+    config = sim_config(
+        sim.url,
+        validmind={"webhook_secret": current, "previous_webhook_secret": previous},
+    )
+    with live_atryum(config, engine) as srv:
+        for secret in (current, previous):
+            body = event()
+            r = post(srv, body, headers(body, secret=secret))
+            assert r.status_code == 202, r.text
+        for secret in (SECRET, "n" * 23, current + "x", "\u00e9" * 11):
+            body = event()
+            r = post(srv, body, headers(body, secret=secret))
+            assert r.status_code == 401 and "does not match" in r.json()["error"]["message"]
+        assert len(listed_events(srv)) == 2
+
+
+@pytest.mark.parametrize("key", ["webhook_secret", "previous_webhook_secret"])
+def test_secrets_of_23_bytes_refused_24_accepted(
+    sim_config: Callable[..., Config], key: str
+) -> None:
+    from atryum.config import ConfigError
+
+    base = {"webhook_secret": "c" * 32}
+    assert sim_config("http://x", validmind={**base, key: "y" * 24}).validmind.secrets
+    with pytest.raises(ConfigError, match=f"{key} must be at least 24 bytes"):
+        sim_config("http://x", validmind={**base, key: "y" * 23})
+
+
 def test_short_secret_refused_by_config(sim_config: Callable[..., Config]) -> None:
     from atryum.config import ConfigError
 
