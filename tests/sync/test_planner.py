@@ -90,6 +90,34 @@ def test_empty_answer_never_retires_everything_without_review() -> None:
     assert plan.retires == [] and len(plan.held) == 3 and "every one" in plan.held_reason
 
 
+def test_answer_retiring_every_retirable_agent_is_held_despite_dependents() -> None:
+    agents = [local("bound", dependent=True)] + [local(f"a{i}") for i in range(3)]
+    plan = make_plan(agents, [], complete=True, thresholds=T, allow_removals=False)
+    assert plan.retires == [] and len(plan.held) == 3 and "every one of the 3" in plan.held_reason
+    assert [a.vm_cuid for a in plan.keeps] == ["bound"]
+    # the bound one still present does not make the rest look like a partial change either
+    plan = make_plan(agents, [rec("bound")], complete=True, thresholds=T, allow_removals=False)
+    assert plan.retires == [] and len(plan.held) == 3
+    allowed = make_plan(agents, [], complete=True, thresholds=T, allow_removals=True)
+    assert len(allowed.retires) == 3 and allowed.held == []
+
+
+def test_only_dependents_or_one_of_several_gone_is_not_held() -> None:
+    bound = [local("b1", dependent=True), local("b2", dependent=True)]
+    plan = make_plan(bound, [], complete=True, thresholds=T, allow_removals=False)
+    assert plan.held == [] and plan.retires == [] and len(plan.keeps) == 2
+    agents = [*bound, local("a"), local("b")]
+    plan = make_plan(agents, [rec("a")], complete=True, thresholds=T, allow_removals=False)
+    assert [a.vm_cuid for a in plan.retires] == ["b"] and plan.held == []
+
+
+def test_single_agent_org_losing_its_agent_waits_for_review() -> None:
+    plan = make_plan([local("only")], [], complete=True, thresholds=T, allow_removals=False)
+    assert plan.retires == [] and [a.vm_cuid for a in plan.held] == ["only"]
+    plan = make_plan([local("only")], [], complete=True, thresholds=T, allow_removals=True)
+    assert [a.vm_cuid for a in plan.retires] == ["only"]
+
+
 def test_changed_charter_type_keeps_hash_stable_between_runs() -> None:
     a = source_hash(name="n", description="", charter={"x": 1}, org_name="o", slug="s")
     b = source_hash(name="n", description="", charter={"y": 2}, org_name="o", slug="s")
@@ -141,8 +169,19 @@ def test_property_never_retires_dependents_or_present_records(
     touched = planned + [a.vm_cuid for a in plan.retires + plan.keeps + plan.held]
     assert len(touched) == len(set(touched))
     # the deletion valve: never more than the thresholds unless the operator allowed it
+    n = len(plan.retires)
+    active = sum(1 for a in agents if not a.retired)
+    retirable = sum(1 for a in agents if not a.retired and not a.dependent)
     if not allow:
-        n = len(plan.retires)
-        active = sum(1 for a in agents if not a.retired)
-        assert n == 0 or n < active
+        assert n == 0 or n < retirable, "every agent nothing depends on was retired unreviewed"
         assert not (n > T.max_removals and n > T.max_removal_ratio * active)
+    # progress: a complete pull retires every absent agent nothing depends on (or holds them
+    # all for review), and keeps every absent dependent
+    if complete:
+        absent = [a for a in agents if not a.retired and a.vm_cuid not in present]
+        gone = {a.vm_cuid for a in absent if not a.dependent}
+        assert {a.vm_cuid for a in plan.keeps} == {a.vm_cuid for a in absent if a.dependent}
+        if allow or not plan.held:
+            assert retired == gone and not plan.held
+        else:
+            assert not retired and {a.vm_cuid for a in plan.held} == gone

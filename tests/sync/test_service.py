@@ -199,6 +199,24 @@ def test_empty_answer_is_held_not_applied(h: Harness) -> None:
     assert len(h.by_cuid(include_removed=False)) == 3
 
 
+def test_empty_answer_is_held_even_when_one_agent_is_bound(h: Harness) -> None:
+    bound = h.record("Bound")
+    for i in range(3):
+        h.record(f"Agent {i}")
+    h.sync()
+    agents.update_agent(
+        h.engine,
+        agent_id=h.by_cuid()[bound].id,
+        changes={"bindings": [BindingInput("default", "cma", "CMA")]},
+    )
+    h.state.set_faults(empty_answer=True)
+    run = h.sync()
+    assert (run["status"], run["retired"], run["kept_dependent"]) == ("held", 0, 1), run
+    assert sorted(c["action"] for c in run["changes"]) == ["held"] * 3 + ["kept_dependent"]
+    assert "every one of the 3" in run["error"]
+    assert len(h.by_cuid(include_removed=False)) == 4
+
+
 def test_deletion_threshold_holds_then_allow_releases(h: Harness) -> None:
     cuids = [h.record(f"Agent {i:02}") for i in range(40)]
     h.sync()

@@ -114,19 +114,29 @@ def make_plan(
         if agent.retired or agent.vm_cuid in present:
             continue
         (plan.keeps if agent.dependent else plan.retires).append(agent)
-    reason = _hold_reason(len(plan.retires), plan.active_before, thresholds)
+    retirable = sum(1 for a in local if not a.retired and not a.dependent)
+    reason = _hold_reason(len(plan.retires), plan.active_before, retirable, thresholds)
     if reason and not allow_removals:
         plan.held, plan.retires, plan.held_reason = plan.retires, [], reason
     return plan
 
 
-def _hold_reason(retiring: int, active: int, t: Thresholds) -> str:
+def _hold_reason(retiring: int, active: int, retirable: int, t: Thresholds) -> str:
+    """Why the retirements are held ("" when they are not).
+
+    `retirable` counts the active agents nothing depends on: dependents are never retired, so an
+    answer that leaves out every other agent (an empty answer, say) is held even when a few bound
+    agents make it look like less than everything. With a single retirable agent that means its
+    retirement waits for `allow_removals` too: one record going is indistinguishable from an
+    empty answer.
+    """
     if retiring == 0:
         return ""
-    if retiring == active:
+    if retiring == retirable:
         return (
-            f"the pull would retire every one of the {active} active synced agents; ValidMind "
-            "answering with none of them looks like a fault rather than a real change"
+            f"the pull would retire every one of the {retirable} active synced agents that "
+            "nothing depends on; ValidMind answering with none of them looks like a fault "
+            "rather than a real change"
         )
     if retiring > t.max_removals and retiring > t.max_removal_ratio * active:
         return (
