@@ -14,7 +14,7 @@ from atryum.app import build_context
 from atryum.config import Config, normalize_database_url
 from atryum.db import migrate
 from atryum.db.engine import make_engine
-from tests.support import ORG, SLUG, LiveServer, make_config
+from tests.support import ORG, SLUG, LiveServer, assert_histories_rebuild, make_config
 
 PG_URL = os.environ.get("ATRYUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -49,12 +49,25 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'atryum.db'}"
         yield url
+        _check_histories(url)
         return
     admin = request.getfixturevalue("pg_admin")
     schema, url = _pg_schema_url(admin)
-    yield url
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    try:
+        yield url
+        _check_histories(url)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def _check_histories(url: str) -> None:
+    """Every invocation a test created, on any engine or process, has a complete history."""
+    engine = make_engine(url)
+    try:
+        assert_histories_rebuild(engine)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

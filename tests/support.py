@@ -8,11 +8,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import sqlalchemy as sa
 import uvicorn
 
 from atryum.app import create_app
 from atryum.config import Config, parse_config
 from atryum.context import AppContext
+from atryum.gateway import audit
+from atryum.gateway import store as gateway_store
 
 ORG = "org-1"
 SLUG = "ai-agent"
@@ -20,6 +23,21 @@ SLUG = "ai-agent"
 
 def make_config(**sections: dict[str, Any]) -> Config:
     return parse_config(sections, "(test)")
+
+
+def assert_histories_rebuild(engine: sa.Engine) -> int:
+    """The event history of every invocation in the database rebuilds its final status
+    (gateway spec §1, §7.4). The database fixtures run it after every test."""
+    if not sa.inspect(engine).has_table("invocations"):
+        return 0
+    with engine.connect() as conn:
+        ids = gateway_store.all_invocation_ids(conn)
+        for inv_id in ids:
+            inv = gateway_store.get_invocation(conn, inv_id)
+            assert inv is not None
+            events = gateway_store.list_events(conn, inv_id)
+            assert audit.rebuild_status(events) == inv.status, (inv_id, inv.status, events)
+    return len(ids)
 
 
 def wait_until(check: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02) -> Any:

@@ -1,5 +1,5 @@
-"""Gateway fixtures. Every test that uses a database ends with a check that the event history of
-every invocation it created rebuilds that invocation's final status (spec §1, §7.4)."""
+"""Gateway fixtures. (Every test database ends with the event-history check of
+`tests.support.assert_histories_rebuild`, run by the database fixtures.)"""
 
 from __future__ import annotations
 
@@ -10,27 +10,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from atryum.app import build_context, create_app
-from atryum.gateway import audit, store
 from tests.support import make_config
-
-
-def assert_histories_rebuild(engine: sa.Engine) -> int:
-    with engine.connect() as conn:
-        ids = store.all_invocation_ids(conn)
-        for inv_id in ids:
-            inv = store.get_invocation(conn, inv_id)
-            assert inv is not None
-            events = store.list_events(conn, inv_id)
-            assert audit.rebuild_status(events) == inv.status, (inv_id, inv.status, events)
-    return len(ids)
-
-
-@pytest.fixture(autouse=True)
-def _event_histories_rebuild(request: pytest.FixtureRequest) -> Iterator[None]:
-    engine = request.getfixturevalue("engine") if "engine" in request.fixturenames else None
-    yield
-    if engine is not None:
-        assert_histories_rebuild(engine)
 
 
 @pytest.fixture

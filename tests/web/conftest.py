@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from atryum.config import Config
 from atryum.db import migrate
 from atryum.db.engine import make_engine
-from tests.support import LiveServer, make_config
+from tests.support import LiveServer, assert_histories_rebuild, make_config
 from tests.web.driver import HEIGHT, UI, WIDTHS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -52,6 +52,7 @@ def sqlite_engine(tmp_path: Path) -> Iterator[sa.Engine]:
     engine = make_engine(f"sqlite:///{tmp_path / 'ui.db'}")
     migrate.upgrade(engine)
     yield engine
+    assert_histories_rebuild(engine)
     engine.dispose()
 
 
