@@ -7,6 +7,7 @@ Covers agent-sync.md §7: 1 (manual untouched), 2 (bound kept), 3 (faults remove
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from atryum.sync import settings as sync_settings
 from atryum.sync import store as sync_store
 from atryum.sync.runs import get_run
 from atryum.sync.settings import get_settings, update_settings
+from atryum.validmind.client import ValidMindClient
 from tests.support import ORG, SLUG, LiveServer, wait_until
 
 
@@ -441,3 +443,30 @@ def test_agent_bound_after_scope_preview_is_kept_on_scope_change(
     kept = h.by_cuid()[a]
     assert kept.removed_at is None and kept.source_missing_since is not None
     assert h.by_cuid()[b].removal_reason == "out_of_scope"
+
+
+class _DuplicateFirstRecord(httpx2.HTTPTransport):
+    """The simulator's answer with its first agent record sent twice (same page, same total)."""
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = super().handle_request(request)
+        if not request.url.path.endswith("/agents"):
+            return response
+        body = json.loads(response.read())
+        body["results"] = body["results"] + body["results"][:1]
+        return httpx2.Response(response.status_code, json=body)
+
+
+def test_duplicate_cuid_in_a_complete_pull_is_a_warning_on_the_run(h: Harness) -> None:
+    """§3.1: a duplicate cuid is a record-level problem: a warning, the pull stays complete."""
+    a, b = h.record("A"), h.record("B")
+    h.ctx.coordinator.client_factory = lambda: ValidMindClient(
+        h.config.backend, transport=_DuplicateFirstRecord()
+    )
+    run = h.sync()
+    assert (run["status"], run["fetched"], run["created"]) == ("succeeded", 2, 2), run
+    assert any("repeated 1 record" in w and a in w for w in run["warnings"]), run["warnings"]
+    h.state.archive_record(b)
+    run = h.sync()
+    assert (run["status"], run["retired"]) == ("succeeded", 1)  # still complete: it retires
+    assert any("repeated" in w for w in run["warnings"])

@@ -144,6 +144,9 @@ def _fetch_plan_apply(
     )
     problems = pull.problems + norm.problems
     complete = pull.complete and not norm.problems
+    # What the client noticed about a pull that is still complete (a duplicate cuid dropped, a
+    # server ignoring paging) is a warning; an incomplete pull's problems are the run's error.
+    warnings = (pull.problems if complete else []) + norm.warnings
     try:
         with engine.begin() as conn:
             settings = _still_current(conn, settings, sync_defaults)
@@ -157,10 +160,12 @@ def _fetch_plan_apply(
             )
             if not request.dry_run:
                 created_ids = _apply(conn, plan, settings, pull)
-                outcome = _outcome(plan, created_ids, complete, problems, norm, len(pull.records))
+                outcome = _outcome(
+                    plan, created_ids, complete, problems, warnings, norm, len(pull.records)
+                )
                 run_store.update_run(conn, request.run_id, outcome)
                 return outcome
-        outcome = _outcome(plan, [], complete, problems, norm, len(pull.records))
+        outcome = _outcome(plan, [], complete, problems, warnings, norm, len(pull.records))
         with engine.begin() as conn:
             run_store.update_run(conn, request.run_id, outcome)
         return outcome
@@ -239,6 +244,7 @@ def _outcome(
     created_ids: list[str],
     complete: bool,
     problems: list[str],
+    warnings: list[str],
     norm: NormalizedPull,
     fetched: int,
 ) -> dict[str, Any]:
@@ -295,7 +301,7 @@ def _outcome(
         "kept_dependent": len(plan.keeps),
         "skipped_invalid": skipped_invalid,
         "fetched": fetched,
-        "warnings": norm.warnings,
+        "warnings": warnings,
         "changes": changes,
         "finished_at": utcnow(),
     }
