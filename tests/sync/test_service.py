@@ -21,7 +21,7 @@ from atryum.agents.service import BindingInput
 from atryum.app import build_context
 from atryum.config import Config
 from atryum.db.types import utcnow
-from atryum.errors import NotFound
+from atryum.errors import InvalidInput, NotFound
 from atryum.sync import service
 from atryum.sync import settings as sync_settings
 from atryum.sync import store as sync_store
@@ -470,3 +470,43 @@ def test_duplicate_cuid_in_a_complete_pull_is_a_warning_on_the_run(h: Harness) -
     run = h.sync()
     assert (run["status"], run["retired"]) == ("succeeded", 1)  # still complete: it retires
     assert any("repeated" in w for w in run["warnings"])
+
+
+def test_unstorable_cuid_is_skipped_and_retires_nothing(h: Harness) -> None:
+    """§3.1: one record whose cuid cannot be stored (longer than the column) is a record-level
+    problem: the others apply, the run is partial, and nothing is retired."""
+    a, gone = h.record("A"), h.record("Gone")
+    h.sync()
+    h.state.archive_record(gone)
+    h.state.update_record(a, name="A2")
+    h.state.create_record(ORG, SLUG, name="Long", custom_fields={}, cuid="x" * 200)
+    new = h.record("New")
+    run = h.sync()
+    assert (run["status"], run["skipped_invalid"]) == ("partial", 1), run
+    assert (run["created"], run["updated"], run["retired"]) == (1, 1, 0)
+    assert "cuid Atryum cannot store" in run["error"] and "'Long'" in run["error"]
+    got = h.by_cuid(include_removed=False)
+    assert set(got) == {a, gone, new} and got[a].name == "A2"
+
+
+def test_text_the_database_refuses_is_cleaned_with_warnings(h: Harness) -> None:
+    """NUL characters (refused by PostgreSQL) and an organization name longer than its column
+    are record-level problems: warnings, never a failed run."""
+    h.state.add_org(ORG, "O" * 600)
+    bad = h.record("Bad\x00name", charter="may\x00read", description="d\x00")
+    h.record("Fine")
+    run = h.sync()
+    assert (run["status"], run["created"]) == ("succeeded", 2), run
+    assert sum("NUL" in w for w in run["warnings"]) == 3
+    assert any("organization name is longer than 512" in w for w in run["warnings"])
+    agent = h.by_cuid()[bad]
+    assert (agent.name, agent.charter, agent.description) == ("Badname", "mayread", "d")
+    assert agent.vm_organization_name == "O" * 512
+    again = h.sync()
+    assert (again["status"], again["unchanged"]) == ("succeeded", 2)
+
+
+def test_settings_longer_than_their_columns_are_refused(h: Harness) -> None:
+    with pytest.raises(InvalidInput, match="org_cuid must be at most 128 characters"):
+        update_settings(h.engine, changes={"org_cuid": "o" * 129}, defaults=h.config.sync)
+    assert get_settings(h.engine, defaults=h.config.sync).org_cuid == ORG

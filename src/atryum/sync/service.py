@@ -159,7 +159,7 @@ def _fetch_plan_apply(
                 allow_removals=request.allow_removals,
             )
             if not request.dry_run:
-                created_ids = _apply(conn, plan, settings, pull)
+                created_ids = _apply(conn, plan, settings, norm.org_name)
                 outcome = _outcome(
                     plan, created_ids, complete, problems, warnings, norm, len(pull.records)
                 )
@@ -200,9 +200,9 @@ def _fetch(client_factory: ClientFactory, settings: SyncSettings) -> AgentsPull:
     return pull
 
 
-def _apply(conn: sa.Connection, plan: Plan, settings: SyncSettings, pull: AgentsPull) -> list[str]:
+def _apply(conn: sa.Connection, plan: Plan, settings: SyncSettings, org_name: str) -> list[str]:
     now = utcnow()
-    org_name, slug = pull.org_name, settings.agent_record_type_slug
+    slug = settings.agent_record_type_slug
     created_ids = store.insert_synced(
         conn, plan.creates, org_cuid=settings.org_cuid, org_name=org_name, slug=slug, now=now
     )

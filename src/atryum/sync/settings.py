@@ -15,10 +15,12 @@ import sqlalchemy as sa
 
 from atryum.agents import store as agent_store
 from atryum.config import SyncConfig
+from atryum.db.tables import agent_sync_settings
 from atryum.db.types import utcnow
 from atryum.errors import InvalidInput
 from atryum.sync import run_store, store
 from atryum.sync.planner import LocalAgent, Thresholds, split_retired
+from atryum.sync.records import column_length
 
 EDITABLE = (
     "org_cuid",
@@ -105,6 +107,9 @@ def _validate(changes: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(out[key], str):
                 raise InvalidInput(f"{key} must be a string")
             out[key] = out[key].strip()
+            limit = column_length(agent_sync_settings.c[key])
+            if len(out[key]) > limit:
+                raise InvalidInput(f"{key} must be at most {limit} characters")
     if "charter_field_key" in out and not out["charter_field_key"]:
         raise InvalidInput("charter_field_key must not be empty")
     if out.get("interval_seconds") is not None and int(out["interval_seconds"]) < 5:
