@@ -510,3 +510,70 @@ def test_settings_longer_than_their_columns_are_refused(h: Harness) -> None:
     with pytest.raises(InvalidInput, match="org_cuid must be at most 128 characters"):
         update_settings(h.engine, changes={"org_cuid": "o" * 129}, defaults=h.config.sync)
     assert get_settings(h.engine, defaults=h.config.sync).org_cuid == ORG
+
+
+def test_archive_then_unarchive_keeps_identity_and_everything_atryum_owns(h: Harness) -> None:
+    """§7.7: a retired agent comes back with its id, runtime ids, tags and enabled flag; a bound
+    agent is kept (never retired) and comes back unflagged with its bindings intact."""
+    bound, plain = h.record("Bound"), h.record("Plain")
+    h.record("Other 1")
+    h.record("Other 2")
+    h.sync()
+    ids = {c: a.id for c, a in h.by_cuid().items()}
+    agents.update_agent(
+        h.engine,
+        agent_id=ids[plain],
+        changes={"agent_ids": ["jwt-plain"], "tags": ["prod"], "enabled": False},
+    )
+    agents.update_agent(
+        h.engine,
+        agent_id=ids[bound],
+        changes={
+            "agent_ids": ["jwt-bound"],
+            "tags": ["pci"],
+            "bindings": [BindingInput("acct", "cma-1", "Claude One")],
+        },
+    )
+    bindings_before = h.by_cuid()[bound].bindings
+    for cuid in (bound, plain):
+        h.state.archive_record(cuid)
+    run = h.sync()
+    assert (run["status"], run["retired"], run["kept_dependent"]) == ("succeeded", 1, 1), run
+    kept, retired = h.by_cuid()[bound], h.by_cuid()[plain]
+    assert kept.removed_at is None and kept.source_missing_since is not None
+    assert kept.bindings == bindings_before
+    assert retired.removed_at is not None
+    for cuid in (bound, plain):
+        h.state.unarchive_record(cuid)
+    run = h.sync()
+    assert (run["status"], run["restored"], run["updated"]) == ("succeeded", 1, 1), run
+    back = h.by_cuid(include_removed=False)
+    assert {c: a.id for c, a in back.items()} == ids
+    assert back[bound].source_missing_since is None and back[bound].bindings == bindings_before
+    assert (back[bound].agent_ids, back[bound].tags) == (["jwt-bound"], ["pci"])
+    assert back[plain].removed_at is None and back[plain].removal_reason is None
+    assert (back[plain].agent_ids, back[plain].tags, back[plain].enabled) == (
+        ["jwt-plain"],
+        ["prod"],
+        False,
+    )
+
+
+def test_partial_pull_still_creates_updates_and_restores(h: Harness) -> None:
+    """§3.4: an incomplete pull applies creates, updates and restores and retires nothing."""
+    first = h.record("First")  # the simulator's drop_cuid fault blanks the first record's cuid
+    edited, back, gone = h.record("Edited"), h.record("Back"), h.record("Gone")
+    h.sync()
+    h.state.archive_record(back)
+    assert h.sync()["retired"] == 1
+    h.state.unarchive_record(back)
+    h.state.update_record(edited, name="Edited v2")
+    h.state.archive_record(gone)
+    new = h.record("New")
+    h.state.set_faults(drop_cuid=True)
+    run = h.sync()
+    assert run["status"] == "partial" and "has no cuid" in run["error"], run
+    assert (run["created"], run["updated"], run["restored"], run["retired"]) == (1, 1, 1, 0)
+    got = h.by_cuid(include_removed=False)
+    assert set(got) == {first, edited, back, gone, new}
+    assert got[edited].name == "Edited v2" and got[new].name == "New"
