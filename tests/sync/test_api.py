@@ -143,3 +143,31 @@ def test_discovery_proxies(client: TestClient, sim_state: Any) -> None:
 def test_unknown_run_is_404(client: TestClient) -> None:
     r = client.get("/api/v1/agents/sync/runs/nope")
     assert r.status_code == 404 and r.json()["error"]["message"]
+
+
+def test_charter_field_change_keeps_scope_and_resyncs(client: TestClient, sim_state: Any) -> None:
+    """§4: changing only the charter field key retires nothing and triggers a normal sync."""
+    configure(client)
+    for name in ("A", "B"):
+        sim_state.create_record(
+            ORG, SLUG, name=name, custom_fields={"charter": "old", "policy": f"{name} policy"}
+        )
+    assert client.post("/api/v1/agents/sync?wait=true").json()["status"] == "succeeded"
+    r = client.patch("/api/v1/settings", json={"charter_field_key": "policy"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["sync_run_id"] and (body["retired"], body["kept"]) == ([], [])
+    run = finished(client, body["sync_run_id"])
+    assert (run["trigger"], run["status"], run["updated"], run["retired"]) == (
+        "settings",
+        "succeeded",
+        2,
+        0,
+    )
+    items = client.get("/api/v1/agents?include_removed=true").json()["items"]
+    assert {(a["name"], a["charter"], a["removed_at"]) for a in items} == {
+        ("A", "A policy", None),
+        ("B", "B policy", None),
+    }
+    ids = [r["id"] for r in client.get("/api/v1/agents/sync/runs").json()["items"]]
+    assert body["sync_run_id"] in ids

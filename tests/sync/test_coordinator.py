@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
 
+import httpx2
+import pytest
 import sqlalchemy as sa
 
 from atryum.app import build_context
 from atryum.config import Config
 from atryum.sync.runs import list_runs
 from atryum.sync.settings import update_settings
-from tests.support import ORG, SLUG, wait_until
+from tests.support import ORG, SLUG, LiveServer, free_port, wait_until
 
 
 def _setup(engine: sa.Engine, config: Config, sim_state: Any) -> None:
@@ -103,3 +107,62 @@ def test_stale_running_run_is_marked_interrupted(
     build_context(config, engine).coordinator.run_blocking(trigger="manual")
     dead = next(r for r in list_runs(engine) if r["id"] == "dead")
     assert dead["status"] == "failed" and "interrupted" in dead["error"]
+
+
+def _finished_run(engine: sa.Engine, trigger: str) -> dict[str, Any] | None:
+    return next(
+        (r for r in list_runs(engine) if r["trigger"] == trigger and r["finished_at"]), None
+    )
+
+
+@pytest.mark.parametrize("validmind", ["refusing", "silent"])
+def test_startup_neither_blocks_nor_fails_when_validmind_is_unreachable(
+    engine: sa.Engine,
+    sim_config: Callable[..., Config],
+    live_atryum: Callable[..., LiveServer],
+    validmind: str,
+) -> None:
+    """§2.1: the start-up sync runs in the background once the server listens; ValidMind not
+    answering (connection refused, or a server that never replies) costs a failed run only."""
+    with contextlib.ExitStack() as stack:
+        if validmind == "silent":  # accepts connections (kernel backlog) and never answers
+            silent = stack.enter_context(socket.socket())
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)
+            port = silent.getsockname()[1]
+        else:
+            port = free_port()
+        config = sim_config(f"http://127.0.0.1:{port}", backend={"agents_timeout_seconds": 3})
+        update_settings(
+            engine, changes={"org_cuid": ORG, "agent_record_type_slug": SLUG}, defaults=config.sync
+        )
+        with live_atryum(config, engine, background=True) as server:
+            started = wait_until(
+                lambda: [r for r in list_runs(engine) if r["trigger"] == "startup"]
+            )
+            health = httpx2.get(f"{server.url}/healthz", timeout=2)
+            assert health.status_code == 200 and health.json() == {"status": "ok"}
+            if validmind == "silent":  # the server answered while the sync was still waiting
+                assert started[0]["status"] == "running"
+            run = wait_until(lambda: _finished_run(engine, "startup"), timeout=20)
+    assert run["status"] == "failed" and run["requested_by"] == "startup"
+    assert run["error"].startswith("fetch from ValidMind failed; nothing was changed: "), run
+    assert "GET /agents" in run["error"]
+
+
+def test_scheduled_sync_runs_every_interval(
+    engine: sa.Engine,
+    sim: Any,
+    sim_state: Any,
+    sim_config: Callable[..., Config],
+    live_atryum: Callable[..., LiveServer],
+) -> None:
+    """§2.2, with the shortest interval the settings accept (5 s, ±10 % jitter)."""
+    config = sim_config(sim.url)
+    _setup(engine, config, sim_state)
+    update_settings(engine, changes={"interval_seconds": 5}, defaults=config.sync)
+    with live_atryum(config, engine, background=True):
+        run = wait_until(lambda: _finished_run(engine, "schedule"), timeout=20, interval=0.1)
+    assert (run["status"], run["requested_by"], run["unchanged"]) == ("succeeded", "scheduler", 3)
+    startup = _finished_run(engine, "startup")
+    assert startup is not None and startup["created"] == 3
