@@ -87,10 +87,17 @@ def test_pages_show_the_registry_and_the_runs(
     detail = client.get(f"/ui/sync/runs/{run['id']}").text
     assert "Retired (1)" in detail and "Kept (something depends on them) (1)" in detail
     assert "1 record fetched from ValidMind: 1 unchanged, 1 retired, 1 kept." in detail
-    assert client.get(f"/ui/sync/runs/{run['id']}/status").json() == {"status": "succeeded"}
+    assert client.get(f"/ui/sync/runs/{run['id']}/status").json() == {
+        "status": "succeeded",
+        "known": True,
+    }
     assert client.get("/ui/sync/runs/no-such-run").status_code == 404
     assert client.get("/ui/sync/runs/no-such-run?started=1").status_code == 200
-    assert client.get("/ui/sync/runs/no-such-run/status").json() == {"status": "starting"}
+    assert client.get("/ui/sync/runs/no-such-run/status").json() == {
+        "status": "starting",
+        "known": False,
+        "give_up_after_ms": 30_000,
+    }
 
     sync = client.get("/ui/sync").text
     assert "Sync from ValidMind" in sync and run["id"] in sync

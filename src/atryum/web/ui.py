@@ -13,11 +13,17 @@ from atryum.config import default_config_path
 from atryum.context import AppContext, get_ctx
 from atryum.errors import NotFound
 from atryum.sync import runs, settings
+from atryum.sync.api import _run_view as api_run_view
 from atryum.sync.schemas import RunOut
 from atryum.validmind.client import ValidMindError
 from atryum.web.gateway_ui import router as gateway_router
 from atryum.web.render import page
 from atryum.web.views import SOURCES, STATES, describe, matches, run_view
+
+#: How long a live run page waits for a run nobody knows (not in the history, not queued or
+#: waiting in this process) before it says so: a run another replica queued appears within
+#: moments; one a restart lost never does.
+UNKNOWN_RUN_GIVE_UP_SECONDS = 30.0
 
 router = APIRouter(include_in_schema=False)
 router.include_router(gateway_router)
@@ -115,10 +121,11 @@ def runs_page(ctx: Ctx) -> HTMLResponse:
 
 @router.get("/ui/sync/runs/{run_id}")
 def run_page(run_id: str, ctx: Ctx, started: bool = False) -> HTMLResponse:
-    """`started` marks a run this browser just triggered: until the worker records it, it is
-    shown as starting rather than not found."""
-    run = _find_run(ctx, run_id, starting=started)
-    if run is None:
+    """`started` marks a run this browser just triggered: until it is known (queued, waiting or
+    recorded; another replica may have queued it) it is shown as starting rather than not found,
+    and the page gives up after `UNKNOWN_RUN_GIVE_UP_SECONDS`."""
+    run = _find_run(ctx, run_id)
+    if run is None and not started:
         return _not_found(ctx, f"sync run {run_id} not found")
     latest = runs.list_runs(ctx.engine, limit=1)
     is_latest = bool(latest) and latest[0]["id"] == run_id
@@ -127,17 +134,21 @@ def run_page(run_id: str, ctx: Ctx, started: bool = False) -> HTMLResponse:
         "run.html",
         title="Sync run",
         nav="history",
-        rv=run_view(run),
+        rv=run_view(run or _unknown(run_id)),
+        known=run is not None,
         can_allow=is_latest and _sync_configured(ctx, _scope(ctx)),
     )
 
 
 @router.get("/ui/sync/runs/{run_id}/status")
-def run_status(run_id: str, ctx: Ctx) -> dict[str, str]:
-    """Polled by a live run page; a run not recorded yet is `starting`."""
-    run = _find_run(ctx, run_id, starting=True)
-    assert run is not None
-    return {"status": str(run["status"])}
+def run_status(run_id: str, ctx: Ctx) -> dict[str, Any]:
+    """Polled by a live run page. A run not known here is `starting` with `known: false`; the
+    page stops asking after `give_up_after_ms`."""
+    run = _find_run(ctx, run_id)
+    if run is None:
+        give_up = round(UNKNOWN_RUN_GIVE_UP_SECONDS * 1000)
+        return {"status": "starting", "known": False, "give_up_after_ms": give_up}
+    return {"status": str(run["status"]), "known": True}
 
 
 def _normalized(run: dict[str, Any]) -> dict[str, Any]:
@@ -145,16 +156,25 @@ def _normalized(run: dict[str, Any]) -> dict[str, Any]:
     return RunOut.model_validate(run).model_dump()
 
 
-def _find_run(ctx: AppContext, run_id: str, *, starting: bool) -> dict[str, Any] | None:
-    queued = ctx.coordinator.pending(run_id)
-    if queued is not None:
-        return _normalized(queued.queued_view())
-    try:
-        return _normalized(runs.get_run(ctx.engine, run_id=run_id))
-    except NotFound:
-        return (
-            _normalized({"id": run_id, "trigger": "", "status": "starting"}) if starting else None
-        )
+def _unknown(run_id: str) -> dict[str, Any]:
+    return _normalized({"id": run_id, "trigger": "", "status": "starting"})
+
+
+def _find_run(ctx: AppContext, run_id: str) -> dict[str, Any] | None:
+    """The run as the API shows it (history, else this process's queue or worker), or None.
+
+    The API reads the history first and this process's memory second; a run that leaves memory
+    between the two reads has its row written by then, so a second lookup finds it. A run taken
+    by the worker but not recorded yet (it waits for the sync lock) is shown as `starting`."""
+    for _ in range(2):
+        try:
+            run = api_run_view(ctx, run_id).model_dump()
+        except NotFound:
+            continue
+        if run["status"] == "running" and run["started_at"] is None:
+            run["status"] = "starting"
+        return run
+    return None
 
 
 @router.get("/ui/settings")

@@ -58,17 +58,27 @@ window.atryum = (() => {
     });
   }
 
-  // Poll a run's status until it finishes; `onStatus` sees every status read.
+  // Poll a run's status until it finishes; `onStatus` sees every status read. A run Atryum does
+  // not know (`known: false`: not recorded, not queued here) is given up on after the time the
+  // server names, with the status "unknown" (it was lost, e.g. to a restart, and will not run).
   function follow(runId, onStatus) {
+    let unknownSince = null;
     const tick = async () => {
-      let status;
+      let info = null;
       try {
-        status = (await api("GET", `/ui/sync/runs/${encodeURIComponent(runId)}/status`)).status;
+        info = await api("GET", `/ui/sync/runs/${encodeURIComponent(runId)}/status`);
       } catch {
-        status = null; // Atryum restarting: keep asking
+        info = null; // Atryum restarting: keep asking
+      }
+      let status = info && info.status;
+      if (info && info.known === false) {
+        unknownSince = unknownSince ?? Date.now();
+        if (Date.now() - unknownSince >= info.give_up_after_ms) status = "unknown";
+      } else if (info) {
+        unknownSince = null;
       }
       if (status) onStatus(status);
-      if (!FINISHED.has(status)) setTimeout(tick, POLL_MS);
+      if (!FINISHED.has(status) && status !== "unknown") setTimeout(tick, POLL_MS);
     };
     setTimeout(tick, POLL_MS);
   }
@@ -115,16 +125,35 @@ window.atryum = (() => {
   }
 
   // A run page (or the Sync page's latest run) still running: re-render when its status moves.
+  // The reloaded page keeps `started` until the run has finished (another replica may answer it
+  // before the run is recorded); a run nobody knows is marked unknown in place.
   function followLiveRun() {
     const section = document.querySelector("[data-live]");
     if (!section) return;
     follow(section.dataset.runId, (status) => {
       if (status === section.dataset.status) return;
       section.dataset.status = status;
+      if (status === "unknown") {
+        showUnknownRun(section);
+        return;
+      }
       const url = new URL(location.href);
-      url.searchParams.delete("started");
+      if (FINISHED.has(status)) url.searchParams.delete("started");
       location.replace(url);
     });
+  }
+
+  function showUnknownRun(section) {
+    if (!section.querySelector(".run-unknown")) {
+      location.reload(); // rendered as a known run: let the server say what it knows now
+      return;
+    }
+    const badge = section.querySelector(".badge-status");
+    badge.textContent = "unknown";
+    badge.className = "badge badge-status badge-unknown";
+    section.querySelector(".run-headline").textContent = "Unknown: Atryum has no record of this run";
+    section.querySelector(".live").hidden = true;
+    section.querySelector(".run-unknown").hidden = false;
   }
 
   async function showConnection() {
