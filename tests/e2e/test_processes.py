@@ -7,8 +7,12 @@ sync never leaves the registry half-applied).
 from __future__ import annotations
 
 import itertools
+import json
+import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +22,13 @@ import sqlalchemy as sa
 
 from atryum.db.engine import make_engine
 from atryum.sync.runs import list_runs
+from atryum.validmind.sim.notify import sign
 from tests.e2e.processes import AtryumProcess
+from tests.e2e.registry import atryum_view, settled, validmind_view
 from tests.support import ORG, SLUG, wait_until
 
 RECORDS = 40_000
+WEBHOOK_SECRET = "replica-webhook-secret-" + "w" * 24
 
 
 def _count(engine: sa.Engine) -> int:
@@ -86,24 +93,37 @@ def test_kill_9_during_apply_leaves_before_or_after(
         engine.dispose()
 
 
-def test_two_replicas_on_postgresql_never_overlap(
-    pg_admin: sa.Engine,
-    sim: Any,
-    sim_state: Any,
-    tmp_path: Path,
-    procs: list[AtryumProcess],
-    request: pytest.FixtureRequest,
-) -> None:
+@pytest.fixture
+def pg_url(pg_admin: sa.Engine, request: pytest.FixtureRequest) -> str:
+    """A fresh PostgreSQL schema shared by the replicas of one test."""
     from tests.conftest import _pg_schema_url
 
     schema, url = _pg_schema_url(pg_admin)
     request.addfinalizer(lambda: _drop(pg_admin, schema))
+    return url
+
+
+def _assert_never_overlapped(engine: sa.Engine) -> None:
+    """No two runs overlap in time; a run still running (a later trigger) must be the last."""
+    runs = list_runs(engine, limit=500)
+    spans = sorted(
+        (r["started_at"], r["finished_at"] or datetime.max.replace(tzinfo=UTC), r["status"])
+        for r in runs
+    )
+    for (_, end, _), (start, _, _) in itertools.pairwise(spans):
+        assert end <= start, f"two replicas synced at the same time: {spans}"
+    assert {r["status"] for r in runs if r["finished_at"]} <= {"succeeded", "held"}, spans
+
+
+def test_two_replicas_on_postgresql_never_overlap(
+    pg_url: str, sim: Any, sim_state: Any, tmp_path: Path, procs: list[AtryumProcess]
+) -> None:
     cuids = [
         sim_state.create_record(ORG, SLUG, name=f"A{i}", custom_fields={"charter": "c"})["cuid"]
         for i in range(60)
     ]
     sim_state.set_faults(delay_seconds=0.05)
-    config = {"database_url": url, "sim_url": sim.url, "sync": {"interval_seconds": 5}}
+    config = {"database_url": pg_url, "sim_url": sim.url, "sync": {"interval_seconds": 5}}
     a = AtryumProcess(tmp_path, "a", **config)
     procs.append(a.start())
     b = AtryumProcess(tmp_path, "b", **config)
@@ -124,25 +144,96 @@ def test_two_replicas_on_postgresql_never_overlap(
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(trigger, enumerate(targets)))
     assert set(statuses) == {202}
-    engine = make_engine(url)
+    engine = make_engine(pg_url)
     try:
-
-        def all_finished() -> bool:
-            runs = list_runs(engine, limit=500)
-            return bool(runs) and all(r["status"] not in ("running",) for r in runs)
-
-        wait_until(all_finished, timeout=120)
+        # no run running (queued runs are not written yet) and the registry matches ValidMind
+        wait_until(lambda: settled(a.url, sim_state, engine), timeout=120)
         final = httpx2.post(f"{b.url}/api/v1/agents/sync?wait=true", timeout=120).json()
         assert final["status"] == "succeeded", final
-        runs = list_runs(engine, limit=500)
-        spans = sorted((r["started_at"], r["finished_at"]) for r in runs if r["finished_at"])
-        for (_, end), (start, _) in itertools.pairwise(spans):
-            assert end <= start, "two replicas synced at the same time"
-        assert {r["status"] for r in runs} <= {"succeeded", "held"}
+        _assert_never_overlapped(engine)
         agents = httpx2.get(f"{a.url}/api/v1/agents").json()["items"]
         assert {x["vm_cuid"] for x in agents} == set(cuids[10:])
+        assert atryum_view(b.url) == validmind_view(sim_state)
     finally:
         engine.dispose()
+
+
+def test_two_replicas_on_postgresql_accept_each_signed_event_once(
+    pg_url: str, sim: Any, sim_state: Any, tmp_path: Path, procs: list[AtryumProcess]
+) -> None:
+    cuids = [
+        sim_state.create_record(ORG, SLUG, name=f"A{i}", custom_fields={"charter": "c"})["cuid"]
+        for i in range(12)
+    ]
+    config = {"database_url": pg_url, "sim_url": sim.url, "webhook_secret": WEBHOOK_SECRET}
+    a = AtryumProcess(tmp_path, "a", **config)
+    procs.append(a.start())
+    b = AtryumProcess(tmp_path, "b", **config)
+    procs.append(b.start())
+    r = httpx2.put(
+        f"{a.url}/api/v1/settings", json={"org_cuid": ORG, "agent_record_type_slug": SLUG}
+    )
+    assert r.status_code == 200
+    engine = make_engine(pg_url)
+    try:
+        wait_until(lambda: settled(a.url, sim_state, engine), timeout=60)
+        changes: list[tuple[str, str]] = []
+        for cuid in cuids[:3]:
+            sim_state.archive_record(cuid)
+            changes.append(("record.archived", cuid))
+        for cuid in cuids[3:6]:
+            sim_state.update_record(cuid, name=f"Renamed {cuid}", custom_fields={"charter": "d"})
+            changes.append(("record.updated", cuid))
+        for i in range(3):
+            cuid = sim_state.create_record(ORG, SLUG, name=f"N{i}", custom_fields={})["cuid"]
+            changes.append(("record.created", cuid))
+        bodies = [_signed_event(kind, cuid) for kind, cuid in changes]
+
+        def deliver_to_both(body: bytes) -> list[tuple[int, str]]:
+            """The same event, to both replicas at the same moment."""
+            with ThreadPoolExecutor(max_workers=2) as pair:
+                answers = list(pair.map(lambda url: _post_event(url, body), [a.url, b.url]))
+            return sorted((r.status_code, r.json()["status"]) for r in answers)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            outcomes = list(pool.map(deliver_to_both, bodies))
+        assert outcomes == [[(200, "duplicate"), (202, "accepted")]] * len(bodies), outcomes
+
+        events = httpx2.get(f"{a.url}/api/v1/validmind/events?limit=1000").json()["items"]
+        assert sorted(e["id"] for e in events) == sorted(json.loads(b)["id"] for b in bodies)
+
+        def webhook_runs_done() -> bool:
+            """Every event folded into a run, each such run written and finished."""
+            listed = httpx2.get(f"{b.url}/api/v1/validmind/events?limit=1000").json()["items"]
+            folded_into = {e["sync_run_id"] for e in listed}
+            finished = {r["id"] for r in list_runs(engine, limit=500) if r["finished_at"]}
+            return None not in folded_into and folded_into <= finished
+
+        wait_until(webhook_runs_done, timeout=60)
+        wait_until(lambda: settled(a.url, sim_state, engine), timeout=30)
+        assert atryum_view(b.url) == validmind_view(sim_state)
+        _assert_never_overlapped(engine)
+    finally:
+        engine.dispose()
+
+
+def _signed_event(kind: str, record_cuid: str) -> bytes:
+    payload = {"id": str(uuid.uuid4()), "type": kind, "org_cuid": ORG, "record_cuid": record_cuid}
+    return json.dumps(payload).encode()
+
+
+def _post_event(url: str, body: bytes) -> httpx2.Response:
+    stamp = str(int(time.time()))
+    return httpx2.post(
+        f"{url}/api/v1/validmind/events",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Atryum-Timestamp": stamp,
+            "X-Atryum-Signature": sign(WEBHOOK_SECRET, stamp, body),
+        },
+        timeout=30,
+    )
 
 
 def _drop(admin: sa.Engine, schema: str) -> None:
