@@ -38,17 +38,13 @@ def _count(engine: sa.Engine) -> int:
 
 
 def _apply_in_progress(engine: sa.Engine, db_url: str) -> bool:
-    """Observable only from outside: uncommitted writes of the apply transaction."""
+    """Observable only from outside: the uncommitted writes of the apply transaction take room
+    on disk — this database's own agents table (PostgreSQL, via the URL's search_path) or WAL
+    file (SQLite) — while no agent is visible yet. Other tests' databases never count."""
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
-            return bool(
-                conn.execute(
-                    sa.text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                        "AND query LIKE 'INSERT INTO agents%'"
-                    )
-                ).scalar_one()
-            )
+            size: int = conn.execute(sa.text("SELECT pg_relation_size('agents')")).scalar_one()
+        return size > 8 * 1024 * 1024
     wal = Path(db_url.removeprefix("sqlite:///") + "-wal")
     return wal.exists() and wal.stat().st_size > 8 * 1024 * 1024
 
