@@ -166,3 +166,45 @@ def test_scheduled_sync_runs_every_interval(
     assert (run["status"], run["requested_by"], run["unchanged"]) == ("succeeded", "scheduler", 3)
     startup = _finished_run(engine, "startup")
     assert startup is not None and startup["created"] == 3
+
+
+def test_run_overtaken_by_a_settings_change_is_followed_by_a_new_run(
+    engine: sa.Engine,
+    sim: Any,
+    sim_state: Any,
+    sim_config: Callable[..., Config],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The settings changed during the fetch without the API queueing a sync (e.g. `atryum setup
+    validmind` in another process): the stale run applies nothing and the coordinator follows up."""
+    from atryum.sync import service
+
+    config = sim_config(sim.url)
+    _setup(engine, config, sim_state)
+    sim_state.add_record_type(ORG, "model", "Model")
+    real_fetch = service._fetch
+    changed: list[bool] = []
+
+    def fetch_then_change(*args: Any) -> Any:
+        pull = real_fetch(*args)
+        if not changed:
+            changed.append(True)
+            update_settings(
+                engine, changes={"agent_record_type_slug": "model"}, defaults=config.sync
+            )
+        return pull
+
+    monkeypatch.setattr(service, "_fetch", fetch_then_change)
+    ctx = build_context(config, engine)
+    ctx.coordinator.start(schedule=False)
+    try:
+        first = ctx.coordinator.submit(trigger="manual")
+        wait_until(first.done.is_set)
+        follow = wait_until(lambda: _finished_run(engine, "settings"))
+    finally:
+        ctx.coordinator.stop()
+    stale = next(r for r in list_runs(engine) if r["id"] == first.run_id)
+    assert (stale["status"], stale["error"]) == ("skipped", service.SETTINGS_CHANGED)
+    assert follow["status"] == "succeeded" and follow["requested_by"] == "settings"
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM agents")).scalar_one() == 0
