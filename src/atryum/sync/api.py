@@ -39,15 +39,18 @@ def _require_configured(ctx: AppContext) -> None:
         )
 
 
-def _run_view(ctx: AppContext, run_id: str) -> RunOut:
-    """The run from the history, or as this process knows it before its row is written."""
+def run_view(ctx: AppContext, run_id: str) -> RunOut:
+    """The run from the history, or as this process knows it before its row is written.
+
+    Memory is read first: a run leaves it only after its row is committed, so if memory does
+    not know it, the history does (or nobody does) — no window in which a live run is missed."""
+    unwritten = ctx.coordinator.unwritten_view(run_id)
     try:
         return RunOut.model_validate(runs.get_run(ctx.engine, run_id=run_id))
     except NotFound:
-        view = ctx.coordinator.unwritten_view(run_id)
-        if view is None:
+        if unwritten is None:
             raise
-        return RunOut.model_validate(view)
+        return RunOut.model_validate(unwritten)
 
 
 @router.post("/api/v1/agents/sync", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED)
@@ -70,7 +73,7 @@ def trigger_sync(
     if wait:
         ticket.done.wait(WAIT_SECONDS)
         response.status_code = status.HTTP_200_OK if ticket.done.is_set() else 202
-    return _run_view(ctx, ticket.run_id)
+    return run_view(ctx, ticket.run_id)
 
 
 @router.get("/api/v1/agents/sync/runs", response_model=RunList)
@@ -81,7 +84,7 @@ def list_runs(ctx: Ctx, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> RunL
 
 @router.get("/api/v1/agents/sync/runs/{run_id}", response_model=RunOut)
 def get_run(run_id: str, ctx: Ctx) -> RunOut:
-    return _run_view(ctx, run_id)
+    return run_view(ctx, run_id)
 
 
 def _settings_out(ctx: AppContext, s: settings.SyncSettings) -> dict[str, object]:

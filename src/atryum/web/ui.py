@@ -13,7 +13,7 @@ from atryum.config import default_config_path
 from atryum.context import AppContext, get_ctx
 from atryum.errors import NotFound
 from atryum.sync import runs, settings
-from atryum.sync.api import _run_view as api_run_view
+from atryum.sync.api import run_view
 from atryum.sync.schemas import RunOut
 from atryum.validmind.client import ValidMindError
 from atryum.web.gateway_ui import router as gateway_router
@@ -162,19 +162,14 @@ def _unknown(run_id: str) -> dict[str, Any]:
 
 def _find_run(ctx: AppContext, run_id: str) -> dict[str, Any] | None:
     """The run as the API shows it (history, else this process's queue or worker), or None.
-
-    The API reads the history first and this process's memory second; a run that leaves memory
-    between the two reads has its row written by then, so a second lookup finds it. A run taken
-    by the worker but not recorded yet (it waits for the sync lock) is shown as `starting`."""
-    for _ in range(2):
-        try:
-            run = api_run_view(ctx, run_id).model_dump()
-        except NotFound:
-            continue
-        if run["status"] == "running" and run["started_at"] is None:
-            run["status"] = "starting"
-        return run
-    return None
+    A run taken by the worker but not recorded yet (it waits for the sync lock) is `starting`."""
+    try:
+        run = run_view(ctx, run_id).model_dump()
+    except NotFound:
+        return None
+    if run["status"] == "running" and run["started_at"] is None:
+        run["status"] = "starting"
+    return run
 
 
 @router.get("/ui/settings")
