@@ -13,7 +13,7 @@ from atryum.config import default_config_path
 from atryum.context import AppContext, get_ctx
 from atryum.errors import NotFound
 from atryum.sync import runs, settings
-from atryum.sync.api import run_view
+from atryum.sync import api as sync_api
 from atryum.sync.schemas import RunOut
 from atryum.validmind.client import ValidMindError
 from atryum.web.gateway_ui import router as gateway_router
@@ -164,7 +164,7 @@ def _find_run(ctx: AppContext, run_id: str) -> dict[str, Any] | None:
     """The run as the API shows it (history, else this process's queue or worker), or None.
     A run taken by the worker but not recorded yet (it waits for the sync lock) is `starting`."""
     try:
-        run = run_view(ctx, run_id).model_dump()
+        run = sync_api.run_view(ctx, run_id).model_dump()
     except NotFound:
         return None
     if run["status"] == "running" and run["started_at"] is None:
