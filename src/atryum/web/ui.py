@@ -12,8 +12,8 @@ from atryum.agents import service as agents
 from atryum.config import default_config_path
 from atryum.context import AppContext, get_ctx
 from atryum.errors import NotFound
-from atryum.sync import runs, settings
 from atryum.sync import api as sync_api
+from atryum.sync import runs, settings
 from atryum.sync.schemas import RunOut
 from atryum.validmind.client import ValidMindError
 from atryum.web.gateway_ui import router as gateway_router
