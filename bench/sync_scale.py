@@ -159,7 +159,10 @@ def run_baseline(url: str, n: int, phase: int) -> dict[str, Any]:
                 {"kept": kept},
             )
     except Exception as exc:  # the baseline is expected to hit parameter limits
-        error = f"{type(exc).__name__}: {str(exc).splitlines()[0][-90:]}"
+        first_line = str(exc).splitlines()[0]
+        if first_line.startswith("("):  # SQLAlchemy's "(driver.Error) message"
+            first_line = first_line.split(") ", 1)[-1]
+        error = f"{type(exc).__name__}: {first_line[:90]}"
     seconds = time.perf_counter() - start
     engine.dispose()
     return {"seconds": seconds, "peak_mb": peak_mb(), "error": error}
