@@ -171,3 +171,38 @@ def test_charter_field_change_keeps_scope_and_resyncs(client: TestClient, sim_st
     }
     ids = [r["id"] for r in client.get("/api/v1/agents/sync/runs").json()["items"]]
     assert body["sync_run_id"] in ids
+
+
+def _sample(text: str, name: str, labels: str = "") -> float:
+    """One sample's value from the Prometheus text format (0 when absent)."""
+    prefix = f"{name}{{{labels}}} " if labels else f"{name} "
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :])
+    return 0.0
+
+
+def test_metrics_count_sync_runs_by_status_and_their_duration(
+    client: TestClient, sim_state: Any
+) -> None:
+    configure(client)
+    finished(client, client.post("/api/v1/agents/sync").json()["id"])
+    before = client.get("/metrics").text
+    ok = 'status="succeeded",trigger="manual"'
+    failed = 'status="failed",trigger="manual"'
+    sim_state.create_record(ORG, SLUG, name="A", custom_fields={"charter": "c"})
+    assert client.post("/api/v1/agents/sync?wait=true").json()["status"] == "succeeded"
+    sim_state.set_faults(status=500)
+    assert client.post("/api/v1/agents/sync?wait=true").json()["status"] == "failed"
+    after = client.get("/metrics").text
+    assert (
+        _sample(after, "atryum_sync_runs_total", ok)
+        == _sample(before, "atryum_sync_runs_total", ok) + 1
+    )
+    assert (
+        _sample(after, "atryum_sync_runs_total", failed)
+        == _sample(before, "atryum_sync_runs_total", failed) + 1
+    )
+    runs = _sample(after, "atryum_sync_duration_seconds_count")
+    assert runs == _sample(before, "atryum_sync_duration_seconds_count") + 2
+    assert _sample(after, "atryum_agents", 'state="active_synced"') == 1
