@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,16 +38,51 @@ def _count(engine: sa.Engine) -> int:
     return n
 
 
-def _apply_in_progress(engine: sa.Engine, db_url: str) -> bool:
-    """Observable only from outside: the uncommitted writes of the apply transaction take room
+def _pending_bytes(engine: sa.Engine, db_url: str) -> int:
+    """Observable only from outside: the uncommitted writes of an apply transaction take room
     on disk — this database's own agents table (PostgreSQL, via the URL's search_path) or WAL
-    file (SQLite) — while no agent is visible yet. Other tests' databases never count."""
+    file (SQLite) — while none of them is visible yet. Other tests' databases never count."""
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             size: int = conn.execute(sa.text("SELECT pg_relation_size('agents')")).scalar_one()
-        return size > 8 * 1024 * 1024
+        return size
     wal = Path(db_url.removeprefix("sqlite:///") + "-wal")
-    return wal.exists() and wal.stat().st_size > 8 * 1024 * 1024
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def _apply_started(engine: sa.Engine, db_url: str, baseline: int) -> bool:
+    return _pending_bytes(engine, db_url) > baseline + 8 * 1024 * 1024
+
+
+def _quiet_baseline(engine: sa.Engine, db_url: str) -> int:
+    """Disk use before the next apply; on SQLite the WAL is checkpointed and emptied first, so
+    that the apply's writes make it grow again."""
+    if engine.dialect.name == "sqlite":
+
+        def truncated() -> bool:
+            # outside any transaction (the engine's connections always BEGIN IMMEDIATE)
+            raw = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+            try:
+                busy: int = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                raw.close()
+            return busy == 0
+
+        wait_until(truncated)
+    return _pending_bytes(engine, db_url)
+
+
+def _status(engine: sa.Engine, run_id: str) -> str | None:
+    """A run's status in the history; None while its row is not written yet."""
+    return next((r["status"] for r in list_runs(engine, limit=1000) if r["id"] == run_id), None)
+
+
+def _registry(engine: sa.Engine) -> list[tuple[str, str, bool]]:
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.text("SELECT vm_cuid, charter, removed_at IS NOT NULL FROM agents ORDER BY vm_cuid")
+        )
+        return [(cuid, charter, bool(removed)) for cuid, charter, removed in rows]
 
 
 @pytest.fixture
@@ -70,7 +106,7 @@ def test_kill_9_during_apply_leaves_before_or_after(
             json={"org_cuid": ORG, "agent_record_type_slug": SLUG},
         )
         run_id = r.json()["sync_run_id"]
-        wait_until(lambda: _apply_in_progress(engine, db_url), timeout=120, interval=0.005)
+        wait_until(lambda: _apply_started(engine, db_url, 0), timeout=120, interval=0.005)
         atryum.kill9()
         assert _count(engine) in (0, RECORDS), "the registry was left half-applied"
         stale = next(r for r in list_runs(engine) if r["id"] == run_id)
@@ -85,6 +121,53 @@ def test_kill_9_during_apply_leaves_before_or_after(
         r = httpx2.post(f"{atryum.url}/api/v1/agents/sync?wait=true", timeout=300)
         assert r.json()["status"] == "succeeded", r.text
         assert _count(engine) == RECORDS
+    finally:
+        engine.dispose()
+
+
+def test_kill_9_during_an_updating_apply_leaves_before_or_after(
+    db_url: str, sim: Any, sim_state: Any, tmp_path: Path, procs: list[AtryumProcess]
+) -> None:
+    """The same for a re-sync that rewrites every charter and retires a tenth of the agents:
+    after the kill the registry is exactly the state before the run, or exactly the one after."""
+    cuids = sim_state.bulk_create(ORG, SLUG, count=RECORDS, charter_bytes=1000)
+    atryum = AtryumProcess(tmp_path, "a", database_url=db_url, sim_url=sim.url)
+    procs.append(atryum.start())
+    engine = make_engine(db_url)
+    try:
+        r = httpx2.put(
+            f"{atryum.url}/api/v1/settings",
+            json={"org_cuid": ORG, "agent_record_type_slug": SLUG},
+        )
+        first = r.json()["sync_run_id"]
+        wait_until(lambda: _status(engine, first) not in (None, "running"), timeout=120)
+        before = _registry(engine)
+        assert len(before) == RECORDS and not any(removed for _, _, removed in before)
+        revised = "Revised charter. " + "x" * 1000
+        for cuid in cuids:
+            sim_state.update_record(cuid, custom_fields={"charter": revised})
+        gone = set(cuids[: RECORDS // 10])
+        for cuid in gone:
+            sim_state.archive_record(cuid)
+        # retired agents keep the charter they had: their records are absent from the pull
+        after = [
+            (cuid, charter, True) if cuid in gone else (cuid, revised, False)
+            for cuid, charter, _ in before
+        ]
+        baseline = _quiet_baseline(engine, db_url)
+        r = httpx2.post(f"{atryum.url}/api/v1/agents/sync", json={"allow_removals": True})
+        run_id = r.json()["id"]
+        wait_until(lambda: _apply_started(engine, db_url, baseline), timeout=120, interval=0.005)
+        atryum.kill9()
+        state = _registry(engine)
+        assert state in (before, after), "the registry was left half-applied"
+        procs.append(atryum.start())
+        wait_until(lambda: _status(engine, run_id) == "failed")
+        r = httpx2.post(
+            f"{atryum.url}/api/v1/agents/sync?wait=true", json={"allow_removals": True}, timeout=300
+        )
+        assert r.json()["status"] == "succeeded", r.text
+        assert _registry(engine) == after
     finally:
         engine.dispose()
 
