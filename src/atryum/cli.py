@@ -98,22 +98,53 @@ def setup_validmind(
     charter_field: Annotated[
         str, typer.Option(help="Custom field holding the charter")
     ] = "charter",
+    check: Annotated[
+        bool, typer.Option(help="Check the scope against ValidMind before saving it")
+    ] = True,
     config: ConfigOpt = None,
 ) -> None:
-    """Set the sync scope (organization, record type, charter field)."""
+    """Set the sync scope (organization, record type, charter field); the next sync uses it."""
     from atryum.app import build_context
+    from atryum.context import make_client
     from atryum.db import migrate as db_migrate
+    from atryum.sync.scope import scope_problem
     from atryum.sync.settings import update_settings
+    from atryum.validmind.client import ValidMindError
 
     cfg = _load(config)
+    if check and cfg.backend.enabled:
+        try:
+            with make_client(cfg) as client:
+                problem = scope_problem(
+                    client, org_cuid=org_cuid, record_type=record_type, charter_field=charter_field
+                )
+        except ValidMindError as exc:
+            typer.echo(
+                f"atryum: could not check the scope against ValidMind: {exc}\nNothing was saved; "
+                "fix the connection or pass --no-check to save it unchecked.",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+        if problem:
+            typer.echo(f"atryum: {problem}. Nothing was saved.", err=True)
+            raise typer.Exit(2)
+    elif check:
+        typer.echo(
+            "note: ValidMind is not configured ([backend] in atryum.toml), so the scope was not "
+            "checked; syncs start once it is.",
+            err=True,
+        )
     ctx = build_context(cfg)
-    db_migrate.upgrade(ctx.engine)
-    changes: dict[str, Any] = {
-        "org_cuid": org_cuid,
-        "agent_record_type_slug": record_type,
-        "charter_field_key": charter_field,
-    }
-    new, scope, _ = update_settings(ctx.engine, changes=changes, defaults=cfg.sync)
+    try:
+        db_migrate.upgrade(ctx.engine)
+        changes: dict[str, Any] = {
+            "org_cuid": org_cuid,
+            "agent_record_type_slug": record_type,
+            "charter_field_key": charter_field,
+        }
+        new, scope, _ = update_settings(ctx.engine, changes=changes, defaults=cfg.sync)
+    finally:
+        ctx.engine.dispose()
     typer.echo(
         f"sync scope: {new.org_cuid} / {new.agent_record_type_slug} "
         f"(charter field {new.charter_field_key}); retired {len(scope.retire)} out-of-scope "
