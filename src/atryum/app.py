@@ -24,6 +24,7 @@ from atryum.db import migrate
 from atryum.db.engine import make_engine
 from atryum.errors import AtryumError
 from atryum.gateway import api as gateway_api
+from atryum.limits import refuse_nul_params
 from atryum.metrics import AGENTS, REGISTRY
 from atryum.sync import api as sync_api
 from atryum.sync import events_api
@@ -61,7 +62,7 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
         version="0.1.0",
         description="Permissions gateway for AI agents, with a registry synced from ValidMind.",
         lifespan=lifespan,
-        dependencies=[Depends(check_machine_key)],
+        dependencies=[Depends(check_machine_key), Depends(refuse_nul_params)],
     )
     app.state.ctx = ctx
     _install_error_handlers(app)

@@ -76,6 +76,16 @@ def test_agent_json_field_names(client: TestClient) -> None:
         ({"name": "x", "bogus": 1}, "bogus"),
         ({"name": "x", "agent_ids": "not-a-list"}, "agent_ids"),
         ({"name": "x", "claude_managed_agents": [{"claude_agent_id": ""}]}, "claude_agent_id"),
+        # Found by tests/test_openapi.py: a 500 on PostgreSQL (NUL in text, over-long columns).
+        ({"name": "a\x00b"}, "NUL"),
+        ({"name": "x", "agent_ids": ["r" * 257]}, "agent_ids.0"),
+        (
+            {
+                "name": "x",
+                "claude_managed_agents": [{"claude_agent_id": "a", "account": "a" * 129}],
+            },
+            "account",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error(client: TestClient, payload: dict, fragment: str) -> None:
@@ -83,6 +93,13 @@ def test_bad_input_is_a_clear_error(client: TestClient, payload: dict, fragment:
     assert r.status_code == 422
     assert fragment in r.json()["error"]["message"]
     assert client.get("/api/v1/agents").json()["items"] == []
+
+
+def test_nul_in_path_or_query_is_a_clear_422(client: TestClient) -> None:
+    r = client.get("/api/v1/agents/a%00b")
+    assert r.status_code == 422 and "path.agent_id" in r.json()["error"]["message"]
+    r = client.get("/api/v1/agents", params={"include_removed": "\x00"})
+    assert r.status_code == 422 and "NUL" in r.json()["error"]["message"]
 
 
 def test_duplicate_runtime_id_is_409(client: TestClient) -> None:

@@ -67,12 +67,20 @@ def test_submit_answers_the_hook_contract(client: TestClient) -> None:
         ({"tool": "Bash"}, "source"),
         ({"source": "x"}, "tool"),
         ({"source": "x", "tool": "Bash", "input": "rm -rf /"}, "input"),
+        # Found by tests/test_openapi.py: a 500 on PostgreSQL (NUL in a text column).
+        ({"source": "x", "tool": "Ba\x00sh"}, "NUL"),
     ],
 )
 def test_bad_submissions_are_clear_422s(client: TestClient, payload: dict, fragment: str) -> None:
     r = client.post(HOOK, json=payload)
     assert r.status_code == 422 and fragment in r.json()["error"]["message"]
     assert client.get(REVIEW).json()["total"] == 0
+
+
+def test_review_offset_beyond_the_database_is_a_422(client: TestClient) -> None:
+    # Found by tests/test_openapi.py: an integer overflow (500) on both dialects.
+    r = client.get(REVIEW, params={"offset": 2**63})
+    assert r.status_code == 422 and "offset" in r.json()["error"]["message"]
 
 
 def test_unknown_invocation_is_404(client: TestClient) -> None:

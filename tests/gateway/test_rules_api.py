@@ -92,6 +92,8 @@ def test_validation_errors(client: TestClient) -> None:
         ({"action": "auto_approve", "agent_cuids": ["ghost"]}, 400, "ghost"),
         ({"action": "auto_approve", "insert_before": "ghost"}, 400, "insert_before"),
         ({"action": "auto_approve", "bogus": 1}, 422, "bogus"),
+        # Found by tests/test_openapi.py: a 500 on PostgreSQL (NUL looked up in a text column).
+        ({"action": "auto_approve", "agent_cuids": ["\x00"]}, 422, "NUL"),
     ]
     for payload, code, fragment in cases:
         r = client.post(RULES, json=payload)
@@ -135,6 +137,9 @@ def test_policy_get_and_put(client: TestClient) -> None:
     assert r.json()["approval_timeout_seconds"] == 3600 and r.json()["updated_at"]
     assert client.put("/api/v1/policy", json={"provider": "yolo"}).status_code == 422
     assert client.put("/api/v1/policy", json={"approval_timeout_seconds": 0}).status_code == 422
+    # Found by tests/test_openapi.py: an integer overflow (500) on PostgreSQL.
+    big = client.put("/api/v1/policy", json={"approval_timeout_seconds": 2**31})
+    assert big.status_code == 422 and "approval_timeout_seconds" in big.json()["error"]["message"]
     assert client.get("/api/v1/policy").json()["provider"] == "always_deny"
 
 

@@ -107,6 +107,24 @@ def test_settings_patch_keeps_omitted_and_validates(client: TestClient) -> None:
     assert client.get("/api/v1/settings").json()["max_removal_ratio"] == 0.2
 
 
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        # Found by tests/test_openapi.py: 500s (integer overflow; NUL on PostgreSQL).
+        ({"interval_seconds": 2**31}, "interval_seconds"),
+        ({"max_removals": 2**63}, "max_removals"),
+        ({"org_cuid": "o\x00"}, "NUL"),
+    ],
+)
+def test_settings_out_of_storable_range_are_422s(
+    client: TestClient, payload: dict[str, Any], fragment: str
+) -> None:
+    for method in (client.put, client.patch):
+        r = method("/api/v1/settings", json=payload)
+        assert r.status_code == 422 and fragment in r.json()["error"]["message"]
+    assert client.get("/api/v1/settings").json()["interval_seconds"] != 2**31
+
+
 def test_settings_preview_lists_exactly_what_would_go(client: TestClient, sim_state: Any) -> None:
     configure(client)
     sim_state.create_record(ORG, SLUG, name="Plain", custom_fields={})

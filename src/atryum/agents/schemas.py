@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from atryum.agents.models import Agent
 from atryum.agents.service import BindingInput
+from atryum.limits import Text
+
+# A runtime id (JWT client id, harness agent id), as long as its column.
+RuntimeId = Annotated[Text, Field(max_length=256)]
 
 
 class ManagedAgentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str | None = None
-    account: str = "default"
-    claude_agent_id: str = Field(min_length=1, max_length=256)
-    claude_agent_name: str = ""
+    id: Text | None = Field(default=None, max_length=36)
+    account: Text = Field(default="default", max_length=128)
+    claude_agent_id: Text = Field(min_length=1, max_length=256)
+    claude_agent_name: Text = Field(default="", max_length=512)
 
     def to_input(self) -> BindingInput:
         return BindingInput(
@@ -35,10 +40,10 @@ class ManagedAgentOut(BaseModel):
 
 class AgentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=512)
-    description: str = ""
-    charter: str = ""
-    agent_ids: list[str] = []
+    name: Text = Field(min_length=1, max_length=512)
+    description: Text = ""
+    charter: Text = ""
+    agent_ids: list[RuntimeId] = []
     enabled: bool = True
     tags: list[str] = []
     claude_managed_agents: list[ManagedAgentIn] = []
@@ -48,10 +53,10 @@ class AgentPatch(BaseModel):
     """Every field optional; only the fields sent are changed."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=512)
-    description: str | None = None
-    charter: str | None = None
-    agent_ids: list[str] | None = None
+    name: Text | None = Field(default=None, min_length=1, max_length=512)
+    description: Text | None = None
+    charter: Text | None = None
+    agent_ids: list[RuntimeId] | None = None
     enabled: bool | None = None
     tags: list[str] | None = None
     claude_managed_agents: list[ManagedAgentIn] | None = None

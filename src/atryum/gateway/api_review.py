@@ -20,6 +20,7 @@ from atryum.gateway.schemas import (
     InvocationOut,
     InvocationPage,
 )
+from atryum.limits import INT32_MAX
 
 router = APIRouter(prefix="/api/v1/review/invocations", tags=["review"])
 
@@ -33,7 +34,7 @@ def list_invocations(
     source: str | None = None,
     tool: str | None = None,
     since: datetime | None = None,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=INT32_MAX),
     limit: int = Query(50, ge=1, le=500),
 ) -> InvocationPage:
     flt = store.InvocationFilter(

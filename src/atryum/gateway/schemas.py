@@ -9,18 +9,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from atryum.gateway.models import AgentState, Approval, Event, Invocation, Policy, RuleView
 from atryum.gateway.service import CallRequest
+from atryum.limits import INT32_MAX, Text
 
-Opt256 = str | None
+Opt256 = Text | None
 
 
 class InvocationIn(BaseModel):
     """What a harness's pre-tool hook posts. Unknown fields are ignored (older hook scripts)."""
 
     model_config = ConfigDict(extra="ignore")
-    source: str = Field(min_length=1, max_length=256)
-    tool: str = Field(min_length=1, max_length=512)
+    source: Text = Field(min_length=1, max_length=256)
+    tool: Text = Field(min_length=1, max_length=512)
     input: dict[str, Any] = {}
-    description: str = Field(default="", max_length=100_000)
+    description: Text = Field(default="", max_length=100_000)
     request_id: Opt256 = Field(default=None, max_length=256)
     idempotency_key: Opt256 = Field(default=None, max_length=256)
     thread_id: Opt256 = Field(default=None, max_length=256)
@@ -37,8 +38,8 @@ class OutcomeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     execution_status: Literal["running", "completed", "failed", "cancelled"]
     result: Any = None
-    error: str | None = None
-    message: str | None = None
+    error: Text | None = None
+    message: Text | None = None
 
 
 class ApprovalOut(BaseModel):
@@ -148,7 +149,7 @@ class EventList(BaseModel):
 
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(default="", max_length=10_000)
+    reason: Text = Field(default="", max_length=10_000)
 
 
 # -- rules ------------------------------------------------------------------------------------
@@ -161,13 +162,13 @@ class RuleIn(BaseModel):
     action: Action
     server_patterns: list[str] = []
     tool_patterns: list[str] = []
-    agent_cuids: list[str] = []
-    description: str = Field(default="", max_length=10_000)
+    agent_cuids: list[Text] = []
+    description: Text = Field(default="", max_length=10_000)
     enabled: bool = True
 
 
 class RuleCreate(RuleIn):
-    insert_before: str | None = Field(
+    insert_before: Text | None = Field(
         default=None, description='a rule id to insert before, or "" for the top; absent = last'
     )
 
@@ -246,7 +247,7 @@ class PolicyOut(BaseModel):
 class PolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     provider: Literal["manual_approval", "always_approve", "always_deny"] | None = None
-    approval_timeout_seconds: int | None = Field(default=None, ge=1)
+    approval_timeout_seconds: int | None = Field(default=None, ge=1, le=INT32_MAX)
 
 
 class AgentRef(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from atryum.limits import INT32_MAX, Text
 from atryum.sync.planner import LocalAgent
 
 
@@ -19,13 +20,13 @@ class SettingsPatch(BaseModel):
     """PUT and PATCH both keep omitted fields."""
 
     model_config = ConfigDict(extra="forbid")
-    org_cuid: str | None = None
-    org_name: str | None = None
-    agent_record_type_slug: str | None = None
-    charter_field_key: str | None = Field(default=None, min_length=1)
-    default_agent_id: str | None = None
-    interval_seconds: int | None = Field(default=None, ge=5)
-    max_removals: int | None = Field(default=None, ge=0)
+    org_cuid: Text | None = None
+    org_name: Text | None = None
+    agent_record_type_slug: Text | None = None
+    charter_field_key: Text | None = Field(default=None, min_length=1)
+    default_agent_id: Text | None = None
+    interval_seconds: int | None = Field(default=None, ge=5, le=INT32_MAX)
+    max_removals: int | None = Field(default=None, ge=0, le=INT32_MAX)
     max_removal_ratio: float | None = Field(default=None, ge=0, le=1)
 
     def changes(self) -> dict[str, Any]:
