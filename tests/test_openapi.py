@@ -92,3 +92,19 @@ def test_api(case: schemathesis.Case, app: FastAPI) -> None:
         app=app,
         checks=[not_a_server_error, error_body_is_clear, response_schema_conformance],
     )
+
+
+def test_the_document_shows_the_error_shape_the_api_answers_with(engine: sa.Engine) -> None:
+    with TestClient(_app(engine)) as client:
+        doc = client.get("/openapi.json").json()
+        assert "HTTPValidationError" not in doc["components"]["schemas"]
+        invalid = [
+            op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
+            for item in doc["paths"].values()
+            for op in item.values()
+            if "422" in op.get("responses", {})
+        ]
+        assert invalid and set(invalid) == {"#/components/schemas/ErrorResponse"}
+        r = client.patch("/api/v1/agents/x", json={"enabled": "perhaps"})
+        assert r.status_code == 422 and r.json()["error"]["message"].startswith("invalid request")
+        assert client.get("/docs").status_code == 200

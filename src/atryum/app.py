@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from atryum import openapi
 from atryum.agents import api as agents_api
 from atryum.agents.store import count_agents_by_state
 from atryum.auth import check_machine_key
@@ -66,6 +67,7 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     )
     app.state.ctx = ctx
     _install_error_handlers(app)
+    openapi.install(app)
     app.include_router(sync_api.router)
     app.include_router(agents_api.router)
     app.include_router(vm_api.router)
