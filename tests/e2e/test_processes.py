@@ -93,19 +93,24 @@ def procs() -> Iterator[list[AtryumProcess]]:
         p.stop()
 
 
+def _scope_a_new_atryum(
+    db_url: str, sim_url: str, tmp_path: Path, procs: list[AtryumProcess]
+) -> tuple[AtryumProcess, sa.Engine, str]:
+    """A real `atryum run` on `db_url`, its scope set: (process, an engine, the sync run id)."""
+    atryum = AtryumProcess(tmp_path, "a", database_url=db_url, sim_url=sim_url)
+    procs.append(atryum.start())
+    r = httpx2.put(
+        f"{atryum.url}/api/v1/settings", json={"org_cuid": ORG, "agent_record_type_slug": SLUG}
+    )
+    return atryum, make_engine(db_url), r.json()["sync_run_id"]
+
+
 def test_kill_9_during_apply_leaves_before_or_after(
     db_url: str, sim: Any, sim_state: Any, tmp_path: Path, procs: list[AtryumProcess]
 ) -> None:
     sim_state.bulk_create(ORG, SLUG, count=RECORDS, charter_bytes=1000)
-    atryum = AtryumProcess(tmp_path, "a", database_url=db_url, sim_url=sim.url)
-    procs.append(atryum.start())
-    engine = make_engine(db_url)
+    atryum, engine, run_id = _scope_a_new_atryum(db_url, sim.url, tmp_path, procs)
     try:
-        r = httpx2.put(
-            f"{atryum.url}/api/v1/settings",
-            json={"org_cuid": ORG, "agent_record_type_slug": SLUG},
-        )
-        run_id = r.json()["sync_run_id"]
         wait_until(lambda: _apply_started(engine, db_url, 0), timeout=120, interval=0.005)
         atryum.kill9()
         assert _count(engine) in (0, RECORDS), "the registry was left half-applied"
@@ -131,15 +136,8 @@ def test_kill_9_during_an_updating_apply_leaves_before_or_after(
     """The same for a re-sync that rewrites every charter and retires a tenth of the agents:
     after the kill the registry is exactly the state before the run, or exactly the one after."""
     cuids = sim_state.bulk_create(ORG, SLUG, count=RECORDS, charter_bytes=1000)
-    atryum = AtryumProcess(tmp_path, "a", database_url=db_url, sim_url=sim.url)
-    procs.append(atryum.start())
-    engine = make_engine(db_url)
+    atryum, engine, first = _scope_a_new_atryum(db_url, sim.url, tmp_path, procs)
     try:
-        r = httpx2.put(
-            f"{atryum.url}/api/v1/settings",
-            json={"org_cuid": ORG, "agent_record_type_slug": SLUG},
-        )
-        first = r.json()["sync_run_id"]
         wait_until(lambda: _status(engine, first) not in (None, "running"), timeout=120)
         before = _registry(engine)
         assert len(before) == RECORDS and not any(removed for _, _, removed in before)
