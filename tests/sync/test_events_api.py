@@ -74,12 +74,12 @@ def listed_events(server: LiveServer) -> list[dict[str, Any]]:
 def finished_with_events(
     engine: sa.Engine, server: LiveServer, *, count: int
 ) -> dict[str, Any] | None:
-    """The newest run once `count` events are folded into runs and none is running."""
-    runs = list_runs(engine)
+    """The newest run once `count` events are folded into runs and none is running (the runs
+    are read last, so a run that finished between the reads is among them)."""
     folded = [e for e in listed_events(server) if e["sync_run_id"]]
     if len(folded) != count or not idle(engine):
         return None
-    return runs[0]
+    return list_runs(engine)[0]
 
 
 def test_refusals_never_trigger_a_sync(server: LiveServer, engine: sa.Engine) -> None:
