@@ -74,11 +74,14 @@ def listed_events(server: LiveServer) -> list[dict[str, Any]]:
 def finished_with_events(
     engine: sa.Engine, server: LiveServer, *, count: int
 ) -> dict[str, Any] | None:
-    """The newest run once `count` events are folded into runs and none is running (the runs
-    are read last, so a run that finished between the reads is among them)."""
-    folded = [e for e in listed_events(server) if e["sync_run_id"]]
+    """The newest run once `count` events are folded into runs that are all written and
+    finished, and none is running."""
+    folded = [e["sync_run_id"] for e in listed_events(server) if e["sync_run_id"]]
+    runs = {r["id"]: r for r in list_runs(engine)}
     if len(folded) != count or not idle(engine):
         return None
+    if any(run_id not in runs or runs[run_id]["status"] == "running" for run_id in folded):
+        return None  # a run an event was folded into is not written or not finished yet
     return list_runs(engine)[0]
 
 
