@@ -12,10 +12,9 @@ from fastapi.responses import HTMLResponse
 
 from atryum.config import Config
 from atryum.context import AppContext
-from atryum.gateway import service as gateway
+from atryum.db.types import utcnow
+from atryum.gateway import store
 from atryum.gateway.models import PENDING
-from atryum.gateway.runtime import runtime_for
-from atryum.gateway.store import InvocationFilter
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
@@ -60,14 +59,11 @@ def instance_name(config: Config) -> str:
 
 
 def pending_count(ctx: AppContext) -> int:
-    """Calls waiting for a human (overdue ones expire first), for the header's badge."""
-    _, total = gateway.list_invocations(
-        ctx.engine,
-        flt=InvocationFilter(statuses=[PENDING]),
-        limit=1,
-        hub=runtime_for(ctx).hub,
-    )
-    return total
+    """Calls waiting for a human, for the header's badge: overdue ones are left out rather than
+    expired here (the gateway runtime's sweeper expires them; a page render only reads)."""
+    with ctx.engine.connect() as conn:
+        pending = store.count_by_status(conn).get(PENDING, 0)
+        return pending - len(store.overdue_pending(conn, utcnow()))
 
 
 def page(
