@@ -9,6 +9,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from atryum.gateway import api_hook
+from atryum.gateway.runtime import runtime_for
+from tests.support import wait_until
+
 HOOK = "/api/v1/external/invocations"
 REVIEW = "/api/v1/review/invocations"
 
@@ -172,7 +176,15 @@ def test_review_list_filters_by_agent(client: TestClient) -> None:
     assert client.get(REVIEW, params={"agent": "rt-bot"}).json()["total"] == 1
 
 
-def test_long_poll_returns_when_the_decision_lands(client: TestClient) -> None:
+def test_long_poll_returns_when_the_decision_lands(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The re-read fallback is made longer than the test's patience, so only the decision's
+    # wake-up can answer the long-poll in time.
+    monkeypatch.setattr(api_hook, "RECHECK_LOCAL", 60.0)
+    monkeypatch.setattr(api_hook, "RECHECK_NOTIFIED", 60.0)
+    app: Any = client.app
+    hub = runtime_for(app.state.ctx).hub
     inv = post(client)
     url = f"{HOOK}/{inv['invocation_id']}"
     quick = client.get(url, params={"wait": 0.2})
@@ -184,8 +196,10 @@ def test_long_poll_returns_when_the_decision_lands(client: TestClient) -> None:
         answer["body"] = client.get(url, params={"wait": 30}).json()
         answer["took"] = time.monotonic() - started
 
+    watching = hub.subscriber_count()
     t = threading.Thread(target=poll)
     t.start()
+    wait_until(lambda: hub.subscriber_count() > watching)  # the long-poll is waiting
     client.post(f"{REVIEW}/{inv['invocation_id']}/approve")
     t.join(40)
     assert answer["body"]["status"] == "approved"
