@@ -57,26 +57,10 @@ class Plan:
 
     complete: bool = False
 
-    def keep_protected(self, retired_ids: set[str]) -> None:
-        """After the apply: retirements the database refused (something came to depend on the
-        agent since planning) are keeps."""
-        self.retires, late = split_retired(self.retires, retired_ids)
-        self.keeps = self.keeps + late
-
     @property
     def confirms_everyone(self) -> bool:
         """After applying, every active, non-flagged agent of the org is in the pull."""
         return self.complete and not self.held
-
-
-def split_retired(
-    candidates: list[LocalAgent], retired_ids: set[str]
-) -> tuple[list[LocalAgent], list[LocalAgent]]:
-    """(retired, kept because they turned out to be dependents when the retirement was written)."""
-    return (
-        [a for a in candidates if a.id in retired_ids],
-        [a for a in candidates if a.id not in retired_ids],
-    )
 
 
 def source_hash(*, name: str, description: str, charter: Any, org_name: str, slug: str) -> str:

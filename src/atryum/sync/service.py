@@ -209,16 +209,15 @@ def _apply(conn: sa.Connection, plan: Plan, settings: SyncSettings, org_name: st
     for pairs, restore in ((plan.updates, False), (plan.restores, True)):
         store.refresh_synced(conn, pairs, org_name=org_name, slug=slug, now=now, restore=restore)
     previous = store.confirmed_at(conn, settings.org_cuid)
-    retired = store.retire(
+    plan.retires, plan.keeps = store.retire_or_keep(
         conn,
-        [a.id for a in plan.retires],
-        "archived_in_source",
-        now,
-        previous,
+        plan.retires,
+        plan.keeps,
+        reason="archived_in_source",
+        now=now,
+        confirmed_at=previous,
         default_agent_id=settings.default_agent_id,
     )
-    plan.keep_protected(retired)
-    store.flag_missing(conn, [a.id for a in plan.keeps], now, previous)
     if plan.confirms_everyone:
         # Every active agent left is present: one write confirms them all.
         store.set_confirmed(conn, settings.org_cuid, now)

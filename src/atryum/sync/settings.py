@@ -19,7 +19,7 @@ from atryum.db.tables import agent_sync_settings
 from atryum.db.types import utcnow
 from atryum.errors import InvalidInput
 from atryum.sync import run_store, store
-from atryum.sync.planner import LocalAgent, Thresholds, split_retired
+from atryum.sync.planner import LocalAgent, Thresholds
 from atryum.sync.records import column_length
 
 EDITABLE = (
@@ -182,17 +182,16 @@ def update_settings(
         store.write_settings(conn, values)
         if scope.scope_changed:
             previous = store.confirmed_at(conn, current.org_cuid)
-            retired = store.retire(
+            retired, kept = store.retire_or_keep(
                 conn,
-                [a.id for a in scope.retire],
-                "out_of_scope",
-                now,
-                previous,
+                scope.retire,
+                scope.keep,
+                reason="out_of_scope",
+                now=now,
+                confirmed_at=previous,
                 default_agent_id=merged.default_agent_id,
             )
-            gone, late = split_retired(scope.retire, retired)
-            scope = ScopeChange(retire=gone, keep=scope.keep + late, scope_changed=True)
-            store.flag_missing(conn, [a.id for a in scope.keep], now, previous)
+            scope = ScopeChange(retire=retired, keep=kept, scope_changed=True)
             store.set_confirmed(conn, None, None)
         if scope.retire or scope.keep:
             run_store.insert_run(conn, _scope_run(scope, merged, now))

@@ -243,6 +243,32 @@ def flag_missing(
         )
 
 
+def retire_or_keep(
+    conn: sa.Connection,
+    retires: list[LocalAgent],
+    keeps: list[LocalAgent],
+    *,
+    reason: str,
+    now: datetime,
+    confirmed_at: datetime | None,
+    default_agent_id: str | None,
+) -> tuple[list[LocalAgent], list[LocalAgent]]:
+    """Retire `retires`, except those something came to depend on since planning (see `retire`),
+    and flag those and `keeps` as missing from the source. Returns (retired, kept)."""
+    retired_ids = retire(
+        conn,
+        [a.id for a in retires],
+        reason,
+        now,
+        confirmed_at,
+        default_agent_id=default_agent_id,
+    )
+    retired = [a for a in retires if a.id in retired_ids]
+    kept = keeps + [a for a in retires if a.id not in retired_ids]
+    flag_missing(conn, [a.id for a in kept], now, confirmed_at)
+    return retired, kept
+
+
 def confirmed_at(conn: sa.Connection, org_cuid: str) -> datetime | None:
     row = read_settings(conn)
     if not row or row.get("confirmed_org_cuid") != org_cuid:
