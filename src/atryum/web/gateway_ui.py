@@ -30,15 +30,11 @@ from atryum.web.gateway_views import (
     rule_names,
     rule_rows,
 )
-from atryum.web.render import page, render_fragment
+from atryum.web.render import not_found, page, render_fragment
 
 router = APIRouter(include_in_schema=False)
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 PAGE_SIZE = 50
-
-
-def _not_found(ctx: AppContext, message: str) -> HTMLResponse:
-    return page(ctx, "error.html", title="Not found", nav="", status=404, message=message)
 
 
 def _list(ctx: AppContext, status: str, offset: int) -> tuple[dict[str, Any], str]:
@@ -88,7 +84,7 @@ def invocation_page(invocation_id: str, ctx: Ctx) -> HTMLResponse:
         )
         events = service.list_events(ctx.engine, invocation_id=invocation_id)
     except NotFound as exc:
-        return _not_found(ctx, exc.message)
+        return not_found(ctx, exc.message)
     names = rule_names(rule_rows(rules.list_rules(ctx.engine)))
     rows = invocation_rows([inv], names)
     return page(
@@ -139,7 +135,7 @@ def rule_page(rule_id: str, ctx: Ctx) -> HTMLResponse:
     listed = rule_rows(rules.list_rules(ctx.engine))
     row = next((r for r in listed if r.rule.id == rule_id), None)
     if row is None:
-        return _not_found(ctx, f"rule {rule_id} not found")
+        return not_found(ctx, f"rule {rule_id} not found")
     return page(
         ctx,
         "rule.html",

@@ -82,6 +82,10 @@ def page(
     return HTMLResponse(html, status_code=status)
 
 
+def not_found(ctx: AppContext, message: str) -> HTMLResponse:
+    return page(ctx, "error.html", title="Not found", nav="", status=404, message=message)
+
+
 def render_fragment(template: str, **context: Any) -> HTMLResponse:
     """A piece of a page (no header), for pages that re-read part of themselves."""
     return HTMLResponse(_env.get_template(template).render(static=STATIC_PATH, **context))

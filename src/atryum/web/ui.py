@@ -17,7 +17,7 @@ from atryum.sync import runs, settings
 from atryum.sync.schemas import RunOut
 from atryum.validmind.client import ValidMindError
 from atryum.web.gateway_ui import router as gateway_router
-from atryum.web.render import page
+from atryum.web.render import not_found, page
 from atryum.web.views import SOURCES, STATES, describe, matches, run_view
 
 #: How long a live run page waits for a run nobody knows (not in the history, not queued or
@@ -41,10 +41,6 @@ def _scope(ctx: AppContext) -> settings.SyncSettings:
 
 def _sync_configured(ctx: AppContext, scope: settings.SyncSettings) -> bool:
     return ctx.config.backend.enabled and scope.configured
-
-
-def _not_found(ctx: AppContext, message: str) -> HTMLResponse:
-    return page(ctx, "error.html", title="Not found", nav="", status=404, message=message)
 
 
 @router.get("/ui/")
@@ -84,7 +80,7 @@ def agent_page(agent_id: str, ctx: Ctx, notice: str = "") -> HTMLResponse:
     try:
         agent = agents.get_agent(ctx.engine, agent_id=agent_id)
     except NotFound as exc:
-        return _not_found(ctx, exc.message)
+        return not_found(ctx, exc.message)
     view = describe(agent, _scope(ctx))
     notices = {"created": "Agent created.", "saved": "Changes saved."}
     return page(
@@ -126,7 +122,7 @@ def run_page(run_id: str, ctx: Ctx, started: bool = False) -> HTMLResponse:
     and the page gives up after `UNKNOWN_RUN_GIVE_UP_SECONDS`."""
     run = _find_run(ctx, run_id)
     if run is None and not started:
-        return _not_found(ctx, f"sync run {run_id} not found")
+        return not_found(ctx, f"sync run {run_id} not found")
     latest = runs.list_runs(ctx.engine, limit=1)
     is_latest = bool(latest) and latest[0]["id"] == run_id
     return page(
