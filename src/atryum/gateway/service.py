@@ -336,11 +336,11 @@ def report_outcome(
             if problem:
                 break
             if _apply_outcome(conn, inv, target, result, error, message, now, outbox):
+                inv = store.get_invocation(conn, invocation_id) or inv  # as written
                 break
             inv = _visible(store.get_invocation(conn, invocation_id), invocation_id, caller)
         else:
             problem = f"invocation {invocation_id} changed at the same time; nothing was recorded"
-        inv = store.get_invocation(conn, invocation_id) or inv
     if hub is not None:
         hub.committed(outbox)
     if problem:
