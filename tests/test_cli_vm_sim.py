@@ -7,12 +7,11 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,32 +23,15 @@ from typer.testing import CliRunner
 from atryum import cli
 from atryum.validmind.sim import app as sim_app
 from atryum.validmind.sim.notify import NotifyConfig
+from tests.support import free_port, wait_until
 
 SECRET = "cli-webhook-secret"
 Item = tuple[str, dict[str, str], bytes]
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        threading.Event().wait(0.05)
-
-
 def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return hmac.compare_digest(signature, f"v1={expected.hexdigest()}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -139,7 +121,7 @@ def test_vm_sim_sends_signed_events_to_the_notify_url(
             with lock:
                 return list(items)
 
-        ((path, headers, body),) = wait_until(arrived)
+        ((path, headers, body),) = wait_until(arrived, timeout=20)
         assert path == "/api/v1/validmind/events"
         timestamp = headers["x-atryum-timestamp"]
         assert verify(SECRET, timestamp, body, headers["x-atryum-signature"])

@@ -12,13 +12,14 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx2
 import pytest
+from tests.support import wait_until
 
 from atryum.validmind.sim.app import SimServer
 from atryum.validmind.sim.notify import (
@@ -33,17 +34,6 @@ from atryum.validmind.sim.state import Change, SimState
 ORG = "org-1"
 SLUG = "ai-agent"
 SECRET = "whsec-test"
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        threading.Event().wait(0.01)
 
 
 def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
