@@ -24,17 +24,9 @@ import httpx2
 
 from atryum.validmind.sim.app import SimServer
 from atryum.validmind.sim.state import SimState
+from benchkit import free_port
 
 ORG, SLUG = "org-bench", "ai-agent"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def poll(check: object, timeout: float, interval: float = 0.01) -> float:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -28,11 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
-import sqlalchemy as sa
 
-from atryum.config import normalize_database_url
+from benchkit import free_port, scratch_database
 
-PG_URL = os.environ.get("ATRYUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TARGET_RATE, TARGET_P50_MS, TARGET_P99_MS = 200, 5.0, 25.0
 
 
@@ -46,15 +43,6 @@ class Result:
     p95: float
     p99: float
     errors: int
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -145,56 +133,32 @@ async def drive(url: str, rate: int, duration: float) -> tuple[list[float], int,
     return latencies, errors, wall
 
 
-def prepare_database(dialect: str, workdir: Path) -> tuple[str, tuple[sa.Engine, str] | None]:
-    if dialect == "sqlite":
-        return f"sqlite:///{workdir / 'atryum.db'}", None
-    admin = sa.create_engine(normalize_database_url(PG_URL))
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}", (admin, schema)
-
-
-def drop_database(handle: tuple[sa.Engine, str] | None) -> None:
-    if handle is None:
-        return
-    admin, schema = handle
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
 def bench_dialect(dialect: str, rates: list[int], duration: float) -> list[Result]:
     results = []
     with tempfile.TemporaryDirectory(prefix="atryum-bench-") as tmp:
         workdir = Path(tmp)
-        url, handle = prepare_database(dialect, workdir)
-        try:
-            with Server(url, workdir) as server:
-                r = httpx2.post(
-                    f"{server.url}/api/v1/rules",
-                    json={"action": "auto_approve", "tool_patterns": ["Read"]},
-                )
-                r.raise_for_status()
-                asyncio.run(drive(server.url, 50, 2))  # warm-up: connections, caches
-                for rate in rates:
-                    print(f"  {dialect}: {rate}/s for {duration:.0f} s …", file=sys.stderr)
-                    lat, errors, wall = asyncio.run(drive(server.url, rate, duration))
-                    results.append(
-                        Result(
-                            dialect=dialect,
-                            rate=rate,
-                            sent=len(lat) + errors,
-                            achieved=len(lat) / wall,
-                            p50=statistics.median(lat) if lat else float("nan"),
-                            p95=percentile(lat, 0.95),
-                            p99=percentile(lat, 0.99),
-                            errors=errors,
-                        )
+        with scratch_database(dialect, workdir) as url, Server(url, workdir) as server:
+            r = httpx2.post(
+                f"{server.url}/api/v1/rules",
+                json={"action": "auto_approve", "tool_patterns": ["Read"]},
+            )
+            r.raise_for_status()
+            asyncio.run(drive(server.url, 50, 2))  # warm-up: connections, caches
+            for rate in rates:
+                print(f"  {dialect}: {rate}/s for {duration:.0f} s …", file=sys.stderr)
+                lat, errors, wall = asyncio.run(drive(server.url, rate, duration))
+                results.append(
+                    Result(
+                        dialect=dialect,
+                        rate=rate,
+                        sent=len(lat) + errors,
+                        achieved=len(lat) / wall,
+                        p50=statistics.median(lat) if lat else float("nan"),
+                        p95=percentile(lat, 0.95),
+                        p99=percentile(lat, 0.99),
+                        errors=errors,
                     )
-        finally:
-            drop_database(handle)
+                )
     return results
 
 

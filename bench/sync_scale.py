@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -28,15 +26,15 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from atryum.config import normalize_database_url, parse_config
+from atryum.config import parse_config
 from atryum.db import migrate
 from atryum.db.engine import make_engine
 from atryum.sync.coordinator import SyncCoordinator
 from atryum.sync.settings import update_settings
 from atryum.validmind.client import AgentsPull, ValidMindClient
+from benchkit import scratch_database
 
 ORG, SLUG = "org-bench", "ai-agent"
-PG_URL = os.environ.get("ATRYUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PHASES = ("first sync", "re-sync, no change", "re-sync, 1% changed + 1% archived")
 CHARTER = ("May read the ledger and draft reports. May not move money. " * 20)[:1000]
 
@@ -73,22 +71,6 @@ class MemoryClient:
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def fresh_database(dialect: str) -> tuple[str, Callable[[], None]]:
-    if dialect == "sqlite":
-        tmp = tempfile.mkdtemp(prefix="atryum-bench-")
-        return f"sqlite:///{tmp}/bench.db", lambda: None
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(normalize_database_url(PG_URL))
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-
-    return f"{normalize_database_url(PG_URL)}?options=-csearch_path%3D{schema}", drop
 
 
 def pull_for(phase: int, n: int) -> list[dict[str, Any]]:
@@ -175,9 +157,8 @@ def child(impl: str, url: str, n: int, phase: int) -> None:
 
 def measure(impl: str, dialect: str, n: int) -> list[dict[str, Any]]:
     """The three phases on one fresh database, each in its own process."""
-    url, drop = fresh_database(dialect)
     rows = []
-    try:
+    with scratch_database(dialect) as url:
         for phase, name in enumerate(PHASES):
             out = subprocess.run(
                 [sys.executable, __file__, "--child", impl, url, str(n), str(phase)],
@@ -191,8 +172,6 @@ def measure(impl: str, dialect: str, n: int) -> list[dict[str, Any]]:
                 msg = (out.stderr.strip().splitlines() or ["crashed"])[-1][:70]
                 row = {"seconds": float("nan"), "peak_mb": float("nan"), "error": msg}
             rows.append({"phase": name, **row})
-    finally:
-        drop()
     return rows
 
 
