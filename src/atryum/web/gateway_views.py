@@ -57,10 +57,6 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
-def status_label(status: str) -> str:
-    return status.replace("_", " ")
-
-
 # -- rules ------------------------------------------------------------------------------------
 
 
@@ -188,14 +184,15 @@ class InvocationRow:
         return self.inv.status == PENDING
 
 
-def matched_rule(inv: Invocation, names: dict[str, str]) -> str:
-    if inv.matched_rule_id is None:
-        return "—"
-    return names.get(inv.matched_rule_id, f"deleted rule {inv.matched_rule_id}")
+def rule_name(rule_id: str, names: dict[str, str]) -> str:
+    return names.get(rule_id, f"deleted rule {rule_id}")
 
 
 def invocation_rows(items: Sequence[Invocation], names: dict[str, str]) -> list[InvocationRow]:
-    return [InvocationRow(i, matched_rule(i, names)) for i in items]
+    return [
+        InvocationRow(i, rule_name(i.matched_rule_id, names) if i.matched_rule_id else "—")
+        for i in items
+    ]
 
 
 @dataclass(frozen=True)
@@ -220,7 +217,7 @@ def event_rows(events: Sequence[Event], names: dict[str, str]) -> list[EventRow]
     for e in events:
         data = e.data or {}
         rule_id = data.get("rule_id")
-        rule = names.get(rule_id, f"deleted rule {rule_id}") if rule_id else ""
+        rule = rule_name(rule_id, names) if rule_id else ""
         details = []
         for key, label in _EVENT_KEYS.items():
             value = data.get(key)
