@@ -95,10 +95,14 @@ def _decide(
     resolution: resolve.Resolution,
     pol: Policy,
     evaluator: policy.Evaluator,
+    failed: _RulesFailed | None,
 ) -> tuple[policy.Decision, str]:
-    """The decision and who made it (agent_check, rule, default_policy)."""
+    """The decision and who made it (agent_check, rule, default_policy; error once the rules
+    have `failed`). The agent check never depends on the rules."""
     if resolution.denied:
         return policy.Decision("deny", resolution.denied, None), "agent_check"
+    if failed is not None:
+        return failed.decision, "error"
     try:
         enabled = store.list_rules(conn, enabled_only=True)
         decision = policy.decide(
@@ -165,15 +169,7 @@ def _submit(
             description=request.description,
             charter=resolution.agent.charter if resolution.agent else "",
         )
-        if failed is None:
-            decision, decided_by = _decide(conn, call, resolution, pol, evaluator)
-        else:
-            decision, decided_by = failed.decision, "error"
-            if resolution.denied:  # the agent check never depends on the rules
-                decision, decided_by = (
-                    policy.Decision("deny", resolution.denied, None),
-                    "agent_check",
-                )
+        decision, decided_by = _decide(conn, call, resolution, pol, evaluator, failed)
         status = {"approve": APPROVED, "deny": DENIED, "human": PENDING}[decision.outcome]
         now = utcnow()
         row = _row(request, identity, caller, dedupe, resolution, decision, status, now)
