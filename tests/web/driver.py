@@ -49,6 +49,15 @@ class UI:
         nav = self.page.get_by_role("navigation", name="Main")
         nav.get_by_role("link", name=re.compile(rf"^{re.escape(name)}( \(\d+\))?$")).click()
 
+    def tab_order(self, presses: int) -> list[str]:
+        """The ids focused from the current element on, pressing Tab `presses` times."""
+        focused = "document.activeElement.id"
+        order = [self.page.evaluate(focused)]
+        for _ in range(presses):
+            self.page.keyboard.press("Tab")
+            order.append(self.page.evaluate(focused))
+        return order
+
     def shoot(self, name: str) -> None:
         """Screenshots at desktop and phone width; each width must fit without sideways scrolling
         and every form control must be labelled."""

@@ -74,10 +74,7 @@ def test_forms_work_from_the_keyboard(page_ui: UI, sqlite_engine: sa.Engine) -> 
 
     page_ui.goto("/ui/agents/new")
     page.get_by_label("Name").focus()
-    order = [page.evaluate("document.activeElement.id")]
-    for _ in range(6):
-        page.keyboard.press("Tab")
-        order.append(page.evaluate("document.activeElement.id"))
+    order = page_ui.tab_order(6)
     fields = ["name", "description", "charter", "agent_ids", "tags", "enabled", "add-binding"]
     assert order == fields
     page.keyboard.press("Enter")  # on "Add binding": a new row, focused on its id field

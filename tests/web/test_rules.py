@@ -175,10 +175,7 @@ def test_the_rule_form_works_from_the_keyboard(page_ui: UI, sqlite_engine: sa.En
     agents.create_manual_agent(sqlite_engine, name="Solo", agent_ids=["solo"])
     page_ui.goto("/ui/rules/new")
     page.get_by_label("Action").focus()
-    order = [page.evaluate("document.activeElement.id")]
-    for _ in range(6):
-        page.keyboard.press("Tab")
-        order.append(page.evaluate("document.activeElement.id"))
+    order = page_ui.tab_order(6)
     assert order == [
         "action",
         "server_patterns",

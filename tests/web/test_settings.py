@@ -156,10 +156,7 @@ def test_settings_from_the_keyboard_and_a_charter_field_change_needs_no_preview(
     charter = page.get_by_label("Charter field")
     expect(charter).to_have_value("charter")
     page.get_by_label("Organization").focus()
-    order = [page.evaluate("document.activeElement.id")]
-    for _ in range(6):
-        page.keyboard.press("Tab")
-        order.append(page.evaluate("document.activeElement.id"))
+    order = ui.tab_order(6)
     assert order == [
         "org",
         "record-type",
