@@ -99,10 +99,27 @@ def _scope_a_new_atryum(
     """A real `atryum run` on `db_url`, its scope set: (process, an engine, the sync run id)."""
     atryum = AtryumProcess(tmp_path, "a", database_url=db_url, sim_url=sim_url)
     procs.append(atryum.start())
-    r = httpx2.put(
-        f"{atryum.url}/api/v1/settings", json={"org_cuid": ORG, "agent_record_type_slug": SLUG}
-    )
+    r = _set_scope(atryum.url)
     return atryum, make_engine(db_url), r.json()["sync_run_id"]
+
+
+def _set_scope(url: str) -> httpx2.Response:
+    return httpx2.put(
+        f"{url}/api/v1/settings", json={"org_cuid": ORG, "agent_record_type_slug": SLUG}
+    )
+
+
+def _two_scoped_replicas(
+    tmp_path: Path, procs: list[AtryumProcess], **config: Any
+) -> tuple[AtryumProcess, AtryumProcess]:
+    """Two real `atryum run` replicas sharing `config`, the scope set through the first."""
+    a = AtryumProcess(tmp_path, "a", **config)
+    procs.append(a.start())
+    b = AtryumProcess(tmp_path, "b", **config)
+    procs.append(b.start())
+    r = _set_scope(a.url)
+    assert r.status_code == 200
+    return a, b
 
 
 def test_kill_9_during_apply_leaves_before_or_after(
@@ -201,14 +218,7 @@ def test_two_replicas_on_postgresql_never_overlap(
     ]
     sim_state.set_faults(delay_seconds=0.05)
     config = {"database_url": pg_url, "sim_url": sim.url, "sync": {"interval_seconds": 5}}
-    a = AtryumProcess(tmp_path, "a", **config)
-    procs.append(a.start())
-    b = AtryumProcess(tmp_path, "b", **config)
-    procs.append(b.start())
-    r = httpx2.put(
-        f"{a.url}/api/v1/settings", json={"org_cuid": ORG, "agent_record_type_slug": SLUG}
-    )
-    assert r.status_code == 200
+    a, b = _two_scoped_replicas(tmp_path, procs, **config)
     replicas = itertools.cycle([a.url, b.url])
     targets = [next(replicas) for _ in range(40)]
 
@@ -243,14 +253,7 @@ def test_two_replicas_on_postgresql_accept_each_signed_event_once(
         for i in range(12)
     ]
     config = {"database_url": pg_url, "sim_url": sim.url, "webhook_secret": WEBHOOK_SECRET}
-    a = AtryumProcess(tmp_path, "a", **config)
-    procs.append(a.start())
-    b = AtryumProcess(tmp_path, "b", **config)
-    procs.append(b.start())
-    r = httpx2.put(
-        f"{a.url}/api/v1/settings", json={"org_cuid": ORG, "agent_record_type_slug": SLUG}
-    )
-    assert r.status_code == 200
+    a, b = _two_scoped_replicas(tmp_path, procs, **config)
     engine = make_engine(pg_url)
     try:
         wait_until(lambda: settled(a.url, sim_state, engine), timeout=60)
