@@ -37,33 +37,35 @@ Ctx = Annotated[AppContext, Depends(get_ctx)]
 PAGE_SIZE = 50
 
 
-def _list(ctx: AppContext, status: str, offset: int) -> tuple[dict[str, Any], str]:
+def _rule_names(ctx: AppContext) -> dict[str, str]:
+    return rule_names(rule_rows(rules.list_rules(ctx.engine)))
+
+
+def _list(ctx: AppContext, status: str, offset: int) -> dict[str, Any]:
     status = status if status in INVOCATION_STATUSES else ""
     flt = InvocationFilter(statuses=[status] if status else [])
     items, total = service.list_invocations(
         ctx.engine, flt=flt, offset=offset, limit=PAGE_SIZE, hub=runtime_for(ctx).hub
     )
-    names = rule_names(rule_rows(rules.list_rules(ctx.engine)))
-    context: dict[str, Any] = {
+    names = _rule_names(ctx)
+    return {
         "rows": invocation_rows(items, names),
         "paging": Paging(offset, PAGE_SIZE, total),
         "status_filter": status,
     }
-    return context, status
 
 
 @router.get("/ui/invocations")
 def invocations_page(
     ctx: Ctx, status: str = "", offset: Annotated[int, Query(ge=0)] = 0
 ) -> HTMLResponse:
-    context, status = _list(ctx, status, offset)
     return page(
         ctx,
         "invocations.html",
         title="Invocations",
         nav="invocations",
         statuses=INVOCATION_STATUSES,
-        **context,
+        **_list(ctx, status, offset),
     )
 
 
@@ -72,8 +74,7 @@ def invocation_rows_fragment(
     ctx: Ctx, status: str = "", offset: Annotated[int, Query(ge=0)] = 0
 ) -> HTMLResponse:
     """The list's table body and counts, re-read by the live list when an invocation changes."""
-    context, _ = _list(ctx, status, offset)
-    return render_fragment("_invocation_rows.html", **context)
+    return render_fragment("_invocation_rows.html", **_list(ctx, status, offset))
 
 
 @router.get("/ui/invocations/{invocation_id}")
@@ -85,7 +86,7 @@ def invocation_page(invocation_id: str, ctx: Ctx) -> HTMLResponse:
         events = service.list_events(ctx.engine, invocation_id=invocation_id)
     except NotFound as exc:
         return not_found(ctx, exc.message)
-    names = rule_names(rule_rows(rules.list_rules(ctx.engine)))
+    names = _rule_names(ctx)
     rows = invocation_rows([inv], names)
     return page(
         ctx,
