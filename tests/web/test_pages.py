@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from atryum.agents.service import BindingInput
 from atryum.app import build_context, create_app
 from atryum.config import Config, SyncConfig
 from atryum.context import AppContext
+from atryum.db import tables
 from atryum.sync.settings import update_settings
 from tests.support import ORG, SLUG
 
@@ -148,3 +150,30 @@ def test_gateway_pages_read_invocations_and_rules(
     assert client.get(f"/ui/rules/{rule['id']}").status_code == 200
     assert client.get("/ui/rules/no-such-rule").status_code == 404
     assert agent.id in client.get("/ui/rules/new").text
+
+
+def test_the_pending_badge_leaves_out_overdue_calls_without_expiring_them(
+    app: tuple[TestClient, AppContext], engine: sa.Engine
+) -> None:
+    client, _ = app
+    agents.create_manual_agent(engine, name="Claims bot", agent_ids=["claims"])
+    hook = "/api/v1/external/invocations"
+    calls = [
+        client.post(hook, json={"source": "cc", "tool": tool, "agent_id": "claims"}).json()
+        for tool in ("Bash", "Write")
+    ]
+    overdue = calls[0]["invocation_id"]
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(tables.approvals)
+            .where(tables.approvals.c.invocation_id == overdue)
+            .values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
+        )
+
+    rules_page = client.get("/ui/rules").text
+    assert " (1)</span>" in rules_page  # the overdue call is not counted as waiting
+    with engine.connect() as conn:
+        status = conn.execute(
+            sa.select(tables.invocations.c.status).where(tables.invocations.c.id == overdue)
+        ).scalar_one()
+    assert status == "pending_approval"  # rendering a page left the expiry to the sweeper
