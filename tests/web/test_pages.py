@@ -153,9 +153,10 @@ def test_gateway_pages_read_invocations_and_rules(
 
 
 def test_the_pending_badge_leaves_out_overdue_calls_without_expiring_them(
-    app: tuple[TestClient, AppContext], engine: sa.Engine
+    engine: sa.Engine, sim: Any, sim_config: Callable[..., Config]
 ) -> None:
-    client, _ = app
+    # no lifespan, so no expiry sweeper: only a page render could expire the overdue call
+    client = TestClient(create_app(build_context(sim_config(sim.url), engine), background=False))
     agents.create_manual_agent(engine, name="Claims bot", agent_ids=["claims"])
     hook = "/api/v1/external/invocations"
     calls = [
