@@ -22,25 +22,21 @@ class Hook:
 
     def submit(self, tool: str = "Bash", **body: Any) -> dict[str, Any]:
         payload = {"source": "claude-code", "tool": tool, "input": {"command": "ls"}, **body}
-        r = self.http.post(HOOK, json=payload)
-        assert r.status_code in (200, 201), r.text
-        result: dict[str, Any] = r.json()
-        return result
+        return _ok(self.http.post(HOOK, json=payload), 200, 201)
 
     def poll(self, inv_id: str) -> dict[str, Any]:
-        r = self.http.get(f"{HOOK}/{inv_id}")
-        assert r.status_code == 200, r.text
-        result: dict[str, Any] = r.json()
-        return result
+        return _ok(self.http.get(f"{HOOK}/{inv_id}"))
 
     def decide(self, inv_id: str, verb: str, reason: str = "") -> dict[str, Any]:
-        r = self.http.post(f"{REVIEW}/{inv_id}/{verb}", json={"reason": reason})
-        assert r.status_code == 200, r.text
-        result: dict[str, Any] = r.json()
-        return result
+        return _ok(self.http.post(f"{REVIEW}/{inv_id}/{verb}", json={"reason": reason}))
 
     def rules(self) -> list[dict[str, Any]]:
-        r = self.http.get("/api/v1/rules")
-        assert r.status_code == 200, r.text
-        items: list[dict[str, Any]] = r.json()["items"]
+        items: list[dict[str, Any]] = _ok(self.http.get("/api/v1/rules"))["items"]
         return items
+
+
+def _ok(r: httpx2.Response, *statuses: int) -> dict[str, Any]:
+    """The response's JSON body, after checking its status (200 unless others are named)."""
+    assert r.status_code in (statuses or (200,)), r.text
+    body: dict[str, Any] = r.json()
+    return body
