@@ -15,7 +15,6 @@ from atryum.agents import service as agents
 from atryum.context import AppContext, get_ctx
 from atryum.errors import NotFound
 from atryum.gateway import rules, service
-from atryum.gateway.models import PENDING
 from atryum.gateway.runtime import runtime_for
 from atryum.gateway.store import InvocationFilter
 from atryum.web.gateway_views import (
@@ -98,7 +97,6 @@ def invocation_page(invocation_id: str, ctx: Ctx) -> HTMLResponse:
         events=event_rows(events, names),
         input_json=pretty_json(inv.input),
         result_json=pretty_json(inv.result) if inv.result is not None else "",
-        is_pending=inv.status == PENDING,
     )
 
 
