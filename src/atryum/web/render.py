@@ -88,4 +88,4 @@ def not_found(ctx: AppContext, message: str) -> HTMLResponse:
 
 def render_fragment(template: str, **context: Any) -> HTMLResponse:
     """A piece of a page (no header), for pages that re-read part of themselves."""
-    return HTMLResponse(_env.get_template(template).render(static=STATIC_PATH, **context))
+    return HTMLResponse(_env.get_template(template).render(**context))
