@@ -148,6 +148,52 @@ class ApprovalsConfig(_Section):
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
 
 
+class AuthBlock(_Section):
+    """One `[[auth]]` block (Go keys): an OIDC issuer whose bearer tokens identify agents and,
+    with `admin_enabled`, operators (identity.md §1-2). Only `enabled = true` blocks count."""
+
+    enabled: bool = False
+    issuer: str = ""
+    audience: str = ""
+    jwks_url: str = ""
+    required_scope: str = ""
+    agent_id_claim: str = "client_id"
+    admin_enabled: bool = False
+    admin_provider: str = ""
+    admin_client_id: str = ""
+    admin_client_secret: SecretStr | None = None
+    admin_scopes: str | list[str] = ""  # Go: space-separated string
+    admin_claim: str = "atryum_admin"
+    admin_claim_value: str | bool | int = "true"
+
+
+class AuthDebugConfig(_Section):
+    """Go's local-only switch: ignore the Authorization header on /mcp/ entirely."""
+
+    skip_verify: bool = False
+
+
+class UpstreamConfig(_Section):
+    """One `[[upstreams]]` entry (Go keys): seeds `mcp_servers` while that table is empty."""
+
+    name: str
+    mode: Literal["stdio", "http"] = "stdio"
+    base_url: str = ""
+    command: str = ""
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, SecretStr] = Field(default_factory=dict)
+    auth_token: SecretStr | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    timeout_seconds: int = Field(default=30, ge=1)
+    enabled: bool = True
+    oauth_client_id: str = ""
+    oauth_client_secret: SecretStr | None = None
+    oauth_authorize_url: str = ""
+    oauth_token_url: str = ""
+    oauth_scopes: str | list[str] = ""  # Go: space-separated string
+    oauth_redirect_url: str = ""
+
+
 class Config(_Section):
     server: ServerConfig = ServerConfig()
     backend: BackendConfig = BackendConfig()
@@ -156,6 +202,9 @@ class Config(_Section):
     validmind: ValidMindEventsConfig = ValidMindEventsConfig()
     policy: PolicyConfig = PolicyConfig()
     approvals: ApprovalsConfig = ApprovalsConfig()
+    auth: list[AuthBlock] = Field(default_factory=list)
+    auth_debug: AuthDebugConfig = AuthDebugConfig()
+    upstreams: list[UpstreamConfig] = Field(default_factory=list)
     source: str = Field(default="", exclude=True)
 
     @property
