@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from atryum import openapi
 from atryum.agents import api as agents_api
 from atryum.agents.store import count_agents_by_state
+from atryum.audit import api as audit_api
 from atryum.auth import check_machine_key
 from atryum.config import Config
 from atryum.context import AppContext, make_client
@@ -73,6 +74,7 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     app.include_router(vm_api.router)
     app.include_router(events_api.router)
     app.include_router(gateway_api.router)
+    app.include_router(audit_api.router)
     app.include_router(web_router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 
