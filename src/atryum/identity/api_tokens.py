@@ -147,6 +147,9 @@ def authenticate(engine: sa.Engine, value: str) -> OperatorPrincipal | None:
         with engine.begin() as conn:
             store.update_token(conn, token.id, {"last_used_at": now})
     return OperatorPrincipal(
-        issuer="atryum", subject=f"api_token:{token.id}", name=token.name,
-        method="api_token", role=token.role,
+        issuer="atryum",
+        subject=f"api_token:{token.id}",
+        name=token.name,
+        method="api_token",
+        role=token.role,
     )

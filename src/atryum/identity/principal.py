@@ -39,6 +39,14 @@ class OperatorPrincipal:
     name: str
     method: Method
     role: Role
+    # The ids this principal would have as an agent at its issuer (subject, client_id, azp):
+    # what the four-eyes check compares with the call's identity and its agent's bindings.
+    agent_ids: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How records name the principal: `Alice <https://idp.example#alice>`."""
+        return self.name if self.name == self.ref else f"{self.name} <{self.ref}>"[:256]
 
     @property
     def ref(self) -> str:
