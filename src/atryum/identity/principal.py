@@ -70,3 +70,7 @@ ANONYMOUS = OperatorPrincipal(
 )
 #: `atryum token …` run on the server's own machine (it holds the database credentials).
 CLI = OperatorPrincipal(issuer="", subject="cli", name="atryum CLI", method="cli", role="admin")
+#: Changes Atryum makes on its own behalf (start-up seeding, the demo).
+SYSTEM = OperatorPrincipal(issuer="", subject="atryum", name="Atryum", method="none", role="admin")
+
+Actor = OperatorPrincipal | str
