@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
 from atryum.config import Config
 from atryum.context import AppContext
@@ -79,6 +80,10 @@ def page(
         """Whether the operator's role allows it (the server refuses it anyway)."""
         return view is not None and view.can(role)
 
+    def needs(role: Role) -> Markup:
+        """Attributes that hide a control the operator's role may not use."""
+        return Markup("") if can(role) else Markup(f' hidden data-needs="{role}"')
+
     html = _env.get_template(template).render(
         title=title,
         nav=nav,
@@ -88,6 +93,7 @@ def page(
         pending=pending_count(ctx) if view is not None else 0,
         operator=view,
         can=can,
+        needs=needs,
         **context,
     )
     return HTMLResponse(html, status_code=status)
