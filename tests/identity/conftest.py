@@ -1,0 +1,83 @@
+"""Operator-identity fixtures: a private oidc-provider whose UI client may redirect to Atryum's
+`/ui/auth/callback`, an Atryum configured against it, and one operator API token per role."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from atryum.app import build_context, create_app
+from atryum.config import Config, parse_config
+from atryum.identity import api_tokens
+from atryum.identity.principal import CLI
+from tests.idp.fixtures import Idp, run_idp
+
+API_KEY = {"key": "machine-key-id", "secret": "machine-key-secret-value"}
+
+
+@pytest.fixture(scope="session")
+def op_idp() -> Iterator[Idp]:
+    with run_idp(redirect_paths=("/ui/auth/callback",)) as provider:
+        yield provider
+
+
+def auth_config(idp: Idp, *, block: dict[str, Any] | None = None, **sections: Any) -> Config:
+    """Atryum with one enabled [[auth]] block for `idp` that also allows the UI login."""
+    login = idp.login_client
+    data: dict[str, Any] = {
+        "auth": [
+            {
+                **idp.auth_block(),
+                "admin_enabled": True,
+                "admin_client_id": login.client_id,
+                "admin_client_secret": login.client_secret,
+                "admin_scopes": "openid profile",
+                **(block or {}),
+            }
+        ],
+        "api_key": dict(API_KEY),
+        **sections,
+    }
+    server = data.setdefault("server", {})
+    server.setdefault("allowed_hosts", ["testserver"])
+    return parse_config(data, "(test)")
+
+
+@pytest.fixture
+def make_client(engine: sa.Engine) -> Iterator[Callable[[Config], TestClient]]:
+    clients: list[TestClient] = []
+
+    def make(config: Config) -> TestClient:
+        client = TestClient(create_app(build_context(config, engine), background=False))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(op_idp: Idp, make_client: Callable[[Config], TestClient]) -> TestClient:
+    return make_client(auth_config(op_idp))
+
+
+@pytest.fixture
+def role_tokens(engine: sa.Engine) -> dict[str, str]:
+    """An operator API token per role: role → value."""
+    return {
+        role: api_tokens.create_token(
+            engine, name=f"{role}-token", role=role, expires_in=timedelta(days=1), actor=CLI
+        )[1]
+        for role in ("viewer", "approver", "admin")
+    }
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
