@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
+import httpx2
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -81,3 +83,29 @@ def role_tokens(engine: sa.Engine) -> dict[str, str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+PUBLIC = "http://127.0.0.1:8080"  # a loopback address the provider's UI client may return to
+
+
+def http_login(idp: Idp, client: TestClient, user: str, *, next_path: str = "/ui/rules") -> Any:
+    """Log `user` in through the real provider over plain HTTP; the session cookie lands in
+    `client`. Returns Atryum's answer to the callback."""
+    resp = client.get(f"/ui/auth/login?issuer=0&next={next_path}", follow_redirects=False)
+    assert resp.status_code == 303, resp.text
+    location = resp.headers["location"]
+    with httpx2.Client() as browser:
+        resp = browser.get(location)
+        while resp.status_code in (302, 303) and resp.headers["location"].startswith(
+            ("/", idp.issuer)
+        ):
+            resp = browser.get(urljoin(idp.issuer, resp.headers["location"]))
+        action = resp.text.split('action="', 1)[1].split('"', 1)[0]
+        resp = browser.post(
+            urljoin(idp.issuer, action), data={"prompt": "login", "login": user, "password": "x"}
+        )
+        while resp.headers.get("location", "").startswith(("/", idp.issuer)):
+            resp = browser.get(urljoin(idp.issuer, resp.headers["location"]))
+    back = urlsplit(resp.headers["location"])
+    assert f"{back.scheme}://{back.netloc}" == PUBLIC, back
+    return client.get(f"{back.path}?{back.query}", follow_redirects=False)
