@@ -26,8 +26,8 @@ from atryum.db import migrate
 from atryum.db.engine import make_engine
 from atryum.errors import AtryumError
 from atryum.gateway import api as gateway_api
-from atryum.identity import api as identity_api
 from atryum.identity import login as identity_login
+from atryum.identity import operators_api
 from atryum.identity.hosts import check_exposure
 from atryum.identity.operators import OperatorGate
 from atryum.limits import refuse_nul_params
@@ -82,7 +82,7 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     app.include_router(events_api.router)
     app.include_router(gateway_api.router)
     app.include_router(audit_api.router)
-    app.include_router(identity_api.router)
+    app.include_router(operators_api.router)
     app.include_router(identity_login.router)
     app.include_router(web_router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
