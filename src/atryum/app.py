@@ -25,6 +25,7 @@ from atryum.db import migrate
 from atryum.db.engine import make_engine
 from atryum.errors import AtryumError
 from atryum.gateway import api as gateway_api
+from atryum.identity import api as identity_api
 from atryum.limits import refuse_nul_params
 from atryum.metrics import AGENTS, REGISTRY
 from atryum.sync import api as sync_api
@@ -73,6 +74,7 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     app.include_router(vm_api.router)
     app.include_router(events_api.router)
     app.include_router(gateway_api.router)
+    app.include_router(identity_api.router)
     app.include_router(web_router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -97,14 +99,14 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     return app
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message}}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message}}, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AtryumError)
     async def domain_error(_: Request, exc: AtryumError) -> JSONResponse:
-        return _error(exc.status_code, exc.message)
+        return _error(exc.status_code, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

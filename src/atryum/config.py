@@ -30,6 +30,9 @@ class ServerConfig(_Section):
     listen_addr: str = "127.0.0.1:8080"
     public_base_url: str = ""
     database_url: str = ""
+    # The OAuth resource identifier of the agent routes (RFC 9728 `resource`), when the
+    # identity providers were registered with another one than public_base_url + path.
+    resource_url: str = ""
 
     @property
     def host(self) -> str:
