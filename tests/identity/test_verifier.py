@@ -191,7 +191,7 @@ def test_hmac_signed_with_the_public_key_is_refused(provider: Provider, clock: C
 def test_alg_none_and_a_mismatched_key_are_refused(provider: Provider, clock: Clock) -> None:
     auth = make_auth(provider, clock)
     verify(auth, sign(provider.keys))
-    unsigned = jwt.encode({"iss": ISS, "aud": AUD, "client_id": "bot"}, None, algorithm="none")
+    unsigned = jwt.encode({"iss": ISS, "aud": AUD, "client_id": "bot"}, "", algorithm="none")
     assert "not accepted" in rejected(lambda: verify(auth, unsigned))
     # an RS256 token naming the EC key: no key of that kid may verify RS256
     assert "no RS256 key" in rejected(lambda: verify(auth, sign(provider.keys, kid="ec-1")))
@@ -202,7 +202,7 @@ def test_a_token_signed_by_another_key_does_not_verify(provider: Provider, clock
     stranger = SigningKeys.generate()
     assert "signature" in rejected(lambda: verify(auth, sign(stranger, kid="rsa-1")))
     tampered = sign(provider.keys)
-    head, body, sig = tampered.split(".")
+    head, _, sig = tampered.split(".")
     other_body = jwt.utils.base64url_encode(b'{"iss":"' + ISS.encode() + b'","client_id":"x"}')
     forged = ".".join([head, other_body.decode(), sig])
     assert "signature" in rejected(lambda: verify(auth, forged))
