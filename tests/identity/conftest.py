@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from atryum.app import build_context, create_app
+from atryum.config import parse_config
 from tests.idp.fixtures import Idp
-from tests.support import make_config
 
 
 @contextmanager
 def authed_client(engine: sa.Engine, *blocks: dict[str, Any], **sections: Any) -> Iterator[Any]:
-    config = make_config(auth=list(blocks), **sections)
+    config = parse_config({"auth": list(blocks), **sections}, "(test)")
     with TestClient(create_app(build_context(config, engine), background=False)) as client:
         yield client
 

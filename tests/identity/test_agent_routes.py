@@ -4,9 +4,11 @@ body's, callers confined to their own invocations. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+import jwt
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
@@ -66,15 +68,11 @@ def test_a_valid_token_identifies_the_agent_and_replaces_the_body_hint(
 
 def _hmac_confused(idp: Idp) -> str:
     """HS256 keyed with the issuer's RSA public key in PEM form: anyone can make it."""
-    import jwt
-
     pem = idp.keys.rsa.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     signing = jwt.algorithms.HMACAlgorithm(jwt.algorithms.HMACAlgorithm.SHA256)
     header = jwt.utils.base64url_encode(b'{"alg":"HS256","kid":"rsa-1","typ":"at+jwt"}')
-    import json
-
     body = jwt.utils.base64url_encode(json.dumps(idp.claims()).encode())
     mac = signing.sign(header + b"." + body, pem)
     return b".".join([header, body, jwt.utils.base64url_encode(mac)]).decode()
