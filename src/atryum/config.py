@@ -35,6 +35,9 @@ class ServerConfig(_Section):
     allowed_hosts: list[str] = Field(default_factory=list)
     # Serve operator routes without authentication on a non-loopback address (identity.md §4).
     allow_unauthenticated: bool = False
+    # The OAuth resource identifier of the agent routes (RFC 9728 `resource`), when the
+    # identity providers were registered with another one than public_base_url + path.
+    resource_url: str = ""
 
     @property
     def host(self) -> str:

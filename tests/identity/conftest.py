@@ -1,9 +1,11 @@
-"""Operator-identity fixtures: a private oidc-provider whose UI client may redirect to Atryum's
+"""Atryum with `[[auth]]` pointing at the real oidc-provider (tests/idp): for agent routes
+(`client`), and for operators — a private provider whose UI client may redirect to Atryum's
 `/ui/auth/callback`, an Atryum configured against it, and one operator API token per role."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -18,6 +20,22 @@ from atryum.config import Config, parse_config
 from atryum.identity import api_tokens
 from atryum.identity.principal import CLI
 from tests.idp.fixtures import Idp, run_idp
+
+
+@contextmanager
+def authed_client(engine: sa.Engine, *blocks: dict[str, Any], **sections: Any) -> Iterator[Any]:
+    sections.setdefault("server", {}).setdefault("allowed_hosts", ["testserver"])
+    config = parse_config({"auth": list(blocks), **sections}, "(test)")
+    with TestClient(create_app(build_context(config, engine), background=False)) as client:
+        yield client
+
+
+@pytest.fixture
+def client(engine: sa.Engine, idp: Idp) -> Iterator[TestClient]:
+    """Agent routes need a token of the shared provider (required scope atryum:invoke)."""
+    with authed_client(engine, idp.auth_block()) as c:
+        yield c
+
 
 API_KEY = {"key": "machine-key-id", "secret": "machine-key-secret-value"}
 
@@ -63,11 +81,6 @@ def make_client(engine: sa.Engine) -> Iterator[Callable[[Config], TestClient]]:
     yield make
     for client in clients:
         client.__exit__(None, None, None)
-
-
-@pytest.fixture
-def client(op_idp: Idp, make_client: Callable[[Config], TestClient]) -> TestClient:
-    return make_client(auth_config(op_idp))
 
 
 @pytest.fixture

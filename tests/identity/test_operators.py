@@ -16,8 +16,16 @@ from atryum.audit import AuditFilter, list_changes
 from atryum.db.tables import operator_api_tokens
 from atryum.identity import api_tokens
 from atryum.identity.principal import CLI
-from tests.identity.conftest import API_KEY, bearer
+from tests.identity.conftest import API_KEY, auth_config, bearer
 from tests.idp.fixtures import Idp
+
+
+@pytest.fixture
+def client(op_idp: Idp, make_client: Any) -> TestClient:
+    """Atryum whose one [[auth]] block also admits operators (admin_enabled, UI login)."""
+    c: TestClient = make_client(auth_config(op_idp))
+    return c
+
 
 RULE = {"action": "auto_deny", "tool_patterns": ["rm"], "description": "no rm"}
 
@@ -77,8 +85,6 @@ def test_agent_tokens_and_bad_tokens_never_reach_operator_routes(
 
 
 def test_an_agent_token_of_a_block_without_admin_is_refused(op_idp: Idp, make_client: Any) -> None:
-    from tests.identity.conftest import auth_config
-
     client = make_client(auth_config(op_idp, block={"admin_enabled": False}))
     resp = client.get("/api/v1/rules", headers=bearer(op_idp.mint("operator-bot")))
     assert resp.status_code == 403
@@ -175,8 +181,6 @@ def test_admin_claim_bearer_tokens_are_operators(
 
 
 def test_go_admin_claim_alone_means_admin(op_idp: Idp, make_client: Any) -> None:
-    from tests.identity.conftest import auth_config
-
     # the role claim is looked for under another name: only the Go admin claim is left
     client = make_client(auth_config(op_idp, operator={"role_claim": "no_such_claim"}))
     token = op_idp.mint("operator-bot")

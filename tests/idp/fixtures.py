@@ -13,7 +13,10 @@ Agents (client credentials, JWT access tokens for a resource indicator, RFC 8707
     idp.mint("operator-bot")                     # carries atryum_role=admin and atryum_admin=true
     idp.mint("agent-rs", resource="https://elsewhere.example/")   # a wrong-audience token
 
-The matching `[[auth]]` block is `idp.auth_block()` (issuer, audience, required_scope).
+The matching `[[auth]]` block is `idp.auth_block()` (issuer, audience, required_scope). The
+provider signs with keys the fixture made (`rsa-1`, `ec-1`, `ed-1`), so a test can also forge a
+token signed by the real issuer's key: `idp.sign({...claims}, alg="RS256")` (e.g. an expired
+one), starting from `idp.claims("agent-rs")` (what the provider itself would issue).
 
 People (authorization code + PKCE S256, for the UI login): client `idp.login_client` (a
 confidential client, secret `idp.login_client.client_secret`, auth method client_secret_basic).
@@ -36,6 +39,7 @@ import secrets
 import select
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,7 +47,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from tests.support import wait_until
 
@@ -76,11 +83,44 @@ class IdpClient:
         }
 
 
+@dataclass(frozen=True)
+class SigningKeys:
+    """The provider's private keys by kid, made here so tests can sign like the provider."""
+
+    rsa: rsa.RSAPrivateKey
+    ec: ec.EllipticCurvePrivateKey
+    ed: ed25519.Ed25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> SigningKeys:
+        return cls(
+            rsa=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            ec=ec.generate_private_key(ec.SECP256R1()),
+            ed=ed25519.Ed25519PrivateKey.generate(),
+        )
+
+    def private_jwks(self) -> list[dict[str, Any]]:
+        keys = [
+            {**RSAAlgorithm.to_jwk(self.rsa, as_dict=True), "kid": "rsa-1"},
+            {**ECAlgorithm.to_jwk(self.ec, as_dict=True), "kid": "ec-1"},
+            {**OKPAlgorithm.to_jwk(self.ed, as_dict=True), "kid": "ed-1"},
+        ]
+        return [{k: v for k, v in key.items() if k != "key_ops"} | {"use": "sig"} for key in keys]
+
+    def for_alg(self, alg: str) -> tuple[Any, str]:
+        if alg.startswith(("RS", "PS")):
+            return self.rsa, "rsa-1"
+        if alg.startswith("ES"):
+            return self.ec, "ec-1"
+        return self.ed, "ed-1"
+
+
 @dataclass
 class Idp:
     issuer: str
     clients: dict[str, IdpClient]
     users: dict[str, dict[str, Any]]
+    keys: SigningKeys = field(repr=False)
     resource: str = RESOURCE
     role_claim: str = "atryum_role"
 
@@ -128,6 +168,37 @@ class Idp:
         """A fresh access token (JWT) for `client` by client credentials."""
         token: str = self.token_response(client, scope=scope, resource=resource)["access_token"]
         return token
+
+    def claims(self, client: str = "agent-rs", **changes: Any) -> dict[str, Any]:
+        """The claims the provider puts in `client`'s access token, with `changes` (a value
+        of None drops that claim)."""
+        now = int(time.time())
+        base: dict[str, Any] = {
+            "jti": secrets.token_urlsafe(16),
+            "sub": client,
+            "iat": now,
+            "exp": now + 300,
+            "scope": AGENT_SCOPE,
+            "client_id": client,
+            "iss": self.issuer,
+            "aud": self.resource,
+            **self.clients[client].extra_claims,
+        }
+        merged = base | changes
+        return {k: v for k, v in merged.items() if v is not None}
+
+    def sign(
+        self,
+        claims: dict[str, Any],
+        *,
+        alg: str = "RS256",
+        kid: str | None = None,
+        key: Any = None,
+    ) -> str:
+        """A token signed with the provider's own key for `alg` (or `key`), kid as given."""
+        own, own_kid = self.keys.for_alg(alg)
+        headers = {"typ": "at+jwt", "kid": kid or own_kid}
+        return jwt.encode(claims, key if key is not None else own, algorithm=alg, headers=headers)
 
 
 def _default_clients(short_ttl: int) -> list[IdpClient]:
@@ -177,7 +248,9 @@ def run_idp(
         )
     clients = _default_clients(short_ttl)
     users = _users(role_claim)
+    keys = SigningKeys.generate()
     config = {
+        "keys": keys.private_jwks(),
         "resource_scope": f"{AGENT_SCOPE} {OTHER_SCOPE}",
         "default_resource": resource,
         "access_token_ttl": access_token_ttl,
@@ -214,6 +287,7 @@ def run_idp(
             issuer=issuer,
             clients={c.client_id: c for c in clients},
             users=users,
+            keys=keys,
             resource=resource,
             role_claim=role_claim,
         )

@@ -1,7 +1,7 @@
 // A real OpenID provider for the tests: npm's OpenID-Certified `oidc-provider`.
 //
-// Usage: node tests/idp/idp.mjs  (the configuration comes as JSON in the IDP_CONFIG variable;
-// tests/idp/fixtures.py builds it). It listens on a free loopback port and prints one line
+// Usage: node tests/idp/idp.mjs  (the configuration, signing keys included, comes as JSON in
+// the IDP_CONFIG variable; tests/idp/fixtures.py builds it). It listens on a free loopback port and prints one line
 // `{"issuer": "http://127.0.0.1:<port>"}` on stdout once it accepts connections.
 //
 // Agents get JWT access tokens by client credentials for a resource indicator (RFC 8707); the
@@ -24,18 +24,8 @@ const clientById = Object.fromEntries(clients.map((c) => [c.client_id, c]));
 const resourceScope = config.resource_scope || '';
 const defaultTtl = config.access_token_ttl || 300;
 
-function privateJwk(kid, type, options) {
-  const { privateKey } = crypto.generateKeyPairSync(type, options);
-  return { ...privateKey.export({ format: 'jwk' }), kid, use: 'sig' };
-}
-
-const jwks = {
-  keys: [
-    privateJwk('rsa-1', 'rsa', { modulusLength: 2048 }),
-    privateJwk('ec-1', 'ec', { namedCurve: 'P-256' }),
-    privateJwk('ed-1', 'ed25519', {}),
-  ],
-};
+// The signing keys come from the test (so it can also forge tokens with them).
+const jwks = { keys: config.keys };
 
 function clientMetadata(c) {
   if (c.kind === 'login') {

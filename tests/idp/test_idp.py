@@ -107,3 +107,9 @@ def test_code_flow_with_pkce_gives_an_id_token_with_the_role(idp: Idp) -> None:
     assert claims["nonce"] == "nn"
     assert claims[idp.role_claim] == "approver"
     assert claims["name"] == "April Approver"
+
+
+def test_tokens_signed_with_the_providers_keys_verify_against_its_key_set(idp: Idp) -> None:
+    for alg in ("RS256", "PS256", "ES256", "EdDSA"):
+        claims = _verify(idp, idp.sign(idp.claims("agent-claim"), alg=alg))
+        assert claims["agent"] == "claim-agent"

@@ -100,7 +100,8 @@ def agent_rules(
         ctx.engine,
         source=source,
         tool=tool,
-        agent_id=caller if caller is not None else agent_id,
+        agent_id=caller.agent_id if caller is not None else agent_id,
+        issuer=caller.issuer if caller is not None else None,
         defaults=rt.defaults,
     )
     agent = found.resolution.agent

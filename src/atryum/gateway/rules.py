@@ -252,10 +252,14 @@ def rules_for_caller(
     tool: str,
     agent_id: str | None,
     defaults: GatewayDefaults,
+    issuer: str | None = None,
 ) -> Applicable:
-    """The rules that would match this call, in order, and the decision they would give today."""
+    """The rules that would match this call, in order, and the decision they would give today
+    (`issuer`: a verified caller's, see `resolve.resolve`)."""
     with tx.begin(engine) as conn:
-        resolution = resolve.resolve(conn, agent_id, default_agent_id=store.default_agent_id(conn))
+        resolution = resolve.resolve(
+            conn, agent_id, default_agent_id=store.default_agent_id(conn), issuer=issuer
+        )
         if resolution.denied:
             decision = policy.Decision("deny", resolution.denied, None)
             return Applicable(resolution, [], decision)
