@@ -45,7 +45,6 @@ log = logging.getLogger("atryum.identity")
 
 COOKIE = "atryum_session"
 SECURE_COOKIE = "__Host-atryum_session"
-MAX_TOKEN_CHARS = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -102,8 +101,6 @@ def display_name(claims: Mapping[str, Any]) -> str:
 
 
 def _bearer(ctx: AppContext, value: str) -> Admitted | Refusal:
-    if len(value) > MAX_TOKEN_CHARS:
-        return Refusal(401, "the bearer token is too large", 'Bearer error="invalid_token"')
     if value.startswith(api_tokens.PREFIX):
         principal = api_tokens.authenticate(ctx.engine, value)
         if principal is None:
@@ -115,7 +112,7 @@ def _bearer(ctx: AppContext, value: str) -> Admitted | Refusal:
             )
         return Admitted(principal)
     try:
-        block, claims = verify_bearer(ctx.config, value)
+        block, identity, claims = verify_bearer(ctx, value)
     except Unauthorized as exc:
         return Refusal(401, exc.message, 'Bearer error="invalid_token"')
     if not block.admin_enabled:
@@ -138,6 +135,7 @@ def _bearer(ctx: AppContext, value: str) -> Admitted | Refusal:
         name=display_name(claims),
         method="bearer",
         role=role,
+        agent_ids=(identity.agent_id,),
     )
     return Admitted(principal)
 
