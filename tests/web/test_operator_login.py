@@ -15,7 +15,7 @@ from typing import Any
 import httpx2
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 from atryum.agents import service as agents
 from atryum.db.tables import operator_sessions
@@ -25,7 +25,6 @@ from atryum.identity.principal import CLI
 from tests.identity.conftest import auth_config, bearer
 from tests.idp.fixtures import Idp, run_idp
 from tests.support import LiveServer, free_port
-from tests.web.conftest import TIMEOUT_MS
 from tests.web.driver import UI
 
 pytestmark = pytest.mark.browser
@@ -171,12 +170,6 @@ def test_a_page_of_another_origin_cannot_decide(
     assert status_of(secured, sqlite_engine, approve_me) == "pending_approval"
     assert status_of(secured, sqlite_engine, deny_me) == "pending_approval"
     page.close()
-
-
-def _context(browser: Browser) -> BrowserContext:
-    context = browser.new_context()
-    context.set_default_timeout(TIMEOUT_MS)
-    return context
 
 
 def test_an_approver_cannot_edit_rules(
