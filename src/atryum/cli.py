@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +20,8 @@ setup_app = typer.Typer(no_args_is_help=True, help="Configure integrations.")
 app.add_typer(setup_app, name="setup")
 token_app = typer.Typer(no_args_is_help=True, help="Operator API tokens: create, list, revoke.")
 app.add_typer(token_app, name="token")
+session_app = typer.Typer(no_args_is_help=True, help="Operator UI sessions: end them.")
+app.add_typer(session_app, name="session")
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="Path to atryum.toml", show_default=False)
@@ -297,14 +301,19 @@ if __name__ == "__main__":
     main()
 
 
-def _token_engine(config: Path | None) -> tuple[Config, Any]:
+@contextlib.contextmanager
+def _migrated(config: Path | None) -> Iterator[tuple[Config, Any]]:
+    """The configuration and its migrated database, for commands that work on it directly."""
     from atryum.db import migrate as db_migrate
     from atryum.db.engine import make_engine
 
     cfg = _load(config)
     engine = make_engine(cfg.database_url)
-    db_migrate.upgrade(engine)
-    return cfg, engine
+    try:
+        db_migrate.upgrade(engine)
+        yield cfg, engine
+    finally:
+        engine.dispose()
 
 
 @token_app.command("create")
@@ -321,12 +330,13 @@ def token_create(
     from atryum.identity import api_tokens
     from atryum.identity.principal import CLI
 
-    cfg, engine = _token_engine(config)
     try:
-        span = api_tokens.parse_duration(expires_in or f"{cfg.operator.api_token_default_days}d")
-        token, value = api_tokens.create_token(
-            engine, name=name, role=role, expires_in=span, actor=CLI
-        )
+        with _migrated(config) as (cfg, engine):
+            days = cfg.operator.api_token_default_days
+            span = api_tokens.parse_duration(expires_in or f"{days}d")
+            token, value = api_tokens.create_token(
+                engine, name=name, role=role, expires_in=span, actor=CLI
+            )
     except AtryumError as exc:
         typer.echo(f"atryum: {exc.message}", err=True)
         raise typer.Exit(2) from None
@@ -346,7 +356,8 @@ def token_list(config: ConfigOpt = None) -> None:
     from atryum.db.types import utcnow
     from atryum.identity import api_tokens
 
-    _, engine = _token_engine(config)
+    with _migrated(config) as (_, engine):
+        tokens = api_tokens.list_tokens(engine)
     now = utcnow()
     rows = [
         [
@@ -357,7 +368,7 @@ def token_list(config: ConfigOpt = None) -> None:
             f"{t.expires_at:%Y-%m-%d %H:%M}",
             f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
         ]
-        for t in api_tokens.list_tokens(engine)
+        for t in tokens
     ]
     typer.echo(table(["ID", "NAME", "ROLE", "STATE", "EXPIRES (UTC)", "LAST USED"], rows))
 
@@ -372,10 +383,24 @@ def token_revoke(
     from atryum.identity import api_tokens
     from atryum.identity.principal import CLI
 
-    _, engine = _token_engine(config)
     try:
-        token = api_tokens.revoke_token(engine, token_id=token_id, actor=CLI)
+        with _migrated(config) as (_, engine):
+            token = api_tokens.revoke_token(engine, token_id=token_id, actor=CLI)
     except AtryumError as exc:
         typer.echo(f"atryum: {exc.message}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"revoked token {token.id} ({token.name})")
+
+
+@session_app.command("end")
+def session_end(
+    subject: Annotated[str, typer.Option("--subject", help="The person's subject (sub claim)")],
+    issuer: Annotated[str, typer.Option("--issuer", help="Their [[auth]] issuer")],
+    config: ConfigOpt = None,
+) -> None:
+    """End every UI session of one person at once (e.g. after their access was removed)."""
+    from atryum.identity import sessions
+
+    with _migrated(config) as (_, engine):
+        ended = sessions.end_sessions_of(engine, issuer=issuer, subject=subject)
+    typer.echo(f"ended {ended} session(s) of {subject}")

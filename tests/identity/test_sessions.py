@@ -8,7 +8,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from atryum import cli
 from atryum.agents import service as agents
 from atryum.db.tables import operator_logins, operator_sessions
 from atryum.db.types import utcnow
@@ -137,8 +139,19 @@ def test_sessions_expire_when_idle_and_after_their_lifetime(
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
     assert client.get("/api/v1/rules").status_code == 401
+
+
+def test_an_admin_ends_a_persons_sessions(
+    op_idp: Idp, make_client: Any, db_url: str, tmp_path: Any
+) -> None:
+    client = _login_client(op_idp, make_client)
     http_login(op_idp, client, "victor")
-    assert sessions.end_sessions_of(engine, issuer=op_idp.issuer, subject="victor") >= 1
+    assert client.get("/api/v1/rules").status_code == 200
+    path = tmp_path / "atryum.toml"
+    path.write_text(f'[server]\ndatabase_url = "{db_url}"\n')
+    args = ["session", "end", "--subject", "victor", "--issuer", op_idp.issuer, "-c", str(path)]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0 and "ended 1 session(s) of victor" in result.output
     assert client.get("/api/v1/rules").status_code == 401
 
 
