@@ -44,6 +44,15 @@ def _clean(values: Sequence[str], what: str) -> list[str]:
     return out
 
 
+def _patterns(values: Sequence[str], what: str) -> list[str]:
+    out = _clean(values, what)
+    if any(len(p) > policy.MAX_PATTERN_LENGTH for p in out):
+        raise InvalidInput(
+            f"{what}: a pattern may be at most {policy.MAX_PATTERN_LENGTH} characters long"
+        )
+    return out
+
+
 def _validated(conn: sa.Connection, spec: RuleSpec) -> dict[str, Any]:
     if spec.action not in RULE_ACTIONS:
         raise InvalidInput(f"action must be one of {', '.join(RULE_ACTIONS)}, not {spec.action!r}")
@@ -54,8 +63,8 @@ def _validated(conn: sa.Connection, spec: RuleSpec) -> dict[str, Any]:
         raise InvalidInput(f"unknown agent id(s) in agent_cuids: {', '.join(unknown)}")
     return {
         "action": spec.action,
-        "server_patterns": _clean(spec.server_patterns, "server_patterns"),
-        "tool_patterns": _clean(spec.tool_patterns, "tool_patterns"),
+        "server_patterns": _patterns(spec.server_patterns, "server_patterns"),
+        "tool_patterns": _patterns(spec.tool_patterns, "tool_patterns"),
         "agent_cuids": cuids,
         "description": spec.description.strip(),
         "enabled": bool(spec.enabled),
