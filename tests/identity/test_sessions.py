@@ -3,9 +3,12 @@ the real provider, session expiry and logout, CSRF and same-origin, Host allow-l
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -37,8 +40,9 @@ def _login_client(op_idp: Idp, make_client: Any, **operator: Any) -> TestClient:
 
 
 def test_login_gives_an_opaque_session_with_the_role_from_the_claim(
-    op_idp: Idp, make_client: Any, engine: sa.Engine
+    op_idp: Idp, make_client: Any, engine: sa.Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     client = _login_client(op_idp, make_client)
     done = http_login(op_idp, client, "april")
     assert done.status_code == 303 and done.headers["location"] == "/ui/rules"
@@ -60,6 +64,13 @@ def test_login_gives_an_opaque_session_with_the_role_from_the_claim(
         stored = conn.execute(sa.select(operator_sessions.c.id_hash)).scalars().all()
         assert conn.execute(sa.select(sa.func.count()).select_from(operator_logins)).scalar() == 0
     assert value not in stored and len(stored) == 1
+    code = parse_qs(urlsplit(str(done.request.url)).query)["code"][0]
+    csrf_token = _csrf(client)
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("atryum"))
+    assert "ui login" in ours
+    for secret in (value, code, csrf_token, op_idp.login_client.client_secret):
+        assert secret not in ours
+        assert secret not in client.get("/metrics").text
 
 
 def test_a_person_without_a_role_gets_no_session(op_idp: Idp, make_client: Any) -> None:
