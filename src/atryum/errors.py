@@ -20,6 +20,10 @@ class Unauthorized(AtryumError):
     status_code = 401
 
 
+class Forbidden(AtryumError):
+    status_code = 403
+
+
 class NotFound(AtryumError):
     status_code = 404
 

@@ -112,6 +112,22 @@ def test_a_repeated_idempotency_key_returns_the_first_invocation(engine: sa.Engi
         submit(engine, call("Write", idempotency_key="k1"))
 
 
+def test_an_idempotency_key_binds_the_input(engine: sa.Engine) -> None:
+    """The same key with a different input is another call, not a repeat of the first (it
+    would otherwise answer with the first call's decision)."""
+    first = submit(engine, call(idempotency_key="k1", input={"command": "ls", "n": [1, 2]}))
+    assert submit(engine, call(idempotency_key="k1", input={"n": [1, 2], "command": "ls"})).id == (
+        first.id
+    )
+    for other in ({"command": "rm -rf /", "n": [1, 2]}, {"command": "ls"}, {}):
+        with pytest.raises(Conflict, match="with its own input"):
+            submit(engine, call(idempotency_key="k1", input=other))
+    submit(engine, call(request_id="tu-9", input={"a": 1}))
+    with pytest.raises(Conflict):
+        submit(engine, call(request_id="tu-9", input={"a": 2}))
+    assert count_invocations(engine) == 2
+
+
 def test_request_id_deduplicates_per_source_and_agent(engine: sa.Engine) -> None:
     a = submit(engine, call(request_id="tu-1", agent_id="rt-a"))
     assert submit(engine, call(request_id="tu-1", agent_id="rt-a")).id == a.id

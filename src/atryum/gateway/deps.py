@@ -13,6 +13,8 @@ from fastapi import Depends, Request
 from atryum.context import AppContext
 from atryum.gateway.runtime import GatewayRuntime, runtime_for
 from atryum.identity.inbound import agent_caller
+from atryum.identity.operators import operator_of
+from atryum.identity.principal import OperatorPrincipal
 from atryum.identity.tokens import AgentIdentity
 
 
@@ -33,13 +35,13 @@ async def inbound_identity(request: Request) -> AgentIdentity | None:
     return await agent_caller(request)
 
 
-async def operator_id(request: Request) -> str:
-    """Who approves or denies: never a body field; the authenticated operator once admin
-    authentication exists."""
-    return "operator"
+async def operator_id(request: Request) -> OperatorPrincipal:
+    """The operator the identity gate admitted (never a body field): who they are, how they
+    authenticated, their role. Pass it on as `actor=` to service functions that change state."""
+    return operator_of(request)
 
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 Runtime = Annotated[GatewayRuntime, Depends(get_runtime)]
 Caller = Annotated[AgentIdentity | None, Depends(inbound_identity)]
-Operator = Annotated[str, Depends(operator_id)]
+Operator = Annotated[OperatorPrincipal, Depends(operator_id)]

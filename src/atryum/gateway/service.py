@@ -8,6 +8,7 @@ sends the call to a human, and a retired, disabled or unknown agent is denied be
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -78,8 +79,19 @@ def _dedupe_key(req: CallRequest, identity: str | None, caller: str | None) -> s
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def input_hash(value: Any) -> str:
+    """The hash of a call's input in canonical JSON (sorted keys, no whitespace)."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _same_call(inv: Invocation, req: CallRequest, identity: str | None) -> bool:
-    return (inv.source, inv.tool, inv.agent_id) == (req.source, req.tool, identity)
+    return (inv.source, inv.tool, inv.agent_id, input_hash(inv.input)) == (
+        req.source,
+        req.tool,
+        identity,
+        input_hash(req.input),
+    )
 
 
 class _RulesFailed(Exception):
@@ -210,7 +222,8 @@ def _repeat(existing: Invocation, request: CallRequest, identity: str | None) ->
     if not _same_call(existing, request, identity):
         raise Conflict(
             f"this idempotency key (or request id) was already used for invocation {existing.id} "
-            f"({existing.source} / {existing.tool}); use a new key for a different call"
+            f"({existing.source} / {existing.tool}, with its own input); use a new key for a "
+            "different call"
         )
     return existing
 

@@ -1,4 +1,5 @@
-"""Identity: who is calling (agents' bearer tokens, [[auth]]) and who may decide.
+"""Identity: who is calling (agents' bearer tokens, [[auth]]) and who may decide (operators:
+login, sessions, API tokens, roles; `atryum.identity.operators`).
 
 `AgentIdentity` is a verified agent caller; `same_agent` is the four-eyes check of a decision.
 """
