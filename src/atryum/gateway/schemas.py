@@ -164,7 +164,7 @@ class RuleIn(BaseModel):
     tool_patterns: list[str] = []
     agent_cuids: list[Text] = []
     description: Text = Field(default="", max_length=10_000)
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True)
 
 
 class RuleCreate(RuleIn):
@@ -247,7 +247,7 @@ class PolicyOut(BaseModel):
 class PolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     provider: Literal["manual_approval", "always_approve", "always_deny"] | None = None
-    approval_timeout_seconds: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    approval_timeout_seconds: int | None = Field(default=None, ge=1, le=INT32_MAX, strict=True)
 
 
 class AgentRef(BaseModel):
