@@ -269,16 +269,28 @@ def load_config(explicit: str | Path | None = None, env: Mapping[str, str] | Non
     data: dict[str, Any] = {}
     where = str(path) if path else "(defaults)"
     if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        data = _read_toml(path)
     for var, (section, key) in _ENV.items():
         if env.get(var):
             data.setdefault(section, {})
             if isinstance(data[section], dict):
                 data[section][key] = env[var]
     return parse_config(data, where)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start} is not valid UTF-8); save it as UTF-8"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
 
 
 def parse_config(data: dict[str, Any], where: str) -> Config:
