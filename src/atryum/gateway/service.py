@@ -41,6 +41,7 @@ from atryum.gateway.models import (
     Policy,
 )
 from atryum.gateway.settings import GatewayDefaults
+from atryum.identity.tokens import AgentIdentity
 
 log = logging.getLogger("atryum.gateway")
 
@@ -131,7 +132,7 @@ def submit(
     engine: sa.Engine,
     *,
     request: CallRequest,
-    caller: str | None,
+    caller: AgentIdentity | None,
     defaults: GatewayDefaults,
     evaluator: policy.Evaluator = policy.no_evaluator,
     hub: Hub | None = None,
@@ -160,19 +161,26 @@ def submit(
 def _submit(
     engine: sa.Engine,
     request: CallRequest,
-    caller: str | None,
+    verified: AgentIdentity | None,
     defaults: GatewayDefaults,
     evaluator: policy.Evaluator,
     failed: _RulesFailed | None,
     hub: Hub | None,
 ) -> tuple[Invocation, bool]:
-    identity = caller if caller is not None else (request.agent_id or None)
+    # A verified caller's id replaces the body's agent_id hint; `caller` records who it is.
+    identity = verified.agent_id if verified is not None else (request.agent_id or None)
+    caller = _key(verified)
     dedupe = _dedupe_key(request, identity, caller)
     outbox: list[Change] = []
     with tx.begin(engine) as conn:
         policy_row, default_agent_id = store.read_policy_and_default_agent(conn)
         pol = rules.policy_of(policy_row, defaults)
-        resolution = resolve.resolve(conn, identity, default_agent_id=default_agent_id)
+        resolution = resolve.resolve(
+            conn,
+            identity,
+            default_agent_id=default_agent_id,
+            issuer=verified.issuer if verified is not None else None,
+        )
         call = policy.Call(
             source=request.source,
             tool=request.tool,
@@ -294,15 +302,25 @@ def _record_decision(
     return approval
 
 
-def _visible(inv: Invocation | None, invocation_id: str, caller: str | None) -> Invocation:
+def _key(caller: AgentIdentity | None) -> str | None:
+    return caller.key if caller is not None else None
+
+
+def _visible(
+    inv: Invocation | None, invocation_id: str, caller: AgentIdentity | None
+) -> Invocation:
     """An authenticated caller sees only its own invocations (404 for others)."""
-    if inv is None or (caller is not None and inv.caller != caller):
+    if inv is None or (caller is not None and inv.caller != caller.key):
         raise NotFound(f"invocation {invocation_id} not found")
     return inv
 
 
 def get_invocation(
-    engine: sa.Engine, *, invocation_id: str, caller: str | None = None, hub: Hub | None = None
+    engine: sa.Engine,
+    *,
+    invocation_id: str,
+    caller: AgentIdentity | None = None,
+    hub: Hub | None = None,
 ) -> Invocation:
     """Read an invocation; a pending one past its deadline expires now (in this transaction)."""
     outbox: list[Change] = []
@@ -322,7 +340,7 @@ def report_outcome(
     result: Any = None,
     error: str | None = None,
     message: str | None = None,
-    caller: str | None = None,
+    caller: AgentIdentity | None = None,
     hub: Hub | None = None,
 ) -> Invocation:
     """The executor's report. Only approved calls run; a recorded outcome is never overwritten."""
@@ -409,7 +427,9 @@ def _apply_outcome(
     return moved
 
 
-def list_events(engine: sa.Engine, *, invocation_id: str, caller: str | None = None) -> list[Event]:
+def list_events(
+    engine: sa.Engine, *, invocation_id: str, caller: AgentIdentity | None = None
+) -> list[Event]:
     with tx.begin(engine) as conn:
         _visible(store.get_invocation(conn, invocation_id), invocation_id, caller)
         return store.list_events(conn, invocation_id)
