@@ -213,6 +213,20 @@ class UpstreamConfig(_Section):
     oauth_redirect_url: str = ""
 
 
+class LimitsConfig(_Section):
+    """What one request may carry (issue 14): bigger bodies are 413, deeper JSON 422."""
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=64, ge=2, le=200)
+
+
+class RetentionConfig(_Section):
+    """How long finished invocations (and their events) are kept; 0 = forever (the default)."""
+
+    invocations_days: float = Field(default=0, ge=0)
+    sweep_interval_seconds: float = Field(default=3600, gt=0)
+
+
 class Config(_Section):
     server: ServerConfig = ServerConfig()
     backend: BackendConfig = BackendConfig()
@@ -225,6 +239,8 @@ class Config(_Section):
     operator: OperatorConfig = OperatorConfig()
     auth_debug: AuthDebugConfig = AuthDebugConfig()
     upstreams: list[UpstreamConfig] = Field(default_factory=list)
+    limits: LimitsConfig = LimitsConfig()
+    retention: RetentionConfig = RetentionConfig()
     source: str = Field(default="", exclude=True)
 
     @property
