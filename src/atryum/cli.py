@@ -44,6 +44,38 @@ def _load(path: Path | None) -> Config:
         raise typer.Exit(2) from None
 
 
+def _database_problem(url: str, exc: Exception) -> str:
+    """What is wrong with the database, in words (no driver traceback, no credentials)."""
+    from sqlalchemy.engine import make_url
+
+    from atryum.validmind.redact import redact_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        path = Path(parsed.database.removeprefix("file:")).parent
+        if not path.is_dir():
+            return f"the directory {path} does not exist; create it or set another database_url"
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return f"cannot open or write the database ({redact_url(reason)})"
+
+
+def _migrated(cfg: Config, engine: Any) -> None:
+    """Apply migrations now, so a database that cannot be opened or written stops the command
+    with the file, the key and the problem instead of a traceback."""
+    import sqlalchemy as sa
+
+    from atryum.db import migrate as db_migrate
+
+    try:
+        db_migrate.upgrade(engine)
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        problem = _database_problem(cfg.database_url, exc)
+        typer.echo(
+            f"atryum: bad configuration:\n{cfg.source}: server.database_url: {problem}", err=True
+        )
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def run(config: ConfigOpt = None) -> None:
     """Serve Atryum (API, UI, background sync) at [server] listen_addr."""
@@ -58,6 +90,7 @@ def run(config: ConfigOpt = None) -> None:
         typer.echo(f"atryum: {exc}", err=True)
         raise typer.Exit(2) from None
     ctx = build_context(cfg)
+    _migrated(cfg, ctx.engine)
     uvicorn.run(create_app(ctx), host=cfg.server.host, port=cfg.server.port, log_level="info")
 
 
@@ -69,7 +102,7 @@ def migrate(config: ConfigOpt = None) -> None:
 
     cfg = _load(config)
     engine = make_engine(cfg.database_url)
-    db_migrate.upgrade(engine)
+    _migrated(cfg, engine)
     typer.echo(f"database at revision {db_migrate.current_revision(engine)}")
 
 
@@ -85,7 +118,6 @@ def sync(
     """Run one ValidMind sync now and print what it did."""
     from atryum.app import build_context
     from atryum.cli_table import render_run
-    from atryum.db import migrate as db_migrate
 
     cfg = _load(config)
     if not cfg.backend.enabled:
@@ -93,7 +125,7 @@ def sync(
         raise typer.Exit(2)
     ctx = build_context(cfg)
     try:
-        db_migrate.upgrade(ctx.engine)
+        _migrated(cfg, ctx.engine)
         run = ctx.coordinator.run_blocking(
             trigger="manual", requested_by="cli", dry_run=dry_run, allow_removals=allow_removals
         )
@@ -118,7 +150,6 @@ def setup_validmind(
     """Set the sync scope (organization, record type, charter field); the next sync uses it."""
     from atryum.app import build_context
     from atryum.context import make_client
-    from atryum.db import migrate as db_migrate
     from atryum.sync.scope import scope_problem
     from atryum.sync.settings import update_settings
     from atryum.validmind.client import ValidMindError
@@ -148,7 +179,7 @@ def setup_validmind(
         )
     ctx = build_context(cfg)
     try:
-        db_migrate.upgrade(ctx.engine)
+        _migrated(cfg, ctx.engine)
         changes: dict[str, Any] = {
             "org_cuid": org_cuid,
             "agent_record_type_slug": record_type,
