@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import sys
@@ -11,23 +12,69 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 
-from atryum.config import Config, ConfigError, load_config
+from atryum.config import (
+    Config,
+    ConfigError,
+    LogLevel,
+    auth_refusal,
+    load_config,
+    unimplemented_warnings,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 setup_app = typer.Typer(no_args_is_help=True, help="Configure integrations.")
 app.add_typer(setup_app, name="setup")
 
+# `-config PATH` / `-config=PATH` is the Go original's flag, used by its Dockerfile.
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Path to atryum.toml", show_default=False)
+    Path | None,
+    typer.Option("--config", "-config", "-c", help="Path to atryum.toml", show_default=False),
 ]
 
 
-def _configure_logging() -> None:
+def _version() -> str:
+    return importlib.metadata.version("atryum")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"atryum {_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit", is_eager=True, callback=_print_version
+        ),
+    ] = False,
+) -> None:
+    """Atryum: a permissions gateway for AI agents."""
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the version."""
+    typer.echo(f"atryum {_version()}")
+
+
+def _configure_logging(level: LogLevel = "info") -> None:
     logging.basicConfig(
-        level=logging.INFO,
+        level=_LOG_LEVELS[level],
         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
         stream=sys.stderr,
     )
+
+
+_LOG_LEVELS: dict[LogLevel, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def _load(path: Path | None) -> Config:
@@ -44,9 +91,20 @@ def run(config: ConfigOpt = None) -> None:
     from atryum.app import build_context, create_app
 
     cfg = _load(config)
-    _configure_logging()
+    if refusal := auth_refusal(cfg):
+        typer.echo(f"atryum: refusing to start:\n{refusal}", err=True)
+        raise typer.Exit(2)
+    level = cfg.server.log_level
+    _configure_logging(level)
+    for warning in unimplemented_warnings(cfg):
+        logging.getLogger("atryum").warning(warning)
     ctx = build_context(cfg)
-    uvicorn.run(create_app(ctx), host=cfg.server.host, port=cfg.server.port, log_level="info")
+    uvicorn.run(
+        create_app(ctx),
+        host=cfg.server.host,
+        port=cfg.server.port,
+        log_level=logging.getLevelName(_LOG_LEVELS[level]).lower(),
+    )
 
 
 @app.command()
