@@ -15,6 +15,7 @@ from atryum.gateway import approvals, service, store
 from atryum.gateway.deps import Ctx, Operator, Runtime
 from atryum.gateway.schemas import (
     DecisionIn,
+    DecisionOut,
     EventList,
     EventOut,
     InvocationOut,
@@ -97,31 +98,31 @@ def get_events(invocation_id: str, ctx: Ctx) -> EventList:
     return EventList(items=[EventOut.of(e) for e in events])
 
 
-@router.post("/{invocation_id}/approve", response_model=InvocationOut)
+@router.post("/{invocation_id}/approve", response_model=DecisionOut)
 def approve(
     invocation_id: str, ctx: Ctx, rt: Runtime, actor: Operator, body: DecisionIn | None = None
-) -> InvocationOut:
-    inv = approvals.decide(
-        ctx.engine,
-        invocation_id=invocation_id,
-        approve=True,
-        reason=body.reason if body else "",
-        actor=actor,
-        hub=rt.hub,
-    )
-    return InvocationOut.of(inv)
+) -> DecisionOut:
+    return _decide(ctx, rt, invocation_id, approve=True, actor=actor, body=body)
 
 
-@router.post("/{invocation_id}/deny", response_model=InvocationOut)
+@router.post("/{invocation_id}/deny", response_model=DecisionOut)
 def deny(
     invocation_id: str, ctx: Ctx, rt: Runtime, actor: Operator, body: DecisionIn | None = None
-) -> InvocationOut:
+) -> DecisionOut:
+    return _decide(ctx, rt, invocation_id, approve=False, actor=actor, body=body)
+
+
+def _decide(
+    ctx: Ctx, rt: Runtime, invocation_id: str, *, approve: bool, actor: str, body: DecisionIn | None
+) -> DecisionOut:
+    draft = body.create_rule if body else None
     inv = approvals.decide(
         ctx.engine,
         invocation_id=invocation_id,
-        approve=False,
-        reason=body.reason if body else "",
+        approve=approve,
+        reason=body.why if body else "",
         actor=actor,
+        create_rule=draft.spec_for if draft else None,
         hub=rt.hub,
     )
-    return InvocationOut.of(inv)
+    return DecisionOut.of(inv)

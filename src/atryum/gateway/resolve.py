@@ -1,7 +1,10 @@
 """Which registry agent is calling: runtime id → binding → default agent, failing closed.
 
 A runtime id that belongs to a retired or disabled agent is denied outright; it never falls
-through to the default agent or to rules for all agents (agent-sync.md §3.3, §7.8).
+through to the default agent or to rules for all agents (agent-sync.md §3.3, §7.8). A runtime id
+that belongs to no agent at all is *unregistered*: as in the Go original, only rules for all
+agents and the default policy decide its calls — or, with `[policy] unregistered_agents =
+"deny"`, they are denied (go-compat.md §2).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ _RETIRED_BECAUSE = {
 class Resolution:
     agent: AgentInfo | None
     denied: str | None  # reason to deny the call outright
-    via: str  # runtime_id | binding | default | anonymous | unknown
+    via: str  # runtime_id | binding | default | anonymous | unregistered
 
     @property
     def agent_id(self) -> str | None:
@@ -55,7 +58,11 @@ def _checked(agent: AgentInfo, via: str) -> Resolution:
 
 
 def resolve(
-    conn: sa.Connection, runtime_id: str | None, *, default_agent_id: str | None
+    conn: sa.Connection,
+    runtime_id: str | None,
+    *,
+    default_agent_id: str | None,
+    unregistered: str = "global_rules",
 ) -> Resolution:
     rid = (runtime_id or "").strip()
     if rid:
@@ -82,11 +89,12 @@ def resolve(
                 "default",
             )
         return _checked(agent, "default")
-    if rid:
+    if rid and unregistered == "deny":
         return Resolution(
             None,
-            f"agent {rid!r} is not registered in Atryum and no default agent is configured; "
-            "add this id to an agent's agent_ids or set a default agent",
-            "unknown",
+            f"agent {rid!r} is not registered in Atryum and unregistered agents are denied "
+            '([policy] unregistered_agents = "deny"); add this id to an agent\'s agent_ids or '
+            "set a default agent",
+            "unregistered",
         )
-    return Resolution(None, None, "anonymous")
+    return Resolution(None, None, "unregistered" if rid else "anonymous")

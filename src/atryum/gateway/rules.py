@@ -28,7 +28,9 @@ class RuleSpec:
     tool_patterns: Sequence[str] = ()
     agent_cuids: Sequence[str] = ()
     description: str = ""
-    enabled: bool = True
+    enabled: bool | None = True  # None on a replace: keep the rule's current value
+    atryum_llm_config_id: str | None = None
+    model_config_cuid: str | None = None
 
 
 def _clean(values: Sequence[str], what: str) -> list[str]:
@@ -42,7 +44,11 @@ def _clean(values: Sequence[str], what: str) -> list[str]:
     return out
 
 
-def _validated(conn: sa.Connection, spec: RuleSpec) -> dict[str, Any]:
+def _optional(value: str | None) -> str | None:
+    return (value or "").strip() or None
+
+
+def _validated(conn: sa.Connection, spec: RuleSpec, *, enabled: bool = True) -> dict[str, Any]:
     if spec.action not in RULE_ACTIONS:
         raise InvalidInput(f"action must be one of {', '.join(RULE_ACTIONS)}, not {spec.action!r}")
     cuids = _clean(spec.agent_cuids, "agent_cuids")
@@ -56,7 +62,9 @@ def _validated(conn: sa.Connection, spec: RuleSpec) -> dict[str, Any]:
         "tool_patterns": _clean(spec.tool_patterns, "tool_patterns"),
         "agent_cuids": cuids,
         "description": spec.description.strip(),
-        "enabled": bool(spec.enabled),
+        "enabled": enabled if spec.enabled is None else bool(spec.enabled),
+        "atryum_llm_config_id": _optional(spec.atryum_llm_config_id),
+        "model_config_cuid": _optional(spec.model_config_cuid),
     }
 
 
@@ -84,33 +92,42 @@ def get_rule(engine: sa.Engine, *, rule_id: str) -> RuleView:
 
 def create_rule(engine: sa.Engine, *, spec: RuleSpec, insert_before: str | None = None) -> RuleView:
     """Append, or insert before the rule `insert_before` (`""` = at the top)."""
-    now = utcnow()
-    rule_id = store.new_id()
     with tx.begin(engine) as conn:
-        store.lock_policy(conn, now)
-        values = _validated(conn, spec)
-        order = [r.id for r in store.list_rules(conn)]
-        if insert_before is None:
-            index = len(order)
-        elif insert_before == "":
-            index = 0
-        elif insert_before in order:
-            index = order.index(insert_before)
-        else:
-            raise InvalidInput(f"insert_before: rule {insert_before} not found")
-        store.insert_rule(
-            conn,
-            {**values, "id": rule_id, "position": len(order), "created_at": now, "updated_at": now},
-        )
-        order.insert(index, rule_id)
-        store.set_positions(conn, order)
+        rule_id = insert_rule(conn, spec=spec, insert_before=insert_before)
         return _views(conn, [_require(conn, rule_id)])[0]
 
 
+def insert_rule(conn: sa.Connection, *, spec: RuleSpec, insert_before: str | None) -> str:
+    """`create_rule` inside the caller's transaction (also used by a decision that creates a
+    rule); returns the new rule's id."""
+    now = utcnow()
+    rule_id = store.new_id()
+    store.lock_policy(conn, now)
+    values = _validated(conn, spec)
+    order = [r.id for r in store.list_rules(conn)]
+    if insert_before is None:
+        index = len(order)
+    elif insert_before == "":
+        index = 0
+    elif insert_before in order:
+        index = order.index(insert_before)
+    else:
+        raise InvalidInput(f"insert_before: rule {insert_before} not found")
+    store.insert_rule(
+        conn,
+        {**values, "id": rule_id, "position": len(order), "created_at": now, "updated_at": now},
+    )
+    order.insert(index, rule_id)
+    store.set_positions(conn, order)
+    return rule_id
+
+
 def replace_rule(engine: sa.Engine, *, rule_id: str, spec: RuleSpec) -> RuleView:
+    """Replace a rule's fields; `enabled` left out (None) keeps the rule's current value."""
     with tx.begin(engine) as conn:
-        _require(conn, rule_id)
-        store.update_rule(conn, rule_id, {**_validated(conn, spec), "updated_at": utcnow()})
+        current = _require(conn, rule_id)
+        values = _validated(conn, spec, enabled=current.enabled)
+        store.update_rule(conn, rule_id, {**values, "updated_at": utcnow()})
         return _views(conn, [_require(conn, rule_id)])[0]
 
 
@@ -205,7 +222,12 @@ def rules_for_caller(
 ) -> Applicable:
     """The rules that would match this call, in order, and the decision they would give today."""
     with tx.begin(engine) as conn:
-        resolution = resolve.resolve(conn, agent_id, default_agent_id=store.default_agent_id(conn))
+        resolution = resolve.resolve(
+            conn,
+            agent_id,
+            default_agent_id=store.default_agent_id(conn),
+            unregistered=defaults.unregistered_agents,
+        )
         if resolution.denied:
             decision = policy.Decision("deny", resolution.denied, None)
             return Applicable(resolution, [], decision)

@@ -2,7 +2,8 @@
 
 One transaction per operation; every status change writes its event in that transaction
 (`audit.change_status`). Failures never approve: an error while loading or evaluating rules
-sends the call to a human, and a retired, disabled or unknown agent is denied before any rule.
+sends the call to a human, and a retired or disabled agent is denied before any rule (an
+unregistered one gets only the rules for all agents, `resolve.py`).
 """
 
 from __future__ import annotations
@@ -160,7 +161,12 @@ def _submit(
     with tx.begin(engine) as conn:
         policy_row, default_agent_id = store.read_policy_and_default_agent(conn)
         pol = rules.policy_of(policy_row, defaults)
-        resolution = resolve.resolve(conn, identity, default_agent_id=default_agent_id)
+        resolution = resolve.resolve(
+            conn,
+            identity,
+            default_agent_id=default_agent_id,
+            unregistered=defaults.unregistered_agents,
+        )
         call = policy.Call(
             source=request.source,
             tool=request.tool,
@@ -173,8 +179,16 @@ def _submit(
         status = {"approve": APPROVED, "deny": DENIED, "human": PENDING}[decision.outcome]
         now = utcnow()
         row = _row(request, identity, caller, dedupe, resolution, decision, status, now)
-        if not store.insert_invocation(conn, row):
-            existing = store.find_by_dedupe_key(conn, dedupe) if dedupe else None
+        created = store.insert_invocation(conn, row)
+        existing = None
+        if not created and dedupe:
+            existing = store.find_by_dedupe_key(conn, dedupe)
+            if existing is not None and _request_id_reused(existing, request):
+                store.release_dedupe_key(conn, existing.id, dedupe)
+                created = store.insert_invocation(conn, row)
+                if not created:  # another submission of this request id won the race
+                    existing = store.find_by_dedupe_key(conn, dedupe)
+        if not created:
             if existing is None:
                 raise Conflict("the invocation could not be recorded; try again")
             repeat = _repeat(existing, request, identity)
@@ -196,6 +210,13 @@ def _submit(
         return repeat, False
     row.pop("dedupe_key")
     return Invocation(**row, result=None, error=None, completed_at=None, approval=approval), True
+
+
+def _request_id_reused(existing: Invocation, request: CallRequest) -> bool:
+    """A request id (without an idempotency key) names one call only while that call waits for
+    its decision; once decided, an equal request id is a new call — the shared Go hook derives it
+    from a hash of the input when the host gives no tool-use id, so equal inputs repeat."""
+    return not request.idempotency_key and existing.status not in (RECEIVED, PENDING)
 
 
 def _repeat(existing: Invocation, request: CallRequest, identity: str | None) -> Invocation:
@@ -307,7 +328,7 @@ def report_outcome(
     invocation_id: str,
     execution_status: str,
     result: Any = None,
-    error: str | None = None,
+    error: Any = None,
     message: str | None = None,
     caller: str | None = None,
     hub: Hub | None = None,
@@ -369,7 +390,7 @@ def _apply_outcome(
     inv: Invocation,
     target: str,
     result: Any,
-    error: str | None,
+    error: Any,
     message: str | None,
     now: Any,
     outbox: list[Change],
@@ -379,7 +400,7 @@ def _apply_outcome(
         values["completed_at"] = now
         values["result"] = result
         values["error"] = error
-    data = {k: v for k, v in {"message": message, "error": error}.items() if v}
+    data = {k: v for k, v in {"message": message, "error": error}.items() if v not in (None, "")}
     moved = audit.change_status(
         conn, inv, target, now=now, actor=inv.caller, data=data, values=values, outbox=outbox
     )

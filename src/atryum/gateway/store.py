@@ -84,6 +84,15 @@ def find_by_dedupe_key(conn: sa.Connection, dedupe_key: str) -> Invocation | Non
     return _invocation(row) if row else None
 
 
+def release_dedupe_key(conn: sa.Connection, invocation_id: str, dedupe_key: str) -> None:
+    """The invocation no longer answers repeats of its key (a later call takes the key over)."""
+    conn.execute(
+        invocations.update()
+        .where(invocations.c.id == invocation_id, invocations.c.dedupe_key == dedupe_key)
+        .values(dedupe_key=None)
+    )
+
+
 def _insert_ignoring_conflicts(dialect: str) -> Any:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return insert(invocations).on_conflict_do_nothing().returning(invocations.c.id)
