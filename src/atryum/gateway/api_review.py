@@ -45,6 +45,12 @@ def list_invocations(
         tool=tool,
         since=since,
     )
+    return invocation_page(ctx, rt, flt, offset=offset, limit=limit)
+
+
+def invocation_page(
+    ctx: Ctx, rt: Runtime, flt: store.InvocationFilter, *, offset: int, limit: int
+) -> InvocationPage:
     items, total = service.list_invocations(
         ctx.engine, flt=flt, offset=offset, limit=limit, hub=rt.hub
     )

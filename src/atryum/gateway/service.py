@@ -436,3 +436,17 @@ def list_invocations(
     approvals.expire_overdue(engine, hub=hub)
     with tx.begin(engine) as conn:
         return store.list_invocations(conn, flt, offset=offset, limit=limit)
+
+
+def runtime_agent_ids(engine: sa.Engine) -> list[str]:
+    with tx.begin(engine) as conn:
+        return store.runtime_agent_ids(conn)
+
+
+def agent_for_vm_cuid(engine: sa.Engine, *, vm_cuid: str) -> str:
+    """The registry agent id synced from ValidMind record `vm_cuid` (404 if none)."""
+    with tx.begin(engine) as conn:
+        agent_id = store.agent_id_for_vm_cuid(conn, vm_cuid)
+    if agent_id is None:
+        raise NotFound(f"no agent is synced from ValidMind record {vm_cuid}")
+    return agent_id
