@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from atryum.cli import app
-from atryum.config import auth_refusal, load_config, unimplemented_warnings
+from atryum.config import load_config, unimplemented_warnings
 
 GO_KEYS = """
 [server]
@@ -80,15 +80,6 @@ def test_listen_addresses(tmp_path: Path) -> None:
     for addr, host in ((":9000", "0.0.0.0"), ("[::1]:9000", "::1"), ("10.0.0.5:9000", "10.0.0.5")):
         path.write_text(f'[server]\nlisten_addr = "{addr}"\n')
         assert load_config(path, env={}).server.host == host
-
-
-def test_only_enabled_auth_blocks_refuse(tmp_path: Path) -> None:
-    path = tmp_path / "a.toml"
-    path.write_text('[[auth]]\nenabled = false\nissuer = "https://idp"\n')
-    assert auth_refusal(load_config(path, env={})) is None
-    path.write_text('[[auth]]\nenabled = true\nissuer = "https://idp"\n')
-    refusal = auth_refusal(load_config(path, env={}))
-    assert refusal is not None and "https://idp" in refusal and str(path) in refusal
 
 
 def test_version_and_the_go_config_flag(tmp_path: Path) -> None:

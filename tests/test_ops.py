@@ -65,8 +65,9 @@ def test_a_stray_api_key_header_is_ignored(engine: sa.Engine) -> None:
             headers={"X-API-Key": "k"},
         )
         assert r.status_code == 201
+    # once [api_key] is configured the headers mean something: a wrong pair is refused
     with app_client(engine, api_key={"key": "rep-key", "secret": "rep-secret"}) as configured:
-        assert configured.get("/api/v1/rules", headers={"X-API-Key": "x"}).status_code == 200
+        assert configured.get("/api/v1/rules", headers={"X-API-Key": "x"}).status_code == 401
 
 
 def test_reporting_needs_the_configured_pair(engine: sa.Engine, client: TestClient) -> None:

@@ -38,6 +38,14 @@ class ServerConfig(_Section):
     log_level: LogLevel = "info"
     # Go: identity written into Claude Managed Agents metadata (kept for its configs).
     atryum_instance: str = ""
+    # Host names (optionally host:port) served besides public_base_url and the listen address;
+    # other Host headers are refused (DNS rebinding, identity.md §3).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Serve operator routes without authentication on a non-loopback address (identity.md §4).
+    allow_unauthenticated: bool = False
+    # The OAuth resource identifier of the agent routes (RFC 9728 `resource`), when the
+    # identity providers were registered with another one than public_base_url + path.
+    resource_url: str = ""
 
     @property
     def host(self) -> str:
@@ -182,6 +190,17 @@ class AuthBlock(_Section):
     admin_claim_value: str | bool | int = "true"
 
 
+class OperatorConfig(_Section):
+    """Operator login, sessions and API tokens (identity.md §2)."""
+
+    # The claim whose value (viewer | approver | admin, or a list of them) is a person's role;
+    # a dotted path reaches into objects (Keycloak: `realm_access.roles`).
+    role_claim: str = "atryum_role"
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_absolute_hours: int = Field(default=12, ge=1, le=24 * 30)
+    api_token_default_days: int = Field(default=90, ge=1, le=3650)
+
+
 class AuthDebugConfig(_Section):
     """Go's local-only switch: ignore the Authorization header on /mcp/ entirely."""
 
@@ -255,6 +274,7 @@ class Config(_Section):
     policy: PolicyConfig = PolicyConfig()
     approvals: ApprovalsConfig = ApprovalsConfig()
     auth: list[AuthBlock] = Field(default_factory=list)
+    operator: OperatorConfig = OperatorConfig()
     auth_debug: AuthDebugConfig = AuthDebugConfig()
     upstreams: list[UpstreamConfig] = Field(default_factory=list)
     defaults: DefaultsConfig = DefaultsConfig()
@@ -288,19 +308,6 @@ def unimplemented_warnings(config: Config) -> list[str]:
         for key, what in UNIMPLEMENTED.items()
         if key in config.model_fields_set
     ]
-
-
-def auth_refusal(config: Config) -> str | None:
-    """Why Atryum must not start: an enabled [[auth]] block that it cannot honour yet would
-    otherwise leave every route open. (Delete this check once agent tokens are verified.)"""
-    enabled = [b.issuer or "(no issuer)" for b in config.auth if b.enabled]
-    if not enabled:
-        return None
-    return (
-        f"{config.source}: [[auth]] is enabled (issuer {', '.join(enabled)}), but this Atryum "
-        "does not verify bearer tokens yet, so it refuses to start rather than run open; set "
-        "enabled = false in those blocks (or remove them) to run without authentication"
-    )
 
 
 def default_config_path() -> Path:
@@ -338,6 +345,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "ATRYUM_LISTEN_ADDR": ("server", "listen_addr"),
     "ATRYUM_PUBLIC_BASE_URL": ("server", "public_base_url"),
     "ATRYUM_DATABASE_URL": ("server", "database_url"),
+    "ATRYUM_ALLOW_UNAUTHENTICATED": ("server", "allow_unauthenticated"),
     "ATRYUM_WEBHOOK_SECRET": ("validmind", "webhook_secret"),
     "ATRYUM_PREVIOUS_WEBHOOK_SECRET": ("validmind", "previous_webhook_secret"),
 }

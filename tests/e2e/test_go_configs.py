@@ -1,12 +1,13 @@
 """`atryum run -config <Go config>` as its Dockerfile runs it (go-compat.md §1): every
 configuration the Go original ships starts a real process that answers its probes, naming each
-section it does not implement in one warning; a misspelt key and an enabled `[[auth]]` block
-that cannot be honoured yet refuse to start.
+section it does not implement in one warning; a misspelt key still refuses to start, and an
+enabled `[[auth]]` block is enforced (never run open).
 
 Overrides, only where the Go file points at things that do not exist here: the listen address
 (a free port, kept in Go's all-interfaces form `":port"`), and the Kubernetes file's PostgreSQL
-host (`ATRYUM_DATABASE_URL`, the test database). `ATRYUM_ALLOW_UNAUTHENTICATED` is set because
-identity.md §4 refuses a non-loopback listener without `[[auth]]` unless that is allowed.
+host (`ATRYUM_DATABASE_URL`, the test database). `ATRYUM_ALLOW_UNAUTHENTICATED=true` is set
+because identity.md §4 refuses a non-loopback listener without `[[auth]]` unless that is allowed
+(the Go original served such a listener open).
 """
 
 from __future__ import annotations
@@ -107,12 +108,17 @@ def test_a_misspelt_key_still_fails_naming_file_and_key(tmp_path: Path) -> None:
     assert done.returncode == 2 and "default: unknown key" in done.stderr
 
 
-def test_an_enabled_auth_block_refuses_to_start(tmp_path: Path) -> None:
-    auth = (
-        '\n[[auth]]\nenabled = true\nissuer = "https://idp.example/realms/atryum"\n'
-        'audience = "atryum"\n'
-    )
-    done = run_refused(tmp_path, kubernetes_config() + auth)
-    assert done.returncode == 2
-    assert "[[auth]] is enabled (issuer https://idp.example/realms/atryum)" in done.stderr
-    assert "refuses to start" in done.stderr and not (tmp_path / "atryum.db").exists()
+def test_an_enabled_auth_block_is_enforced(tmp_path: Path) -> None:
+    """A Go config with an `[[auth]]` block: agent routes need a token, nothing runs open."""
+    path = tmp_path / "atryum.toml"
+    auth = '\n[[auth]]\nenabled = true\nissuer = "https://idp.invalid/realms/atryum"\n'
+    path.write_text(kubernetes_config() + auth + 'audience = "atryum"\n')
+    env = {"ATRYUM_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    atryum = AtryumProcess(tmp_path, "auth", config_path=path, env=env).start()
+    try:
+        call = {"source": "claude-code", "tool": "Bash", "input": {}}
+        r = httpx2.post(f"{atryum.url}/api/v1/external/invocations", json=call, timeout=10)
+        assert r.status_code == 401 and "Bearer" in r.headers["www-authenticate"]
+        assert httpx2.get(f"{atryum.url}/api/v1/rules", timeout=10).status_code == 401
+    finally:
+        atryum.stop()

@@ -278,7 +278,7 @@ def test_ai_evaluation_rules_keep_their_judge_fields(client: TestClient) -> None
 def test_migration_keeps_text_errors_as_json_strings(db_url: str) -> None:
     engine = make_engine(db_url)
     with engine.begin() as conn:
-        command.upgrade(migrate._alembic_config(conn), "0003")
+        command.upgrade(migrate._alembic_config(conn), "0003_identity")
         conn.execute(
             sa.text(
                 "INSERT INTO invocations (id, source, tool, input, status, error, submitted_at, "
@@ -297,7 +297,7 @@ def test_migration_keeps_text_errors_as_json_strings(db_url: str) -> None:
     migrate.upgrade(engine)
     assert service.get_invocation(engine, invocation_id="i1").error == "it broke"
     with engine.begin() as conn:
-        command.downgrade(migrate._alembic_config(conn), "0003")
+        command.downgrade(migrate._alembic_config(conn), "0003_identity")
         error = conn.execute(sa.text("SELECT error FROM invocations")).scalar_one()
     assert "it broke" in error
     migrate.upgrade(engine)

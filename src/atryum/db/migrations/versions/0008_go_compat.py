@@ -5,7 +5,7 @@ column becomes JSON (existing texts become JSON strings). `ai_evaluation` rules 
 with the Go fields `atryum_llm_config_id` / `model_config_cuid` (judge.md).
 
 Revision ID: 0008_go_compat
-Revises: 0003
+Revises: 0003_identity
 """
 
 import json
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_go_compat"
-down_revision = "0003"
+down_revision = "0003_identity"
 branch_labels = None
 depends_on = None
 
