@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import logging
 import sys
@@ -13,7 +14,13 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 
-from atryum.config import Config, ConfigError, load_config
+from atryum.config import (
+    Config,
+    ConfigError,
+    LogLevel,
+    load_config,
+    unimplemented_warnings,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 setup_app = typer.Typer(no_args_is_help=True, help="Configure integrations.")
@@ -23,17 +30,56 @@ app.add_typer(token_app, name="token")
 session_app = typer.Typer(no_args_is_help=True, help="Operator UI sessions: end them.")
 app.add_typer(session_app, name="session")
 
+# `-config PATH` / `-config=PATH` is the Go original's flag, used by its Dockerfile.
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Path to atryum.toml", show_default=False)
+    Path | None,
+    typer.Option("--config", "-config", "-c", help="Path to atryum.toml", show_default=False),
 ]
 
 
-def _configure_logging() -> None:
+def _version() -> str:
+    return importlib.metadata.version("atryum")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"atryum {_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit", is_eager=True, callback=_print_version
+        ),
+    ] = False,
+) -> None:
+    """Atryum: a permissions gateway for AI agents."""
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the version."""
+    typer.echo(f"atryum {_version()}")
+
+
+def _configure_logging(level: LogLevel = "info") -> None:
     logging.basicConfig(
-        level=logging.INFO,
+        level=_LOG_LEVELS[level],
         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
         stream=sys.stderr,
     )
+
+
+_LOG_LEVELS: dict[LogLevel, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def _load(path: Path | None) -> Config:
@@ -83,15 +129,23 @@ def run(config: ConfigOpt = None) -> None:
     from atryum.identity.hosts import ExposureError, check_exposure
 
     cfg = _load(config)
-    _configure_logging()
+    level = cfg.server.log_level
+    _configure_logging(level)
     try:
         check_exposure(cfg)
     except ExposureError as exc:
         typer.echo(f"atryum: {exc}", err=True)
         raise typer.Exit(2) from None
+    for warning in unimplemented_warnings(cfg):
+        logging.getLogger("atryum").warning(warning)
     ctx = build_context(cfg)
     _migrated(cfg, ctx.engine)
-    uvicorn.run(create_app(ctx), host=cfg.server.host, port=cfg.server.port, log_level="info")
+    uvicorn.run(
+        create_app(ctx),
+        host=cfg.server.host,
+        port=cfg.server.port,
+        log_level=logging.getLevelName(_LOG_LEVELS[level]).lower(),
+    )
 
 
 @app.command()
@@ -328,20 +382,15 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()
-
-
 @contextlib.contextmanager
-def _migrated(config: Path | None) -> Iterator[tuple[Config, Any]]:
+def _database(config: Path | None) -> Iterator[tuple[Config, Any]]:
     """The configuration and its migrated database, for commands that work on it directly."""
-    from atryum.db import migrate as db_migrate
     from atryum.db.engine import make_engine
 
     cfg = _load(config)
     engine = make_engine(cfg.database_url)
     try:
-        db_migrate.upgrade(engine)
+        _migrated(cfg, engine)
         yield cfg, engine
     finally:
         engine.dispose()
@@ -362,7 +411,7 @@ def token_create(
     from atryum.identity.principal import CLI
 
     try:
-        with _migrated(config) as (cfg, engine):
+        with _database(config) as (cfg, engine):
             days = cfg.operator.api_token_default_days
             span = api_tokens.parse_duration(expires_in or f"{days}d")
             token, value = api_tokens.create_token(
@@ -387,7 +436,7 @@ def token_list(config: ConfigOpt = None) -> None:
     from atryum.db.types import utcnow
     from atryum.identity import api_tokens
 
-    with _migrated(config) as (_, engine):
+    with _database(config) as (_, engine):
         tokens = api_tokens.list_tokens(engine)
     now = utcnow()
     rows = [
@@ -415,7 +464,7 @@ def token_revoke(
     from atryum.identity.principal import CLI
 
     try:
-        with _migrated(config) as (_, engine):
+        with _database(config) as (_, engine):
             token = api_tokens.revoke_token(engine, token_id=token_id, actor=CLI)
     except AtryumError as exc:
         typer.echo(f"atryum: {exc.message}", err=True)
@@ -432,6 +481,10 @@ def session_end(
     """End every UI session of one person at once (e.g. after their access was removed)."""
     from atryum.identity import sessions
 
-    with _migrated(config) as (_, engine):
+    with _database(config) as (_, engine):
         ended = sessions.end_sessions_of(engine, issuer=issuer, subject=subject)
     typer.echo(f"ended {ended} session(s) of {subject}")
+
+
+if __name__ == "__main__":
+    main()
