@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
-GO_ORIGINAL = Path(os.environ.get("ATRYUM_GO_ORIGINAL", "/work/shared/go-original"))
+# shared/ lies beside the checkout (as laid for sessions and CI); ATRYUM_GO_ORIGINAL overrides.
+GO_ORIGINAL = Path(
+    os.environ.get(
+        "ATRYUM_GO_ORIGINAL", Path(__file__).resolve().parents[3] / "shared" / "go-original"
+    )
+)
 SHARED_HOOK = GO_ORIGINAL / "examples" / "shared-agent-hook" / "atryum-hook.mjs"
 
 

@@ -21,6 +21,8 @@ def write_config(path: Path, *, database_url: str, sim_url: str, port: int, **ex
         "[server]",
         f'listen_addr = "127.0.0.1:{port}"',
         f'database_url = "{database_url}"',
+        # identity.md §4: with [[auth]] on, this leaves operator routes open (a test rig's choice)
+        *(["allow_unauthenticated = true"] if extra.get("allow_unauthenticated") else []),
         "[backend]",
         f'base_url = "{sim_url}"',
         'machine_key = "sim-machine-key"',

@@ -17,12 +17,12 @@ from typing import Any
 import httpx2
 import pytest
 
+from tests.e2e.go_original import SHARED_HOOK
 from tests.e2e.processes import AtryumProcess
 from tests.idp.fixtures import AGENT_SCOPE, Idp
 from tests.support import wait_until
 
-GO_ORIGINAL = Path(os.environ.get("ATRYUM_GO_ORIGINAL", "/work/shared/go-original"))
-HOOK_SCRIPT = GO_ORIGINAL / "examples" / "shared-agent-hook" / "atryum-hook.mjs"
+HOOK_SCRIPT = SHARED_HOOK
 MINT = Path(__file__).resolve().parents[1] / "idp" / "mint_token.py"
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,12 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def atryum(tmp_path: Path, db_url: str, idp: Idp) -> Iterator[AtryumProcess]:
     proc = AtryumProcess(
-        tmp_path, "atryum", database_url=db_url, sim_url="", auth=[idp.auth_block()]
+        tmp_path,
+        "atryum",
+        database_url=db_url,
+        sim_url="",
+        auth=[idp.auth_block()],
+        allow_unauthenticated=True,  # operators set up the rig; agent routes still need tokens
     )
     proc.start()
     api = httpx2.Client(base_url=proc.url, timeout=10)
