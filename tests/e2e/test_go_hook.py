@@ -140,8 +140,8 @@ def test_claude_code_hook_end_to_end(atryum: AtryumProcess, tmp_path: Path) -> N
     finally:
         recorder.shutdown()
         recorder.server_close()
-    # ATRYUM_ACCESS_TOKEN went out as a bearer token on every request (verified once identity
-    # lands; with inbound auth off it is not checked)
+    # ATRYUM_ACCESS_TOKEN went out as a bearer token on every request (with inbound auth off it
+    # is not checked; test_the_hook_token_is_verified turns it on)
     assert recorder.seen and all(
         auth == "Bearer tok-from-the-harness" for *_, auth in recorder.seen
     )
@@ -325,3 +325,41 @@ def test_plugin_request_shapes(atryum: AtryumProcess) -> None:
     pi = submit("pi", "pi_call_1")
     result = {"content": [{"type": "text", "text": "ok"}], "details": {}}
     assert report(pi, execution_status="completed", result=result)["result"] == result
+
+
+def test_the_hook_token_is_verified(tmp_path: Path, db_url: str, idp: Any) -> None:
+    """With an `[[auth]]` block the hook's `ATRYUM_ACCESS_TOKEN` (or `ATRYUM_TOKEN_COMMAND`)
+    is the agent's identity: a real token from the OpenID provider resolves the registered
+    agent; a forged one is refused, and the hook then denies (it never fails open)."""
+    port = free_port()
+    block = idp.auth_block()
+    path = write_toml(tmp_path / "auth.toml", db_url, port)
+    path.write_text(
+        path.read_text().replace("[policy]", "allow_unauthenticated = true\n[policy]", 1)
+        + "[[auth]]\n"
+        + "".join(f'{k} = "{v}"\n' for k, v in block.items() if k != "enabled")
+        + "enabled = true\n"
+    )
+    atryum = AtryumProcess(
+        tmp_path, "auth", config_path=path, env={"ATRYUM_LISTEN_ADDR": f"127.0.0.1:{port}"}
+    )
+    atryum.port, atryum.url = port, f"http://127.0.0.1:{port}"
+    atryum.start()
+    try:
+        bot = api(atryum, "POST", "/api/v1/agents", json={"name": "RS", "agent_ids": ["agent-rs"]})
+        add_rule(atryum, "auto_approve", tool_patterns=["Bash"], agent_cuids=[bot["cuid"]])
+        bash = claude("PreToolUse", "Bash", {"command": "id"})
+        token = idp.mint("agent-rs")
+        hook = SharedHook(atryum.url, tmp_path, ATRYUM_ACCESS_TOKEN=token)
+        # the body's ATRYUM_AGENT_ID hint is ignored once the caller is verified
+        assert hook.run("claude", "PreToolUse", bash, ATRYUM_AGENT_ID="someone-else") == ALLOW
+        inv = invocations(atryum, tool="Bash")[0]
+        assert (inv["agent_id"], inv["agent_record_id"]) == ("agent-rs", bot["cuid"])
+        by_command = SharedHook(atryum.url, tmp_path, ATRYUM_TOKEN_COMMAND=f"echo {token}")
+        assert by_command.run("claude", "PreToolUse", {**bash, "tool_use_id": "t2"}) == ALLOW
+        forged = SharedHook(atryum.url, tmp_path, ATRYUM_ACCESS_TOKEN=token[:-4] + "AAAA")
+        reason = deny_reason(forged.run("claude", "PreToolUse", {**bash, "tool_use_id": "t3"}))
+        assert "failed to gate tool call" in reason and "401" in reason
+        assert len(invocations(atryum, tool="Bash")) == 2
+    finally:
+        atryum.stop()
