@@ -20,6 +20,7 @@ from atryum.agents import api as agents_api
 from atryum.agents.store import count_agents_by_state
 from atryum.audit import api as audit_api
 from atryum.auth import check_machine_key
+from atryum.body_limits import BodyLimits
 from atryum.config import Config
 from atryum.context import AppContext, make_client
 from atryum.db import migrate
@@ -88,6 +89,8 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     app.include_router(identity_api.router)
     app.include_router(web_router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
+    limits = ctx.config.limits  # every body is measured before a route reads it
+    app.add_middleware(BodyLimits, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)
     app.add_middleware(OperatorGate, ctx=ctx)  # Host check, headers, operator auth: all routes
 
     @app.get("/healthz", tags=["ops"])

@@ -213,6 +213,20 @@ class UpstreamConfig(_Section):
     oauth_redirect_url: str = ""
 
 
+class LimitsConfig(_Section):
+    """What one request may carry (issue 14): bigger bodies are 413, deeper JSON 422."""
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=64, ge=2, le=200)
+
+
+class RetentionConfig(_Section):
+    """How long finished invocations (and their events) are kept; 0 = forever (the default)."""
+
+    invocations_days: float = Field(default=0, ge=0)
+    sweep_interval_seconds: float = Field(default=3600, gt=0)
+
+
 class Config(_Section):
     server: ServerConfig = ServerConfig()
     backend: BackendConfig = BackendConfig()
@@ -225,6 +239,8 @@ class Config(_Section):
     operator: OperatorConfig = OperatorConfig()
     auth_debug: AuthDebugConfig = AuthDebugConfig()
     upstreams: list[UpstreamConfig] = Field(default_factory=list)
+    limits: LimitsConfig = LimitsConfig()
+    retention: RetentionConfig = RetentionConfig()
     source: str = Field(default="", exclude=True)
 
     @property
@@ -289,16 +305,28 @@ def load_config(explicit: str | Path | None = None, env: Mapping[str, str] | Non
     data: dict[str, Any] = {}
     where = str(path) if path else "(defaults)"
     if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        data = _read_toml(path)
     for var, (section, key) in _ENV.items():
         if env.get(var):
             data.setdefault(section, {})
             if isinstance(data[section], dict):
                 data[section][key] = env[var]
     return parse_config(data, where)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start} is not valid UTF-8); save it as UTF-8"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
 
 
 def parse_config(data: dict[str, Any], where: str) -> Config:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from atryum.body_limits import displayable
 from atryum.gateway.models import AgentState, Approval, Event, Invocation, Policy, RuleView
 from atryum.gateway.service import CallRequest
 from atryum.limits import INT32_MAX, Text
@@ -104,7 +105,7 @@ class InvocationOut(BaseModel):
             server_name=i.source,
             source=i.source,
             tool=i.tool,
-            input=i.input,
+            input=displayable(i.input),
             description=i.description,
             request_id=i.request_id,
             idempotency_key=i.idempotency_key,
@@ -112,7 +113,7 @@ class InvocationOut(BaseModel):
             client_session_id=i.client_session_id,
             client_name=i.client_name,
             client_version=i.client_version,
-            result=i.result,
+            result=displayable(i.result),
             error=i.error,
             submitted_at=i.submitted_at,
             updated_at=i.updated_at,
@@ -164,7 +165,7 @@ class RuleIn(BaseModel):
     tool_patterns: list[str] = []
     agent_cuids: list[Text] = []
     description: Text = Field(default="", max_length=10_000)
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True)
 
 
 class RuleCreate(RuleIn):
@@ -247,7 +248,7 @@ class PolicyOut(BaseModel):
 class PolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     provider: Literal["manual_approval", "always_approve", "always_deny"] | None = None
-    approval_timeout_seconds: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    approval_timeout_seconds: int | None = Field(default=None, ge=1, le=INT32_MAX, strict=True)
 
 
 class AgentRef(BaseModel):

@@ -13,7 +13,9 @@ from atryum.identity.tokens import AgentIdentity
 def four_eyes_refusal(
     conn: sa.Connection, actor: OperatorPrincipal, invocation: Invocation
 ) -> str | None:
-    """Why `actor` may not decide `invocation`, or None."""
+    """Why `actor` may not decide `invocation`, or None. A person or token of an identity
+    provider is compared under every id it would have as an agent there (its subject, and the
+    agent id its token names)."""
     if not actor.issuer or actor.method not in ("session", "bearer"):
         return None  # Atryum's own tokens, the machine key, the CLI: not agent identities
     for agent_id in dict.fromkeys((actor.subject, *actor.agent_ids)):
