@@ -333,15 +333,14 @@ if __name__ == "__main__":
 
 
 @contextlib.contextmanager
-def _migrated(config: Path | None) -> Iterator[tuple[Config, Any]]:
+def _migrated_database(config: Path | None) -> Iterator[tuple[Config, Any]]:
     """The configuration and its migrated database, for commands that work on it directly."""
-    from atryum.db import migrate as db_migrate
     from atryum.db.engine import make_engine
 
     cfg = _load(config)
     engine = make_engine(cfg.database_url)
     try:
-        db_migrate.upgrade(engine)
+        _migrated(cfg, engine)
         yield cfg, engine
     finally:
         engine.dispose()
@@ -362,7 +361,7 @@ def token_create(
     from atryum.identity.principal import CLI
 
     try:
-        with _migrated(config) as (cfg, engine):
+        with _migrated_database(config) as (cfg, engine):
             days = cfg.operator.api_token_default_days
             span = api_tokens.parse_duration(expires_in or f"{days}d")
             token, value = api_tokens.create_token(
@@ -387,7 +386,7 @@ def token_list(config: ConfigOpt = None) -> None:
     from atryum.db.types import utcnow
     from atryum.identity import api_tokens
 
-    with _migrated(config) as (_, engine):
+    with _migrated_database(config) as (_, engine):
         tokens = api_tokens.list_tokens(engine)
     now = utcnow()
     rows = [
@@ -415,7 +414,7 @@ def token_revoke(
     from atryum.identity.principal import CLI
 
     try:
-        with _migrated(config) as (_, engine):
+        with _migrated_database(config) as (_, engine):
             token = api_tokens.revoke_token(engine, token_id=token_id, actor=CLI)
     except AtryumError as exc:
         typer.echo(f"atryum: {exc.message}", err=True)
@@ -432,6 +431,6 @@ def session_end(
     """End every UI session of one person at once (e.g. after their access was removed)."""
     from atryum.identity import sessions
 
-    with _migrated(config) as (_, engine):
+    with _migrated_database(config) as (_, engine):
         ended = sessions.end_sessions_of(engine, issuer=issuer, subject=subject)
     typer.echo(f"ended {ended} session(s) of {subject}")
