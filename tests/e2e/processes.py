@@ -21,6 +21,7 @@ def write_config(path: Path, *, database_url: str, sim_url: str, port: int, **ex
         "[server]",
         f'listen_addr = "127.0.0.1:{port}"',
         f'database_url = "{database_url}"',
+        *(f"{k} = {json.dumps(v)}" for k, v in extra.get("server", {}).items()),
         "[backend]",
         f'base_url = "{sim_url}"',
         'machine_key = "sim-machine-key"',
