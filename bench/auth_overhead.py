@@ -101,7 +101,9 @@ class Issuer:
         return AuthBlock(enabled=True, issuer=self.url, audience=AUDIENCE, required_scope=SCOPE)
 
     def auth_config(self) -> str:
+        # (follows the [server] lines: operators are left open so the bench can set up)
         return (
+            "allow_unauthenticated = true\n"
             f'[[auth]]\nenabled = true\nissuer = "{self.url}"\naudience = "{AUDIENCE}"\n'
             f'required_scope = "{SCOPE}"\n'
         )

@@ -17,38 +17,38 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.e2e.go_original import SHARED_HOOK
 from tests.e2e.processes import AtryumProcess
 from tests.idp.fixtures import AGENT_SCOPE, Idp
 from tests.support import wait_until
 
-HOOK_SCRIPT = SHARED_HOOK
+GO_ORIGINAL = Path(os.environ.get("ATRYUM_GO_ORIGINAL", "/work/shared/go-original"))
+HOOK_SCRIPT = GO_ORIGINAL / "examples" / "shared-agent-hook" / "atryum-hook.mjs"
 MINT = Path(__file__).resolve().parents[1] / "idp" / "mint_token.py"
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def atryum(tmp_path: Path, db_url: str, idp: Idp) -> Iterator[AtryumProcess]:
+    # operators are authenticated in front of this Atryum (identity.md §4): agent routes still
+    # need tokens, the test drives the operator API directly
     proc = AtryumProcess(
         tmp_path,
         "atryum",
         database_url=db_url,
         sim_url="",
         auth=[idp.auth_block()],
-        allow_unauthenticated=True,  # operators set up the rig; agent routes still need tokens
+        server={"allow_unauthenticated": True},
     )
-    proc.start()
-    api = httpx2.Client(base_url=proc.url, timeout=10)
-    for agent in ({"name": "Bot", "agent_ids": ["agent-rs", "agent-short"]},):
-        assert api.post("/api/v1/agents", json=agent).status_code == 201
-    rules = [
-        {"action": "auto_approve", "tool_patterns": ["Read"]},
-        {"action": "auto_deny", "tool_patterns": ["Delete"]},
-    ]
-    for rule in rules:
-        assert api.post("/api/v1/rules", json=rule).status_code == 201
-    api.close()
     try:
+        proc.start()
+        with httpx2.Client(base_url=proc.url, timeout=10) as api:
+            agent = {"name": "Bot", "agent_ids": ["agent-rs", "agent-short"]}
+            assert api.post("/api/v1/agents", json=agent).status_code == 201
+            for rule in (
+                {"action": "auto_approve", "tool_patterns": ["Read"]},
+                {"action": "auto_deny", "tool_patterns": ["Delete"]},
+            ):
+                assert api.post("/api/v1/rules", json=rule).status_code == 201
         yield proc
     finally:
         proc.stop()
