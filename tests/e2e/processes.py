@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -32,6 +33,8 @@ def write_config(path: Path, *, database_url: str, sim_url: str, port: int, **ex
     ]
     if "webhook_secret" in extra:
         lines += ["[validmind]", f'webhook_secret = "{extra["webhook_secret"]}"']
+    for block in extra.get("auth", []):  # [[auth]] blocks: JSON scalars are TOML scalars
+        lines += ["[[auth]]", *(f"{k} = {json.dumps(v)}" for k, v in block.items())]
     path.write_text("\n".join(lines) + "\n")
     return path
 

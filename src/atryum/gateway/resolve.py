@@ -11,16 +11,12 @@ that reads as another issuer's qualified entry.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import sqlalchemy as sa
 
 from atryum.gateway import store
 from atryum.gateway.models import AgentInfo
-
-T = TypeVar("T")
 
 _RETIRED_BECAUSE = {
     "archived_in_source": "its ValidMind record is archived",
@@ -71,16 +67,6 @@ def runtime_keys(runtime_id: str, issuer: str | None) -> list[str]:
     return [qualified] if "#" in runtime_id else [qualified, runtime_id]
 
 
-def _first(
-    conn: sa.Connection, keys: list[str], find: Callable[[sa.Connection, str], T]
-) -> T | None:
-    """The first key's non-empty answer of a store lookup."""
-    for key in keys:
-        if found := find(conn, key):
-            return found
-    return None
-
-
 def resolve(
     conn: sa.Connection,
     runtime_id: str | None,
@@ -92,10 +78,10 @@ def resolve(
     rid = (runtime_id or "").strip()
     if rid:
         keys = runtime_keys(rid, issuer)
-        agent = _first(conn, keys, store.agent_for_runtime_id)
+        agent = store.agent_for_runtime_id(conn, *keys)
         if agent is not None:
             return _checked(agent, "runtime_id")
-        bound = _first(conn, keys, store.agents_bound_to) or []
+        bound = next((b for key in keys if (b := store.agents_bound_to(conn, key))), [])
         if len(bound) > 1:
             return Resolution(
                 None,

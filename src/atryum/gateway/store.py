@@ -398,6 +398,11 @@ _AGENT_INFO = sa.select(
 _BY_RUNTIME_ID = _AGENT_INFO.join(
     agent_runtime_ids, agent_runtime_ids.c.agent_id == agents.c.id
 ).where(agent_runtime_ids.c.runtime_id == sa.bindparam("rid"))
+_BY_RUNTIME_IDS = (
+    _AGENT_INFO.add_columns(agent_runtime_ids.c.runtime_id)
+    .join(agent_runtime_ids, agent_runtime_ids.c.agent_id == agents.c.id)
+    .where(agent_runtime_ids.c.runtime_id.in_(sa.bindparam("rids", expanding=True)))
+)
 _AGENT_BY_ID = _AGENT_INFO.where(agents.c.id == sa.bindparam("agent_id"))
 _DEFAULT_AGENT = sa.select(agent_sync_settings.c.default_agent_id).where(
     agent_sync_settings.c.id == 1
@@ -417,9 +422,14 @@ def _agent_info(row: Any) -> AgentInfo | None:
     )
 
 
-def agent_for_runtime_id(conn: sa.Connection, runtime_id: str) -> AgentInfo | None:
-    """The agent owning a runtime id, active or retired."""
-    return _agent_info(conn.execute(_BY_RUNTIME_ID, {"rid": runtime_id}).first())
+def agent_for_runtime_id(conn: sa.Connection, runtime_id: str, *fallbacks: str) -> AgentInfo | None:
+    """The agent owning a runtime id (else the first of `fallbacks` that has one, still in one
+    query), active or retired."""
+    if not fallbacks:
+        return _agent_info(conn.execute(_BY_RUNTIME_ID, {"rid": runtime_id}).first())
+    order = [runtime_id, *fallbacks]
+    rows = {r.runtime_id: r for r in conn.execute(_BY_RUNTIME_IDS, {"rids": order})}
+    return next((_agent_info(rows[rid]) for rid in order if rid in rows), None)
 
 
 def agent_info(conn: sa.Connection, agent_id: str) -> AgentInfo | None:
