@@ -11,12 +11,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
+from atryum.config import load_config
+from atryum.db.engine import make_engine
+from atryum.identity import api_tokens
+from atryum.identity.principal import CLI
 from tests.e2e.processes import AtryumProcess
 from tests.idp.fixtures import AGENT_SCOPE, Idp
 from tests.support import wait_until
@@ -33,7 +38,7 @@ def atryum(tmp_path: Path, db_url: str, idp: Idp) -> Iterator[AtryumProcess]:
         tmp_path, "atryum", database_url=db_url, sim_url="", auth=[idp.auth_block()]
     )
     proc.start()
-    api = httpx2.Client(base_url=proc.url, timeout=10)
+    api = httpx2.Client(base_url=proc.url, timeout=10, headers=operator_headers(proc))
     for agent in ({"name": "Bot", "agent_ids": ["agent-rs", "agent-short"]},):
         assert api.post("/api/v1/agents", json=agent).status_code == 201
     rules = [
@@ -102,8 +107,25 @@ def post_event(use_id: str) -> dict[str, Any]:
     }
 
 
+def operator_headers(atryum: AtryumProcess) -> dict[str, str]:
+    """An operator API token in that Atryum's database (operator routes need one once [[auth]]
+    is on)."""
+    engine = make_engine(load_config(atryum.config_path).database_url)
+    try:
+        _, value = api_tokens.create_token(
+            engine, name="e2e", role="admin", expires_in=timedelta(hours=1), actor=CLI
+        )
+    finally:
+        engine.dispose()
+    return {"Authorization": f"Bearer {value}"}
+
+
 def invocations(atryum: AtryumProcess) -> list[dict[str, Any]]:
-    r = httpx2.get(f"{atryum.url}/api/v1/review/invocations", timeout=10)
+    r = httpx2.get(
+        f"{atryum.url}/api/v1/review/invocations",
+        headers=operator_headers(atryum),
+        timeout=10,
+    )
     items: list[dict[str, Any]] = r.json()["items"]
     return items
 
@@ -135,7 +157,12 @@ def test_access_token_gates_the_hook_and_no_token_is_denied(
         lambda: [i for i in invocations(atryum) if i["status"] == "pending_approval"]
     )
     review = f"{atryum.url}/api/v1/review/invocations/{pending[0]['invocation_id']}/approve"
-    assert httpx2.post(review, json={"reason": "ok"}, timeout=10).status_code == 200
+    assert (
+        httpx2.post(
+            review, json={"reason": "ok"}, headers=operator_headers(atryum), timeout=10
+        ).status_code
+        == 200
+    )
     assert decision(waiting)[0] == "allow"
     assert token not in atryum.log_path.read_text()
 
