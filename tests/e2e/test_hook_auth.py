@@ -11,12 +11,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
+from atryum.config import load_config
+from atryum.db.engine import make_engine
+from atryum.identity import api_tokens
+from atryum.identity.principal import CLI
 from tests.e2e.processes import AtryumProcess
 from tests.idp.fixtures import AGENT_SCOPE, Idp
 from tests.support import wait_until
@@ -29,26 +34,21 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def atryum(tmp_path: Path, db_url: str, idp: Idp) -> Iterator[AtryumProcess]:
-    # operators are authenticated in front of this Atryum (identity.md §4): agent routes still
-    # need tokens, the test drives the operator API directly
     proc = AtryumProcess(
-        tmp_path,
-        "atryum",
-        database_url=db_url,
-        sim_url="",
-        auth=[idp.auth_block()],
-        server={"allow_unauthenticated": True},
+        tmp_path, "atryum", database_url=db_url, sim_url="", auth=[idp.auth_block()]
     )
+    proc.start()
+    api = httpx2.Client(base_url=proc.url, timeout=10, headers=operator_headers(proc))
+    for agent in ({"name": "Bot", "agent_ids": ["agent-rs", "agent-short"]},):
+        assert api.post("/api/v1/agents", json=agent).status_code == 201
+    rules = [
+        {"action": "auto_approve", "tool_patterns": ["Read"]},
+        {"action": "auto_deny", "tool_patterns": ["Delete"]},
+    ]
+    for rule in rules:
+        assert api.post("/api/v1/rules", json=rule).status_code == 201
+    api.close()
     try:
-        proc.start()
-        with httpx2.Client(base_url=proc.url, timeout=10) as api:
-            agent = {"name": "Bot", "agent_ids": ["agent-rs", "agent-short"]}
-            assert api.post("/api/v1/agents", json=agent).status_code == 201
-            for rule in (
-                {"action": "auto_approve", "tool_patterns": ["Read"]},
-                {"action": "auto_deny", "tool_patterns": ["Delete"]},
-            ):
-                assert api.post("/api/v1/rules", json=rule).status_code == 201
         yield proc
     finally:
         proc.stop()
@@ -107,8 +107,25 @@ def post_event(use_id: str) -> dict[str, Any]:
     }
 
 
+def operator_headers(atryum: AtryumProcess) -> dict[str, str]:
+    """An operator API token in that Atryum's database (operator routes need one once [[auth]]
+    is on)."""
+    engine = make_engine(load_config(atryum.config_path).database_url)
+    try:
+        _, value = api_tokens.create_token(
+            engine, name="e2e", role="admin", expires_in=timedelta(hours=1), actor=CLI
+        )
+    finally:
+        engine.dispose()
+    return {"Authorization": f"Bearer {value}"}
+
+
 def invocations(atryum: AtryumProcess) -> list[dict[str, Any]]:
-    r = httpx2.get(f"{atryum.url}/api/v1/review/invocations", timeout=10)
+    r = httpx2.get(
+        f"{atryum.url}/api/v1/review/invocations",
+        headers=operator_headers(atryum),
+        timeout=10,
+    )
     items: list[dict[str, Any]] = r.json()["items"]
     return items
 
@@ -140,7 +157,12 @@ def test_access_token_gates_the_hook_and_no_token_is_denied(
         lambda: [i for i in invocations(atryum) if i["status"] == "pending_approval"]
     )
     review = f"{atryum.url}/api/v1/review/invocations/{pending[0]['invocation_id']}/approve"
-    assert httpx2.post(review, json={"reason": "ok"}, timeout=10).status_code == 200
+    assert (
+        httpx2.post(
+            review, json={"reason": "ok"}, headers=operator_headers(atryum), timeout=10
+        ).status_code
+        == 200
+    )
     assert decision(waiting)[0] == "allow"
     assert token not in atryum.log_path.read_text()
 
