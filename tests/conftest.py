@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from atryum import logsafe
 from atryum.app import build_context
 from atryum.config import Config, normalize_database_url
 from atryum.db import migrate
@@ -19,6 +22,20 @@ from tests.support import ORG, SLUG, LiveServer, assert_histories_rebuild, make_
 pytest_plugins = ["tests.idp.fixtures"]
 
 PG_URL = os.environ.get("ATRYUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+_CREDENTIAL_URL = re.compile(r"://[^/\s@\[]+@")
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every test's captured logs (INFO and up) hold no configured secret and no URL
+    credential (issue 14 row 6): every app and CLI run registers its config's secrets."""
+    caplog.set_level(logging.INFO)
+    yield
+    text = caplog.text
+    leaked = [s for s in logsafe.configured_secrets() if s in text]
+    assert not leaked and not _CREDENTIAL_URL.search(text), "a secret reached the logs"
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from atryum import openapi, ops
+from atryum import logsafe, openapi, ops
 from atryum.agents import api as agents_api
 from atryum.agents.store import count_agents_by_state
 from atryum.audit import api as audit_api
@@ -75,6 +75,7 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
         dependencies=[Depends(check_machine_key), Depends(refuse_nul_params)],
     )
     app.state.ctx = ctx
+    logsafe.install(logsafe.secrets_of(ctx.config))
     _install_error_handlers(app)
     openapi.install(app)
     app.include_router(sync_api.router)

@@ -83,11 +83,15 @@ _LOG_LEVELS: dict[LogLevel, int] = {
 
 
 def _load(path: Path | None) -> Config:
+    from atryum import logsafe
+
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         typer.echo(f"atryum: bad configuration:\n{exc}", err=True)
         raise typer.Exit(2) from None
+    logsafe.install(logsafe.secrets_of(config))
+    return config
 
 
 def _database_problem(url: str, exc: Exception) -> str:

@@ -22,12 +22,12 @@ from atryum.config import load_config
 from atryum.db.engine import make_engine
 from atryum.identity import api_tokens
 from atryum.identity.principal import CLI
+from tests.e2e.go_original import SHARED_HOOK
 from tests.e2e.processes import AtryumProcess
 from tests.idp.fixtures import AGENT_SCOPE, Idp
 from tests.support import wait_until
 
-GO_ORIGINAL = Path(os.environ.get("ATRYUM_GO_ORIGINAL", "/work/shared/go-original"))
-HOOK_SCRIPT = GO_ORIGINAL / "examples" / "shared-agent-hook" / "atryum-hook.mjs"
+HOOK_SCRIPT = SHARED_HOOK
 MINT = Path(__file__).resolve().parents[1] / "idp" / "mint_token.py"
 pytestmark = pytest.mark.e2e
 

@@ -22,6 +22,7 @@ from atryum.gateway import approvals, metrics, store
 from atryum.gateway.hub import Hub
 from atryum.gateway.listener import listen
 from atryum.gateway.models import PENDING
+from atryum.gateway.retention import purge_finished
 from atryum.gateway.settings import GatewayDefaults, defaults_from
 
 log = logging.getLogger("atryum.gateway")
@@ -63,6 +64,8 @@ async def start(ctx: Any) -> GatewayRuntime:
         except TimeoutError:
             log.warning("gateway listener not connected yet; waiters fall back to re-reading")
     rt.tasks.append(asyncio.create_task(_sweep(rt)))
+    if ctx.config.retention.invocations_days > 0:
+        rt.tasks.append(asyncio.create_task(_retain(rt)))
     return rt
 
 
@@ -98,6 +101,21 @@ async def _finish_in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> 
 def _next_expiry(rt: GatewayRuntime) -> datetime | None:
     with rt.ctx.engine.connect() as conn:
         return store.next_expiry(conn)
+
+
+async def _retain(rt: GatewayRuntime) -> None:
+    """Delete finished invocations past `[retention] invocations_days`, now and then hourly."""
+    retention = rt.ctx.config.retention
+    while True:
+        try:
+            deleted = await _finish_in_thread(
+                purge_finished, rt.ctx.engine, days=retention.invocations_days
+            )
+            if deleted:
+                log.info("retention deleted finished invocations count=%d", deleted)
+        except Exception:  # the sweep must outlive database hiccups
+            log.exception("retention sweep failed; retrying")
+        await asyncio.sleep(retention.sweep_interval_seconds)
 
 
 async def _sweep(rt: GatewayRuntime) -> None:

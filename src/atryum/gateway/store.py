@@ -203,6 +203,21 @@ def count_by_status(conn: sa.Connection) -> dict[str, int]:
     return {status: int(n) for status, n in conn.execute(q)}
 
 
+def delete_finished_before(
+    conn: sa.Connection, cutoff: datetime, open_statuses: Iterable[str], *, limit: int
+) -> int:
+    """Delete up to `limit` invocations not in `open_statuses` last changed before `cutoff`;
+    their events and approvals go with them (ON DELETE CASCADE)."""
+    ids = (
+        sa.select(invocations.c.id)
+        .where(invocations.c.updated_at < cutoff, invocations.c.status.not_in(list(open_statuses)))
+        .order_by(invocations.c.updated_at)
+        .limit(limit)
+    )
+    result = conn.execute(invocations.delete().where(invocations.c.id.in_(ids.scalar_subquery())))
+    return int(result.rowcount)
+
+
 def all_invocation_ids(conn: sa.Connection) -> list[str]:
     return list(conn.execute(sa.select(invocations.c.id).order_by(invocations.c.id)).scalars())
 

@@ -18,3 +18,12 @@ def userinfo(url: str) -> str:
 def redact_url(url: str) -> str:
     """`url` with any userinfo replaced by ``[redacted]``; other URLs unchanged."""
     return _USERINFO.sub(lambda m: f"{m.group(1) or ''}[redacted]@", url, count=1)
+
+
+# userinfo anywhere in a text (a log line, an error): scheme://<no / @ or whitespace>@
+_USERINFO_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@]+@")
+
+
+def redact_urls_in(text: str) -> str:
+    """`text` with the userinfo of every URL in it replaced by ``[redacted]``."""
+    return _USERINFO_IN_TEXT.sub(r"\1[redacted]@", text)

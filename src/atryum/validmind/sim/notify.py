@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import httpx2
 
+from atryum import logsafe
 from atryum.validmind.redact import redact_url
 from atryum.validmind.sim.state import Change
 
@@ -192,6 +193,7 @@ class Notifier:
     def configure(self, config: NotifyConfig) -> None:
         with self._cond:
             self._config = config
+        logsafe.install([config.api_key, config.api_secret, config.webhook_secret])
         log.info(
             "sim notify configured: mode=%s url=%s", config.mode, redact_url(config.atryum_url)
         )
