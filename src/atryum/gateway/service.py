@@ -344,6 +344,27 @@ def report_outcome(
     return inv
 
 
+def claim_execution(
+    engine: sa.Engine, *, invocation_id: str, executor: str, hub: Hub | None = None
+) -> Invocation | None:
+    """Atryum runs an approved call itself (the MCP proxy): approved → executing as one
+    compare-and-set, so an invocation runs at most once however many waiters (retries,
+    replicas) reach it. None when it is not, or no longer, approved."""
+    outbox: list[Change] = []
+    claimed: Invocation | None = None
+    with tx.begin(engine) as conn:
+        inv = store.get_invocation(conn, invocation_id)
+        if inv is not None and inv.status == APPROVED:
+            data = {"executor": executor}
+            if audit.change_status(
+                conn, inv, EXECUTING, now=utcnow(), actor=executor, data=data, outbox=outbox
+            ):
+                claimed = store.get_invocation(conn, invocation_id)
+    if hub is not None:
+        hub.committed(outbox)
+    return claimed
+
+
 def _refusal(inv: Invocation, target: str) -> str | None:
     if inv.status in OUTCOMES:
         return (

@@ -1,0 +1,85 @@
+"""The MCP proxy's state in one Atryum process: the upstream pool, client sessions, calls in
+flight (for `notifications/cancelled`) and calls finishing in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from atryum.mcp import service
+from atryum.mcp.models import CONNECTED, ERROR, Server
+from atryum.mcp.pool import Pool
+
+log = logging.getLogger("atryum.mcp")
+
+MAX_SESSIONS = 10_000
+
+
+@dataclass
+class ClientSessionInfo:
+    """What `initialize` told us about a client (kept in memory: a session Atryum no longer
+    knows, e.g. after a restart, is served leniently as a plain exchange)."""
+
+    protocol_version: str
+    client_name: str | None
+    client_version: str | None
+
+
+@dataclass
+class McpRuntime:
+    engine: Any
+    pool: Pool = field(default_factory=Pool)
+    sessions: OrderedDict[str, ClientSessionInfo] = field(default_factory=OrderedDict)
+    inflight: dict[tuple[str, str], asyncio.Task[Any]] = field(default_factory=dict)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def remember(self, session_id: str, info: ClientSessionInfo) -> None:
+        self.sessions[session_id] = info
+        while len(self.sessions) > MAX_SESSIONS:
+            self.sessions.popitem(last=False)
+
+    def status_changed(self, server: Server, error: str | None) -> None:
+        """The pool's report of a connection attempt, written in the background."""
+
+        async def write() -> None:
+            with contextlib.suppress(Exception):
+                await run_in_threadpool(
+                    service.record_status,
+                    self.engine,
+                    server_id=server.id,
+                    status=ERROR if error else CONNECTED,
+                    error=error,
+                )
+
+        task = asyncio.get_running_loop().create_task(write())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        for task in list(self.tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.pool.close()
+
+
+def start(ctx: Any) -> McpRuntime:
+    rt = McpRuntime(engine=ctx.engine)
+    rt.pool.on_status = rt.status_changed
+    added = service.bootstrap(ctx.engine, upstreams=ctx.config.upstreams)
+    if added:
+        log.info("mcp servers seeded from [[upstreams]] count=%d", added)
+    return rt
+
+
+def mcp_runtime(request: Request) -> McpRuntime:
+    rt: McpRuntime = request.app.state.mcp
+    return rt
