@@ -105,19 +105,25 @@ class Upstream:
         text = str(exc) or type(exc).__name__
         return redact(text, self.server.secrets())
 
+    def _mark_lost(self) -> None:
+        """The connection is gone: callers from now on wait for the next one."""
+        self._lost.set()
+        if self._attempt is not None and self._attempt.done():
+            self._attempt = asyncio.get_running_loop().create_future()
+
     async def _supervise(self) -> None:
         backoff = BACKOFF_START
         loop = asyncio.get_running_loop()
         while not self._closing:
-            assert self._attempt is not None
+            attempt = self._attempt
+            assert attempt is not None
             started = loop.time()
             try:
                 async with self._connect() as session:
                     self._session = session
-                    self._lost = asyncio.Event()
                     self.last_error = None
-                    if not self._attempt.done():
-                        self._attempt.set_result(session)
+                    if not attempt.done():
+                        attempt.set_result(session)
                     self._report(None)
                     await self._lost.wait()
             except Exception as exc:  # the upstream is down; callers get the reason
@@ -127,13 +133,13 @@ class Upstream:
                     self.server.name,
                     self.last_error,
                 )
-                if not self._attempt.done():
-                    self._attempt.set_exception(
+                if not attempt.done():
+                    attempt.set_exception(
                         UpstreamFailure(
                             f"MCP server {self.server.name!r} is not reachable: {self.last_error}"
                         )
                     )
-                    self._attempt.exception()  # retrieved: no "never retrieved" warning
+                    attempt.exception()  # retrieved: no "never retrieved" warning
                 self._report(self.last_error)
             finally:
                 self._session = None
@@ -142,10 +148,11 @@ class Upstream:
             self.restarts += 1
             if loop.time() - started > STABLE_AFTER:
                 backoff = BACKOFF_START
-            # Callers arriving during the backoff wait for the next attempt.
-            self._attempt = loop.create_future()
+            if self._attempt is attempt:  # callers arriving during the backoff wait for the next
+                self._attempt = loop.create_future()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
+            self._lost = asyncio.Event()
 
     def _report(self, error: str | None) -> None:
         if self.on_status is not None:
@@ -179,13 +186,12 @@ class Upstream:
                     errlog.close()  # the child holds its own copy
             # The session's reader ends when the process exits: that is when we restart it.
             inbox_send, inbox = anyio.create_memory_object_stream[Any](0)
-            lost = self._lost_setter()
 
             async def forward() -> None:
                 async with inbox_send:
                     async for message in read:
                         await inbox_send.send(message)
-                lost()
+                self._mark_lost()
 
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
@@ -201,12 +207,6 @@ class Upstream:
             with anyio.fail_after(server.timeout_seconds):
                 await session.initialize()
             yield session
-
-    def _lost_setter(self) -> Callable[[], None]:
-        def lost() -> None:
-            self._lost.set()
-
-        return lost
 
     # -- callers ----------------------------------------------------------------------------
 
@@ -249,7 +249,7 @@ class Upstream:
                     log.info(
                         "upstream session expired server=%s; re-initialising", self.server.name
                     )
-                    self._lost.set()
+                    self._mark_lost()
                     continue
                 raise self._failure(exc) from None
         raise AssertionError("unreachable")
@@ -278,7 +278,7 @@ class Upstream:
                 f"MCP server {name!r} did not answer within {self.server.timeout_seconds} s"
             )
         if exc.error.code == CONNECTION_CLOSED:
-            self._lost.set()
+            self._mark_lost()
             return UpstreamFailure(
                 f"MCP server {name!r} closed the connection during the request "
                 "(the server process exited or the connection broke); it is being restarted"
