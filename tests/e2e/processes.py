@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -32,8 +33,17 @@ def write_config(path: Path, *, database_url: str, sim_url: str, port: int, **ex
     ]
     if "webhook_secret" in extra:
         lines += ["[validmind]", f'webhook_secret = "{extra["webhook_secret"]}"']
+    for upstream in extra.get("upstreams", []):  # [[upstreams]] of the MCP proxy
+        lines += ["[[upstreams]]", *(f"{k} = {_toml(v)}" for k, v in upstream.items())]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _toml(value: Any) -> str:
+    """A TOML value: JSON's spelling, except for tables."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
 
 
 class AtryumProcess:

@@ -12,8 +12,8 @@ from typing import Any
 import httpx2
 import mcp_types as types
 import pytest
-from mcp import Client
 
+from mcp import Client
 from tests.gateway.live import REVIEW, Api
 from tests.mcp.conftest import SECRET, HttpUpstream, RunLog, stdio_upstream
 from tests.support import LiveServer, wait_until
