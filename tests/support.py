@@ -21,7 +21,7 @@ ORG = "org-1"
 SLUG = "ai-agent"
 
 
-def make_config(**sections: dict[str, Any]) -> Config:
+def make_config(**sections: Any) -> Config:
     return parse_config(sections, "(test)")
 
 

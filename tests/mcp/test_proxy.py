@@ -12,8 +12,8 @@ from typing import Any
 import httpx2
 import mcp_types as types
 import pytest
-
 from mcp import Client
+
 from tests.gateway.live import REVIEW, Api
 from tests.mcp.conftest import SECRET, HttpUpstream, RunLog, stdio_upstream
 from tests.support import LiveServer, wait_until
@@ -222,10 +222,10 @@ def test_human_approval_while_the_client_waits_with_progress(
 
     monkeypatch.setattr(calls, "PROGRESS_EVERY", 0.2)
     server = atryum([stdio_upstream("calc", run_log)])
-    progress: list[float] = []
+    beats: list[float] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        beats.append(progress)
 
     async def write() -> types.CallToolResult:
         async with Client(endpoint(server), mode="legacy") as client:
@@ -239,7 +239,7 @@ def test_human_approval_while_the_client_waits_with_progress(
         api.rule("human_approval", tool_patterns=["write_*"], description="writes need a human")
         waiting = in_thread(lambda: asyncio.run(write()))
         inv_id = wait_until(lambda: pending_ids(api, "write_note"))[0]
-        wait_until(lambda: len(progress) >= 2)  # the client hears from Atryum while it waits
+        wait_until(lambda: len(beats) >= 2)  # the client hears from Atryum while it waits
         assert run_log.runs() == []  # nothing ran before the approval
         api.decide(inv_id, "approve", "looks fine")
         waiting["thread"].join(30)
