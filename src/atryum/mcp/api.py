@@ -224,8 +224,8 @@ async def test_server(name: str, ctx: Ctx, mcp: McpRuntime = Mcp) -> TestOut:
 
 class RestCallIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    server: Text = Field(min_length=1, max_length=256)
-    tool: Text = Field(min_length=1, max_length=512)
+    server: Text = Field(default="", max_length=256)
+    tool: Text = Field(default="", max_length=512)
     input: dict[str, Any] = {}
     request_id: Text | None = Field(default=None, max_length=256)
     idempotency_key: Text | None = Field(default=None, max_length=256)
@@ -245,6 +245,9 @@ async def invoke(
 ) -> Response:
     """Gate a tool call of an upstream MCP server and, if approved, run it there. 200 with the
     invocation whatever the outcome; blocks until it finished unless `wait=false`."""
+    missing = [k for k in ("server", "tool") if not getattr(body, k).strip()]
+    if missing:
+        raise InvalidInput(f"missing field(s): {', '.join(missing)}")
     found = await proxy.lookup(ctx, body.server)
     if isinstance(found, str):
         raise InvalidInput(found)
