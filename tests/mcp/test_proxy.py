@@ -309,6 +309,11 @@ def test_crashed_and_hung_upstreams_block_nothing_else(
             # while calc's call hangs: the same server interleaves, the other one answers
             fast = await asyncio.wait_for(calc.call_tool("add", {"a": 1, "b": 2}), 10)
             other_fast = await asyncio.wait_for(other.call_tool("add", {"a": 2, "b": 2}), 10)
+            async with httpx2.AsyncClient(base_url=server.url, timeout=5) as http:
+                assert (await http.get("/healthz")).status_code == 200  # nor the gateway
+                hook = {"source": "claude-code", "tool": "Read", "agent_id": AGENT}
+                posted = await http.post("/api/v1/external/invocations", json=hook)
+                assert posted.json()["status"] == "approved"
             hung = await hang
             crashed = await calc.call_tool("crash", {})
             again = await calc.call_tool("add", {"a": 5, "b": 5})  # restarted
