@@ -116,8 +116,10 @@ def list_servers(ctx: Ctx) -> ServerList:
 
 
 @servers.post("", response_model=ServerOut, status_code=status.HTTP_201_CREATED)
-def create_server(body: ServerIn, ctx: Ctx, operator: Operator) -> ServerOut:
-    return _out(service.create_server(ctx.engine, spec=body.spec(), actor=operator))
+def create_server(body: ServerIn, ctx: Ctx, operator: Operator, mcp: McpRuntime = Mcp) -> ServerOut:
+    created = service.create_server(ctx.engine, spec=body.spec(), actor=operator)
+    mcp.forget_lookups()
+    return _out(created)
 
 
 @servers.get("/{name}", response_model=ServerOut)
@@ -126,8 +128,12 @@ def get_server(name: str, ctx: Ctx) -> ServerOut:
 
 
 @servers.put("/{name}", response_model=ServerOut)
-def replace_server(name: str, body: ServerIn, ctx: Ctx, operator: Operator) -> ServerOut:
-    return _out(service.replace_server(ctx.engine, name=name, spec=body.spec(), actor=operator))
+def replace_server(
+    name: str, body: ServerIn, ctx: Ctx, operator: Operator, mcp: McpRuntime = Mcp
+) -> ServerOut:
+    replaced = service.replace_server(ctx.engine, name=name, spec=body.spec(), actor=operator)
+    mcp.forget_lookups()
+    return _out(replaced)
 
 
 @servers.delete(
@@ -146,6 +152,7 @@ async def delete_server(
     kept = await run_in_threadpool(
         service.delete_server, ctx.engine, name=name, disable=mode == "disable", actor=operator
     )
+    mcp.forget_lookups()
     await mcp.pool.drop(old.id)
     if kept is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -248,7 +255,7 @@ async def invoke(
     missing = [k for k in ("server", "tool") if not getattr(body, k).strip()]
     if missing:
         raise InvalidInput(f"missing field(s): {', '.join(missing)}")
-    found = await proxy.lookup(ctx, body.server)
+    found = await proxy.lookup(mcp, body.server)
     if isinstance(found, str):
         raise InvalidInput(found)
     call = calls.ToolCall(
@@ -259,8 +266,9 @@ async def invoke(
         idempotency_key=body.idempotency_key or idempotency_key,
         agent_id=body.agent_id,
     )
-    inv = await calls.submit(rt, call, caller)
-    finishing = calls.finish(rt, mcp.pool, call, inv)
+    submitted = await calls.submit(rt, call, caller)
+    inv = submitted.invocation
+    finishing = calls.finish(rt, mcp.pool, call, submitted)
     if wait:
         inv = await calls.shielded(finishing, mcp.tasks)
     else:

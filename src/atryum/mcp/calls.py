@@ -55,7 +55,14 @@ class ToolCall:
     agent_id: str | None = None  # the hint, used only while the caller is unauthenticated
 
 
-async def submit(rt: GatewayRuntime, call: ToolCall, caller: str | None) -> Invocation:
+@dataclass(frozen=True)
+class Submitted:
+    invocation: Invocation
+    claimed: bool  # approved at once and claimed for execution (status executing)
+
+
+async def submit(rt: GatewayRuntime, call: ToolCall, caller: str | None) -> Submitted:
+    """Record and decide the call; one approved at once is claimed for execution with it."""
     request = gateway.CallRequest(
         source=call.server.name,
         tool=call.tool,
@@ -67,22 +74,33 @@ async def submit(rt: GatewayRuntime, call: ToolCall, caller: str | None) -> Invo
         client_version=call.client_version,
         agent_id=call.agent_id,
     )
-    inv, _created = await run_in_threadpool(
-        gateway.submit,
-        rt.ctx.engine,
-        request=request,
-        caller=caller,
-        defaults=rt.defaults,
-        hub=rt.hub,
+    engine = rt.ctx.engine
+
+    def decide() -> Submitted:
+        inv, created = gateway.submit(
+            engine,
+            request=request,
+            caller=caller,
+            defaults=rt.defaults,
+            hub=rt.hub,
+            executor=EXECUTOR,
+        )
+        return Submitted(inv, created and inv.status == EXECUTING)
+
+    return await run_in_threadpool(decide)
+
+
+def _claim(rt: GatewayRuntime, invocation_id: str) -> Invocation | None:
+    return gateway.claim_execution(
+        rt.ctx.engine, invocation_id=invocation_id, executor=EXECUTOR, hub=rt.hub
     )
-    return inv
 
 
 async def finish(
     rt: GatewayRuntime,
     pool: Pool,
     call: ToolCall,
-    inv: Invocation,
+    submitted: Submitted,
     *,
     heartbeat: Callable[[], Awaitable[None]] | None = None,
 ) -> Invocation:
@@ -95,20 +113,17 @@ async def finish(
     def read() -> Invocation:
         return gateway.get_invocation(engine, invocation_id=inv.id, hub=rt.hub)
 
-    running = False
+    inv = submitted.invocation
+    running = submitted.claimed
     try:
+        if running:
+            return await _execute(rt, pool, call, inv)
         if inv.status == PENDING:
             inv = await waiting.wait_while(
                 rt.hub, read, inv.id, heartbeat=heartbeat, every=PROGRESS_EVERY
             )
         if inv.status == APPROVED:
-            claimed = await run_in_threadpool(
-                gateway.claim_execution,
-                engine,
-                invocation_id=inv.id,
-                executor=EXECUTOR,
-                hub=rt.hub,
-            )
+            claimed = await run_in_threadpool(_claim, rt, inv.id)
             if claimed is not None:
                 running = True
                 return await _execute(rt, pool, call, claimed)
@@ -165,18 +180,6 @@ async def _record(
         return await run_in_threadpool(
             gateway.get_invocation, rt.ctx.engine, invocation_id=invocation_id
         )
-
-
-async def run(
-    rt: GatewayRuntime,
-    pool: Pool,
-    call: ToolCall,
-    caller: str | None,
-    *,
-    heartbeat: Callable[[], Awaitable[None]] | None = None,
-) -> Invocation:
-    inv = await submit(rt, call, caller)
-    return await finish(rt, pool, call, inv, heartbeat=heartbeat)
 
 
 def tool_result(inv: Invocation, rules_text: str = "") -> dict[str, Any]:

@@ -1,10 +1,13 @@
 """The demo's upstream MCP server (stdio, on the `mcp` SDK): a calculator and a notebook.
 
 `atryum demo` registers it as the upstream `demo-tools`; Atryum starts it on first use.
-Run alone with `python -m atryum.mcp.demo_server`.
+Run alone with `python -m atryum.mcp.demo_server` (stdio) or `… http PORT` (streamable HTTP at
+http://127.0.0.1:PORT/mcp; the benchmark uses both).
 """
 
 from __future__ import annotations
+
+import sys
 
 from mcp.server import MCPServer
 
@@ -38,4 +41,7 @@ def delete_note(title: str) -> str:
 
 
 if __name__ == "__main__":
-    server.run()
+    if sys.argv[1:2] == ["http"]:
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run()

@@ -50,7 +50,7 @@ from atryum.gateway import rules
 from atryum.gateway import service as gateway_service
 from atryum.gateway.deps import Caller, Ctx, Runtime
 from atryum.gateway.runtime import GatewayRuntime
-from atryum.mcp import calls, service
+from atryum.mcp import calls
 from atryum.mcp.models import Server
 from atryum.mcp.pool import CLIENT_INFO, UpstreamError, UpstreamFailure
 from atryum.mcp.runtime import ClientSessionInfo, McpRuntime, mcp_runtime
@@ -163,8 +163,8 @@ class Exchange:
         return _rpc_error(self.rid, INTERNAL_ERROR, str(exc))
 
 
-async def lookup(ctx: Any, name: str) -> Server | str:
-    server = await run_in_threadpool(service.find_server, ctx.engine, name=name)
+async def lookup(mcp: McpRuntime, name: str) -> Server | str:
+    server = await mcp.find(name)
     if server is None:
         return f"there is no MCP server {name!r} in this Atryum (see /api/v1/servers)"
     if not server.enabled:
@@ -199,7 +199,7 @@ async def post(
         return _rpc_error(
             None, INVALID_REQUEST, "expected a JSON-RPC request or notification", status=400
         )
-    found = await lookup(ctx, server)
+    found = await lookup(mcp, server)
     if isinstance(found, str):
         return _rpc_error(message.get("id"), INVALID_REQUEST, found, status=404)
     if "params" in message and not isinstance(message["params"], dict | None):
@@ -419,7 +419,8 @@ async def _tools_call(ex: Exchange) -> Response:
         client_version=client_version,
         agent_id=ex.agent_hint,
     )
-    inv = await calls.submit(ex.gateway, call, ex.caller)
+    submitted = await calls.submit(ex.gateway, call, ex.caller)
+    inv = submitted.invocation
     token = ex.meta.get("progressToken")
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     beats = 0
@@ -442,7 +443,7 @@ async def _tools_call(ex: Exchange) -> Response:
     streaming = token is not None and _accepts_sse(ex.request)
     task = calls.background(
         calls.finish(
-            ex.gateway, ex.mcp.pool, call, inv, heartbeat=heartbeat if streaming else None
+            ex.gateway, ex.mcp.pool, call, submitted, heartbeat=heartbeat if streaming else None
         ),
         ex.mcp.tasks,
     )
@@ -499,9 +500,9 @@ _HANDLERS = {
 
 
 @router.get("/mcp/{server}")
-async def get(server: str, request: Request, ctx: Ctx) -> Response:
+async def get(server: str, request: Request, mcp: McpRuntime = Mcp) -> Response:
     """The server-to-client stream: kept open with pings (Atryum sends no requests to clients)."""
-    found = await lookup(ctx, server)
+    found = await lookup(mcp, server)
     if isinstance(found, str):
         return _rpc_error(None, INVALID_REQUEST, found, status=404)
     if not _accepts_sse(request):
@@ -516,8 +517,8 @@ async def get(server: str, request: Request, ctx: Ctx) -> Response:
 
 
 @router.delete("/mcp/{server}")
-async def delete(server: str, request: Request, ctx: Ctx, mcp: McpRuntime = Mcp) -> Response:
-    found = await lookup(ctx, server)
+async def delete(server: str, request: Request, mcp: McpRuntime = Mcp) -> Response:
+    found = await lookup(mcp, server)
     if isinstance(found, str):
         return _rpc_error(None, INVALID_REQUEST, found, status=404)
     session_id = request.headers.get(SESSION_HEADER)

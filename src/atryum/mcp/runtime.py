@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,9 @@ from atryum.mcp.pool import Pool
 log = logging.getLogger("atryum.mcp")
 
 MAX_SESSIONS = 10_000
+# How long a server lookup is reused. Changes made through this process apply at once; one
+# made on another replica within this time.
+LOOKUP_TTL = 1.0
 
 
 @dataclass
@@ -39,6 +43,23 @@ class McpRuntime:
     sessions: OrderedDict[str, ClientSessionInfo] = field(default_factory=OrderedDict)
     inflight: dict[tuple[str, str], asyncio.Task[Any]] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _lookups: dict[str, tuple[float, Server | None]] = field(default_factory=dict)
+
+    async def find(self, name: str) -> Server | None:
+        """The server with this name or slug (cached for `LOOKUP_TTL` s)."""
+        now = time.monotonic()
+        hit = self._lookups.get(name)
+        if hit is not None and now - hit[0] < LOOKUP_TTL:
+            return hit[1]
+        server = await run_in_threadpool(service.find_server, self.engine, name=name)
+        if len(self._lookups) > MAX_SESSIONS:
+            self._lookups.clear()
+        self._lookups[name] = (now, server)
+        return server
+
+    def forget_lookups(self) -> None:
+        """After a change to the servers: the next lookups read the database."""
+        self._lookups.clear()
 
     def remember(self, session_id: str, info: ClientSessionInfo) -> None:
         self.sessions[session_id] = info
@@ -80,6 +101,6 @@ def start(ctx: Any) -> McpRuntime:
     return rt
 
 
-def mcp_runtime(request: Request) -> McpRuntime:
+async def mcp_runtime(request: Request) -> McpRuntime:
     rt: McpRuntime = request.app.state.mcp
     return rt
