@@ -96,6 +96,7 @@ def test_list_allowed_and_denied_calls(
         page = api.ok(api.http.get(REVIEW, params={"source": "calc"}))
     statuses = sorted((i["tool"], i["status"]) for i in page["items"])
     assert statuses == [("add", "succeeded"), ("delete_note", "denied")]
+    assert {i["client_name"] for i in page["items"]} == {"mcp"}  # from initialize or _meta
 
 
 class Raw:
@@ -196,6 +197,49 @@ def test_protocol_errors(atryum: Callable[..., LiveServer], run_log: RunLog) -> 
     assert mismatch.status_code == 400 and "mcp-method" in mismatch.json()["error"]["message"]
     good = raw.post(msg, **{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"})
     assert good.status_code == 200 and good.json()["result"]["resultType"] == "complete"
+    # GET is the server-to-client stream (SSE only), DELETE ends a session
+    assert httpx2.get(raw.url).status_code == 405
+    with httpx2.stream("GET", raw.url, headers={"Accept": "text/event-stream"}) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        assert next(stream.iter_lines()) == ": ping"
+    raw.initialize()
+    assert (
+        httpx2.delete(raw.url, headers={"Mcp-Session-Id": raw.session_id or ""}).status_code == 204
+    )
+
+
+def test_an_upstream_that_cannot_start_is_named_in_the_error(
+    atryum: Callable[..., LiveServer],
+) -> None:
+    broken = {
+        "name": "broken",
+        "mode": "stdio",
+        "command": "/no/such/mcp-server",
+        "timeout_seconds": 2,
+    }
+    server = atryum([broken])
+    answer = Raw(endpoint(server, "broken")).call(1, "tools/list")
+    assert "MCP server 'broken'" in answer["error"]["message"]
+
+
+def test_http_upstream_session_is_reinitialised_after_the_upstream_forgets_it(
+    atryum: Callable[..., LiveServer], run_log: RunLog, http_upstream: HttpUpstream
+) -> None:
+    server = atryum(
+        [{"name": "calc", "mode": "http", "base_url": http_upstream.url}],
+        policy={"provider": "always_approve"},
+    )
+    with Api(server.url) as api:
+        register(api)
+    raw = Raw(endpoint(server))
+    first = raw.call(1, "tools/call", {"name": "add", "arguments": {"a": 1, "b": 1}})
+    assert first["result"]["structuredContent"] == {"result": 2.0}
+    http_upstream.stop()  # a new upstream process knows no session: it answers 404
+    http_upstream.start()
+    again = raw.call(2, "tools/call", {"name": "add", "arguments": {"a": 2, "b": 2}})
+    assert again["result"].get("structuredContent") == {"result": 4.0}, again
+    assert run_log.runs("add") == ["add 1.0 1.0", "add 2.0 2.0"]
 
 
 def test_relayed_methods_are_not_gated(atryum: Callable[..., LiveServer], run_log: RunLog) -> None:

@@ -96,6 +96,7 @@ class Upstream:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.restarts = 0
+        self._expired = False
         self.last_error: str | None = None
         self.on_status: Callable[[Server, str | None], Any] | None = None
 
@@ -104,6 +105,11 @@ class Upstream:
     def _clean(self, exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
         return redact(text, self.server.secrets())
+
+    async def _watch_expiry(self, response: httpx2.Response) -> None:
+        """A 404 to a request that carried our session id: the upstream forgot the session."""
+        if response.status_code == 404 and "mcp-session-id" in response.request.headers:
+            self._expired = True
 
     def _mark_lost(self) -> None:
         """The connection is gone: callers from now on wait for the next one."""
@@ -171,6 +177,7 @@ class Upstream:
                     headers=headers,
                     timeout=httpx2.Timeout(server.timeout_seconds, read=300),
                 )
+                client.event_hooks["response"] = [self._watch_expiry]
                 await stack.enter_async_context(client)
                 read, write = await stack.enter_async_context(
                     streamable_http_client(server.base_url, http_client=client)
@@ -237,15 +244,12 @@ class Upstream:
         """Send one request upstream and return its raw result."""
         for attempt in range(2):
             session = await self.session()
+            self._expired = False
             try:
                 return await self._send(session, method, params)
             except MCPError as exc:
-                if (
-                    self.server.mode == HTTP
-                    and attempt == 0
-                    and exc.error.code == INVALID_REQUEST
-                    and exc.error.message == "Session terminated"
-                ):
+                # only a refusal of the session is retried: the upstream did not run the request
+                if self._expired and attempt == 0 and exc.error.code == INVALID_REQUEST:
                     log.info(
                         "upstream session expired server=%s; re-initialising", self.server.name
                     )
