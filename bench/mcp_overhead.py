@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import statistics
 import subprocess
@@ -126,6 +127,7 @@ async def direct_stdio(rates: list[int], duration: float) -> list[Row]:
 
         await open_loop(one, 50, 1)  # warm-up
         for rate in rates:
+            print(f"  direct stdio: {rate}/s …", file=sys.stderr)
             rows.append(row("stdio", "direct", rate, await open_loop(one, rate, duration)))
     return rows
 
@@ -157,13 +159,16 @@ async def direct_http(url: str, rates: list[int], duration: float) -> list[Row]:
         done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
         await http.post(url, json=done, headers=headers)
 
-        async def one() -> bool:
-            body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": CALL}
+        ids = itertools.count(1)
+
+        async def one() -> bool:  # ids unique within the upstream session
+            body = {"jsonrpc": "2.0", "id": next(ids), "method": "tools/call", "params": CALL}
             answer = _result_of(await http.post(url, json=body, headers=headers))
             return "result" in answer and not answer["result"].get("isError")
 
         await open_loop(one, 50, 1)
         for rate in rates:
+            print(f"  direct http: {rate}/s …", file=sys.stderr)
             rows.append(row("http", "direct", rate, await open_loop(one, rate, duration)))
     return rows
 
@@ -179,6 +184,7 @@ async def through_atryum(url: str, upstream: str, rates: list[int], duration: fl
 
         await open_loop(one, 50, 1)
         for rate in rates:
+            print(f"  through atryum, {upstream}: {rate}/s …", file=sys.stderr)
             rows.append(row(upstream, "atryum", rate, await open_loop(one, rate, duration)))
     return rows
 
@@ -304,7 +310,6 @@ def main() -> None:
             f"http://127.0.0.1:{http_port}/",
         )
         try:
-            print("  direct: stdio, http …", file=sys.stderr)
             rows += asyncio.run(direct_stdio(rates, args.duration))
             rows += asyncio.run(direct_http(http_url, rates, args.duration))
             with scratch_database("sqlite", workdir) as db:
@@ -316,7 +321,6 @@ def main() -> None:
                     rule = {"action": "auto_approve", "tool_patterns": ["add"]}
                     httpx2.post(f"{atryum_url}/api/v1/rules", json=rule).raise_for_status()
                     for name in ("stdio", "http"):
-                        print(f"  through atryum: {name} …", file=sys.stderr)
                         url = f"{atryum_url}/mcp/{name}-calc"
                         rows += asyncio.run(through_atryum(url, name, rates, args.duration))
                 finally:

@@ -101,8 +101,10 @@ def test_test_and_tools_show_status_and_the_agents_actions(
     tools = ok(c.get(f"{SERVERS}/calc/tools", params={"agent_id": "rt-bot"}))["items"]
     actions = {t["name"]: t["effective_action"] for t in tools}
     assert actions["add"] == "auto_approve" and actions["write_note"] == "human_approval"
-    unknown_agent = ok(c.get(f"{SERVERS}/calc/tools", params={"agent_id": "who"}))["items"]
-    assert {t["effective_action"] for t in unknown_agent} == {"auto_deny"}
+    off = {"name": "Paused", "agent_ids": ["rt-off"], "enabled": False}
+    ok(c.post("/api/v1/agents", json=off), 201)
+    paused = ok(c.get(f"{SERVERS}/calc/tools", params={"agent_id": "rt-off"}))["items"]
+    assert {t["effective_action"] for t in paused} == {"auto_deny"}  # a disabled agent
 
     broken = {"name": "broken", "mode": "stdio", "command": "/no/such/binary", "env": {"K": SECRET}}
     ok(c.post(SERVERS, json=broken), 201)

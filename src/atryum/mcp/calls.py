@@ -31,6 +31,7 @@ from atryum.gateway.models import (
     Invocation,
 )
 from atryum.gateway.runtime import GatewayRuntime
+from atryum.identity.tokens import AgentIdentity
 from atryum.mcp.models import Server
 from atryum.mcp.pool import Pool, UpstreamFailure
 
@@ -61,7 +62,7 @@ class Submitted:
     claimed: bool  # approved at once and claimed for execution (status executing)
 
 
-async def submit(rt: GatewayRuntime, call: ToolCall, caller: str | None) -> Submitted:
+async def submit(rt: GatewayRuntime, call: ToolCall, caller: AgentIdentity | None) -> Submitted:
     """Record and decide the call; one approved at once is claimed for execution with it."""
     request = gateway.CallRequest(
         source=call.server.name,

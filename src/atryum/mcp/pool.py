@@ -8,7 +8,9 @@ stderr goes to Atryum's log (secrets masked), never to a client.
 http: streamable HTTP; the upstream's session id is kept, and when the upstream forgets it
 (404) the session is initialised again once and the request retried.
 
-Every request is bounded by the server's `timeout_seconds`, and every server has its own
+Every request is bounded by the server's `timeout_seconds`; starting one (a process, its
+imports, the handshake) by that or `STARTUP_MIN` seconds, whichever is longer, since an
+interpreter or `npx` start on a busy machine takes seconds. Every server has its own
 supervisor task: a slow or dead server never blocks another one.
 """
 
@@ -50,6 +52,7 @@ class _Raw(BaseModel):
 BACKOFF_START, BACKOFF_MAX = 0.2, 30.0
 # A connection that stayed up this long resets the backoff.
 STABLE_AFTER = 10.0
+STARTUP_MIN = 30.0
 
 
 class UpstreamFailure(Exception):
@@ -103,6 +106,8 @@ class Upstream:
     # -- supervisor -------------------------------------------------------------------------
 
     def _clean(self, exc: BaseException) -> str:
+        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:  # the first real cause
+            exc = exc.exceptions[0]
         text = str(exc) or type(exc).__name__
         return redact(text, self.server.secrets())
 
@@ -204,16 +209,15 @@ class Upstream:
             stack.callback(tg.cancel_scope.cancel)
             tg.start_soon(forward)
             session = await stack.enter_async_context(
-                ClientSession(
-                    inbox,
-                    write,
-                    client_info=CLIENT_INFO,
-                    read_timeout_seconds=server.timeout_seconds,
-                )
+                ClientSession(inbox, write, client_info=CLIENT_INFO)  # timeouts per request
             )
-            with anyio.fail_after(server.timeout_seconds):
+            with anyio.fail_after(self.startup_timeout):
                 await session.initialize()
             yield session
+
+    @property
+    def startup_timeout(self) -> float:
+        return max(float(self.server.timeout_seconds), STARTUP_MIN)
 
     # -- callers ----------------------------------------------------------------------------
 
@@ -226,13 +230,11 @@ class Upstream:
             self._task = asyncio.create_task(self._supervise(), name=f"mcp-{self.server.name}")
         assert self._attempt is not None
         try:
-            return await asyncio.wait_for(
-                asyncio.shield(self._attempt), self.server.timeout_seconds
-            )
+            return await asyncio.wait_for(asyncio.shield(self._attempt), self.startup_timeout)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"MCP server {self.server.name!r} did not start within "
-                f"{self.server.timeout_seconds} s"
+                f"{self.startup_timeout:.0f} s"
                 + (f" (last error: {self.last_error})" if self.last_error else "")
             ) from None
 

@@ -50,6 +50,7 @@ from atryum.gateway import rules
 from atryum.gateway import service as gateway_service
 from atryum.gateway.deps import Caller, Ctx, Runtime
 from atryum.gateway.runtime import GatewayRuntime
+from atryum.identity.tokens import AgentIdentity
 from atryum.mcp import calls
 from atryum.mcp.models import Server
 from atryum.mcp.pool import CLIENT_INFO, UpstreamError, UpstreamFailure
@@ -103,8 +104,7 @@ class Exchange:
         server: Server,
         gateway: GatewayRuntime,
         mcp: McpRuntime,
-        identity: str | None,
-        caller: str | None,
+        caller: AgentIdentity | None,
         agent_hint: str | None,
     ) -> None:
         self.request = request
@@ -114,7 +114,9 @@ class Exchange:
         self.server = server
         self.gateway = gateway
         self.mcp = mcp
-        self.identity = identity
+        # who the rules see: the verified agent, else the `?agent_id=` hint
+        self.agent_id = caller.agent_id if caller is not None else agent_hint
+        self.issuer = caller.issuer if caller is not None else None
         self.caller = caller
         self.agent_hint = agent_hint
         meta = self.params.get("_meta")
@@ -210,7 +212,6 @@ async def post(
         server=found,
         gateway=rt,
         mcp=mcp,
-        identity=caller if caller is not None else agent_id,
         caller=caller,
         agent_hint=agent_id,
     )
@@ -321,7 +322,8 @@ async def _tools_list(ex: Exchange) -> Response:
         ex.gateway.ctx.engine,
         source=ex.server.name,
         tools=[t["name"] for t in tools],
-        agent_id=ex.identity,
+        agent_id=ex.agent_id,
+        issuer=ex.issuer,
         defaults=ex.gateway.defaults,
     )
     for tool in tools:
@@ -359,7 +361,8 @@ def _rules_text(ex: Exchange, tool: str) -> str:
         ex.gateway.ctx.engine,
         source=ex.server.name,
         tool=tool,
-        agent_id=ex.identity,
+        agent_id=ex.agent_id,
+        issuer=ex.issuer,
         defaults=ex.gateway.defaults,
     )
     lines = [f"Decision by the rules today: {found.decision.outcome} ({found.decision.reason})."]
@@ -388,7 +391,8 @@ async def _rules_get(ex: Exchange, arguments: dict[str, Any]) -> Response:
         ex.gateway.ctx.engine,
         source=ex.server.name,
         tools=names,
-        agent_id=ex.identity,
+        agent_id=ex.agent_id,
+        issuer=ex.issuer,
         defaults=ex.gateway.defaults,
     )
     payload: dict[str, Any] = {"server": ex.server.name, "tools": actions}

@@ -12,13 +12,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from atryum import audit
 from atryum.config import UpstreamConfig
 from atryum.db.types import utcnow
 from atryum.errors import Conflict, InvalidInput, NotFound
 from atryum.gateway import store as gateway_store
 from atryum.gateway import tx
+from atryum.identity.principal import OperatorPrincipal
 from atryum.mcp import store
 from atryum.mcp.models import HTTP, MASK, MODES, STDIO, UNKNOWN, Server, slugify
+
+Actor = OperatorPrincipal | str
 
 MAX_TIMEOUT = 3600
 
@@ -120,7 +124,7 @@ def find_server(engine: sa.Engine, *, name: str) -> Server | None:
         return store.find(conn, name)
 
 
-def create_server(engine: sa.Engine, *, spec: ServerSpec, actor: str) -> Server:
+def create_server(engine: sa.Engine, *, spec: ServerSpec, actor: Actor) -> Server:
     values = _validated(spec, None)
     now = utcnow()
     with tx.begin(engine) as conn:
@@ -141,7 +145,7 @@ def create_server(engine: sa.Engine, *, spec: ServerSpec, actor: str) -> Server:
         return created
 
 
-def replace_server(engine: sa.Engine, *, name: str, spec: ServerSpec, actor: str) -> Server:
+def replace_server(engine: sa.Engine, *, name: str, spec: ServerSpec, actor: Actor) -> Server:
     with tx.begin(engine) as conn:
         old = _require(conn, name)
         values = _validated(spec, old)
@@ -152,7 +156,7 @@ def replace_server(engine: sa.Engine, *, name: str, spec: ServerSpec, actor: str
         return new
 
 
-def delete_server(engine: sa.Engine, *, name: str, disable: bool, actor: str) -> Server | None:
+def delete_server(engine: sa.Engine, *, name: str, disable: bool, actor: Actor) -> Server | None:
     """Delete the server, or with `disable` keep it disabled (returned)."""
     with tx.begin(engine) as conn:
         old = _require(conn, name)
@@ -244,9 +248,17 @@ def masked(server: Server) -> dict[str, Any]:
 
 
 def _record_change(
-    conn: sa.Connection, *, actor: str, server: Server | None, action: str, before: Server | None
+    conn: sa.Connection, *, actor: Actor, server: Server | None, action: str, before: Server | None
 ) -> None:
-    """The operator-change audit (identity.md, `atryum.audit.record_change`, owned by idops):
-    the single call site, wired once that module is on main. Secrets are masked before they
-    could reach it."""
-    del conn, actor, server, action, before
+    """The operator-change audit, in the change's transaction; secrets masked."""
+    subject = server or before
+    assert subject is not None
+    audit.record_change(
+        conn,
+        actor=actor,
+        entity="mcp_server",
+        entity_id=subject.id,
+        action=action,
+        before=masked(before) if before else None,
+        after=masked(server) if server else None,
+    )

@@ -1,7 +1,7 @@
 """MCP proxy: the upstream servers behind /mcp/{server}.
 
 Revision ID: 0004_mcp_servers
-Revises: 0003
+Revises: 0008_go_compat
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from atryum.db.types import UTCDateTime
 
 revision = "0004_mcp_servers"
-down_revision = "0003"
+down_revision = "0008_go_compat"
 branch_labels = None
 depends_on = None
 
