@@ -34,10 +34,19 @@ def write_config(path: Path, *, database_url: str, sim_url: str, port: int, **ex
     ]
     if "webhook_secret" in extra:
         lines += ["[validmind]", f'webhook_secret = "{extra["webhook_secret"]}"']
+    for upstream in extra.get("upstreams", []):  # [[upstreams]] of the MCP proxy
+        lines += ["[[upstreams]]", *(f"{k} = {_toml(v)}" for k, v in upstream.items())]
     for block in extra.get("auth", []):  # [[auth]] blocks: JSON scalars are TOML scalars
         lines += ["[[auth]]", *(f"{k} = {json.dumps(v)}" for k, v in block.items())]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _toml(value: Any) -> str:
+    """A TOML value: JSON's spelling, except for tables."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
 
 
 class AtryumProcess:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from atryum.gateway import api_hook
+from atryum.gateway import waiting
 from atryum.gateway.runtime import runtime_for
 from tests.support import wait_until
 
@@ -198,8 +198,8 @@ def test_long_poll_returns_when_the_decision_lands(
 ) -> None:
     # The re-read fallback is made longer than the test's patience, so only the decision's
     # wake-up can answer the long-poll in time.
-    monkeypatch.setattr(api_hook, "RECHECK_LOCAL", 60.0)
-    monkeypatch.setattr(api_hook, "RECHECK_NOTIFIED", 60.0)
+    monkeypatch.setattr(waiting, "RECHECK_LOCAL", 60.0)
+    monkeypatch.setattr(waiting, "RECHECK_NOTIFIED", 60.0)
     app: Any = client.app
     hub = runtime_for(app.state.ctx).hub
     inv = post(client)

@@ -275,6 +275,30 @@ gateway_policy = sa.Table(
     sa.CheckConstraint("id = 1", name="ck_gateway_policy_single_row"),
 )
 
+# Upstream MCP servers behind /mcp/{server} (mcp-proxy.md §1). `auth_token`, header values and
+# env values are secrets: stored to reach the upstream, never shown (the API masks them).
+mcp_servers = sa.Table(
+    "mcp_servers",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False, unique=True),
+    sa.Column("endpoint_slug", sa.String(256), nullable=False, unique=True),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("base_url", sa.Text, nullable=False, server_default=""),
+    sa.Column("command", sa.Text, nullable=False, server_default=""),
+    sa.Column("args", sa.JSON, nullable=False),
+    sa.Column("env", sa.JSON, nullable=False),
+    sa.Column("auth_token", sa.Text, nullable=True),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("timeout_seconds", sa.Integer, nullable=False, server_default="30"),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("connection_status", sa.String(16), nullable=False, server_default="unknown"),
+    sa.Column("last_checked_at", UTCDateTime, nullable=True),
+    sa.Column("last_error_summary", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("mode IN ('stdio', 'http')", name="ck_mcp_servers_mode"),
+)
 
 # ---------------------------------------------------------------------------------------------
 # Identity (migration 0003_identity): who changed what, operator sessions and API tokens.

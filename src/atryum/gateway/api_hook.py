@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from atryum.db.types import utcnow
-from atryum.gateway import service
+from atryum.gateway import service, waiting
 from atryum.gateway.deps import Caller, Ctx, Runtime
-from atryum.gateway.models import PENDING, Invocation
+from atryum.gateway.models import Invocation
 from atryum.gateway.schemas import InvocationIn, InvocationOut, OutcomeIn
 
 router = APIRouter(prefix="/api/v1/external/invocations", tags=["hook"])
 
 MAX_WAIT = 30.0
-# A waiter re-reads at least this often, whatever the wake-ups do: rarely when PostgreSQL
-# NOTIFY delivers every replica's changes, often when another process could share a SQLite file.
-RECHECK_NOTIFIED = 5.0
-RECHECK_LOCAL = 1.0
 
 
 @router.post(
@@ -79,22 +73,7 @@ async def get(
 
     if wait <= 0:
         return _json(await run_in_threadpool(read))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    sub = rt.hub.subscribe()  # before the first read, so no change slips between the two
-    try:
-        while True:
-            inv = await run_in_threadpool(read)
-            left = deadline - loop.time()
-            if inv.status != PENDING or left <= 0:
-                return _json(inv)
-            expires = inv.approval.expires_at if inv.approval else None
-            if expires is not None:
-                left = min(left, max((expires - utcnow()).total_seconds(), 0) + 0.01)
-            recheck = RECHECK_NOTIFIED if rt.hub.via_database else RECHECK_LOCAL
-            await sub.wait_for(lambda c: c.invocation_id == invocation_id, min(left, recheck))
-    finally:
-        rt.hub.unsubscribe(sub)
+    return _json(await waiting.wait_while(rt.hub, read, invocation_id, timeout=wait))
 
 
 @router.patch("/{invocation_id}", response_model=InvocationOut)

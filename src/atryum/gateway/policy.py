@@ -170,3 +170,18 @@ def decide(
     return Decision(
         "human", "no rule matched; the default policy asks a human to decide", None, True
     )
+
+
+def _stop_here(rule: Rule, call: Call) -> tuple[Verdict, str]:
+    return "human", "listed"
+
+
+def effective_action(*, rules: Sequence[Rule], call: Call, provider: str) -> str:
+    """The action a call gets by rule or default policy, before any judge or human: the rule
+    `decide` stops at (an `ai_evaluation` rule counts as its own action), else the default
+    policy's equivalent."""
+    decision = decide(rules=rules, call=call, provider=provider, evaluator=_stop_here)
+    if decision.by_default_policy:
+        return {ALWAYS_APPROVE: AUTO_APPROVE, ALWAYS_DENY: AUTO_DENY}.get(provider, HUMAN_APPROVAL)
+    by_id = {r.id: r.action for r in rules}
+    return by_id.get(decision.rule_id or "", HUMAN_APPROVAL)

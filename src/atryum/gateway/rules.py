@@ -13,6 +13,7 @@ from atryum.db.types import utcnow
 from atryum.errors import InvalidInput, NotFound
 from atryum.gateway import policy, resolve, store, tx
 from atryum.gateway.models import (
+    AUTO_DENY,
     POLICY_PROVIDERS,
     RULE_ACTIONS,
     Policy,
@@ -302,3 +303,39 @@ def rules_for_caller(
             rules=rules, call=call, provider=policy_tx(conn, defaults).provider
         )
         return Applicable(resolution, _views(conn, matching), decision)
+
+
+def actions_for_caller(
+    engine: sa.Engine,
+    *,
+    source: str,
+    tools: Sequence[str],
+    agent_id: str | None,
+    defaults: GatewayDefaults,
+    issuer: str | None = None,
+) -> dict[str, str]:
+    """The action each tool's call would get today by rule or default policy (the MCP proxy's
+    `tools/list`): the rule `policy.decide` stops at, `ai_evaluation` included; a denied
+    agent gets `auto_deny` for every tool. Resolved as `rules_for_caller` resolves."""
+    with tx.begin(engine) as conn:
+        resolution = resolve.resolve(
+            conn,
+            agent_id,
+            default_agent_id=store.default_agent_id(conn),
+            unregistered=defaults.unregistered_agents,
+            issuer=issuer,
+        )
+        if resolution.denied:
+            return dict.fromkeys(tools, AUTO_DENY)
+        enabled = store.list_rules(conn, enabled_only=True)
+        provider = policy_tx(conn, defaults).provider
+    return {
+        tool: policy.effective_action(
+            rules=enabled,
+            call=policy.Call(
+                source=source, tool=tool, agent_record_id=resolution.agent_id, input={}
+            ),
+            provider=provider,
+        )
+        for tool in tools
+    }

@@ -137,8 +137,13 @@ def submit(
     defaults: GatewayDefaults,
     evaluator: policy.Evaluator = policy.no_evaluator,
     hub: Hub | None = None,
+    executor: str | None = None,
 ) -> tuple[Invocation, bool]:
     """Record a call and decide it. Returns (invocation, created); a repeat returns the first.
+
+    With an `executor` (Atryum runs the call itself, the MCP proxy), a new call approved at
+    once is also claimed for it in the same transaction: approved → executing, as
+    `claim_execution` does for one approved later.
 
     One transaction: the invocation goes received → decided with both events and its approval
     row. If the rules cannot be loaded or evaluated, that transaction is abandoned and the call
@@ -149,11 +154,13 @@ def submit(
         raise InvalidInput("source and tool must not be empty")
     started = time.perf_counter()
     try:
-        inv, created = _submit(engine, request, caller, defaults, evaluator, None, hub)
+        inv, created = _submit(engine, request, caller, defaults, evaluator, None, hub, executor)
     except _RulesFailed as failed:
-        inv, created = _submit(engine, request, caller, defaults, evaluator, failed, hub)
+        inv, created = _submit(engine, request, caller, defaults, evaluator, failed, hub, executor)
     if created:
-        label = {APPROVED: A_AUTO_APPROVED, DENIED: A_AUTO_DENIED}.get(inv.status, inv.status)
+        label = {APPROVED: A_AUTO_APPROVED, EXECUTING: A_AUTO_APPROVED, DENIED: A_AUTO_DENIED}.get(
+            inv.status, inv.status
+        )
         metrics.DECISIONS.labels(label, inv.matched_rule_id or "none").inc()
         metrics.DECISION_LATENCY.labels("auto").observe(time.perf_counter() - started)
     return inv, created
@@ -167,12 +174,14 @@ def _submit(
     evaluator: policy.Evaluator,
     failed: _RulesFailed | None,
     hub: Hub | None,
+    executor: str | None,
 ) -> tuple[Invocation, bool]:
     # A verified caller's id replaces the body's agent_id hint; `caller` records who it is.
     identity = verified.agent_id if verified is not None else (request.agent_id or None)
     caller = _key(verified)
     dedupe = _dedupe_key(request, identity, caller)
     outbox: list[Change] = []
+    claimed: Invocation | None = None
     with tx.begin(engine) as conn:
         policy_row, default_agent_id = store.read_policy_and_default_agent(conn)
         pol = rules.policy_of(policy_row, defaults)
@@ -220,10 +229,14 @@ def _submit(
                 timedelta(seconds=pol.approval_timeout_seconds),
             )
             outbox.append(Change(row["id"], status))
+            if executor is not None:
+                claimed = _claim(conn, row["id"], executor, now, outbox)
     if hub is not None:
         hub.committed(outbox)
     if repeat is not None:
         return repeat, False
+    if claimed is not None:
+        return claimed, True
     row.pop("dedupe_key")
     return Invocation(**row, result=None, error=None, completed_at=None, approval=approval), True
 
@@ -390,6 +403,34 @@ def report_outcome(
     if problem:
         raise Conflict(problem)
     return inv
+
+
+def claim_execution(
+    engine: sa.Engine, *, invocation_id: str, executor: str, hub: Hub | None = None
+) -> Invocation | None:
+    """Atryum runs an approved call itself (the MCP proxy): approved → executing as one
+    compare-and-set, so an invocation runs at most once however many waiters (retries,
+    replicas) reach it. None when it is not, or no longer, approved."""
+    outbox: list[Change] = []
+    with tx.begin(engine) as conn:
+        claimed = _claim(conn, invocation_id, executor, utcnow(), outbox)
+    if hub is not None:
+        hub.committed(outbox)
+    return claimed
+
+
+def _claim(
+    conn: sa.Connection, invocation_id: str, executor: str, now: datetime, outbox: list[Change]
+) -> Invocation | None:
+    inv = store.get_invocation(conn, invocation_id)
+    if inv is None or inv.status != APPROVED:
+        return None
+    data = {"executor": executor}
+    if not audit.change_status(
+        conn, inv, EXECUTING, now=now, actor=executor, data=data, outbox=outbox
+    ):
+        return None
+    return store.get_invocation(conn, invocation_id)
 
 
 def _refusal(inv: Invocation, target: str) -> str | None:

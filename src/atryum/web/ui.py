@@ -19,6 +19,7 @@ from atryum.validmind.client import ValidMindError
 from atryum.web.gateway_ui import router as gateway_router
 from atryum.web.identity_ui import router as identity_router
 from atryum.web.render import not_found, page
+from atryum.web.servers_ui import router as servers_router
 from atryum.web.views import SOURCES, STATES, describe, matches, run_view
 
 #: How long a live run page waits for a run nobody knows (not in the history, not queued or
@@ -28,6 +29,7 @@ UNKNOWN_RUN_GIVE_UP_SECONDS = 30.0
 
 router = APIRouter(include_in_schema=False)
 router.include_router(gateway_router)
+router.include_router(servers_router)
 router.include_router(identity_router)
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
