@@ -34,6 +34,7 @@ def submit(body: InvocationIn, ctx: Ctx, rt: Runtime, caller: Caller) -> Respons
         request=body.to_request(),
         caller=caller,
         defaults=rt.defaults,
+        judge=rt.judge,
         hub=rt.hub,
     )
     return _json(inv, status.HTTP_201_CREATED if created else status.HTTP_200_OK)

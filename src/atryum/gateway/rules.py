@@ -19,6 +19,7 @@ from atryum.gateway.models import (
     RuleView,
 )
 from atryum.gateway.settings import GatewayDefaults
+from atryum.judge import service as judge_service
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class RuleSpec:
     agent_cuids: Sequence[str] = ()
     description: str = ""
     enabled: bool = True
+    # `ai_evaluation` rules (judge.md §1)
+    atryum_llm_config_id: str | None = None
+    model_config_cuid: str | None = None
+    min_confidence: float = 0.0
+    shadow: bool = False
 
 
 def _clean(values: Sequence[str], what: str) -> list[str]:
@@ -57,12 +63,24 @@ def _validated(conn: sa.Connection, spec: RuleSpec) -> dict[str, Any]:
         "agent_cuids": cuids,
         "description": spec.description.strip(),
         "enabled": bool(spec.enabled),
+        "shadow": bool(spec.shadow),
+        **judge_service.check_rule_judge(
+            conn,
+            action=spec.action,
+            llm_config_id=spec.atryum_llm_config_id,
+            model_config_cuid=spec.model_config_cuid,
+            min_confidence=spec.min_confidence,
+        ),
     }
 
 
 def _views(conn: sa.Connection, rules: Sequence[Rule]) -> list[RuleView]:
     states = {a.id: a for a in store.agent_states(conn, (c for r in rules for c in r.agent_cuids))}
-    return [RuleView(r, [states[c] for c in r.agent_cuids if c in states]) for r in rules]
+    problems = judge_service.rule_problems(conn, rules)
+    return [
+        RuleView(r, [states[c] for c in r.agent_cuids if c in states], problems.get(r.id))
+        for r in rules
+    ]
 
 
 def _require(conn: sa.Connection, rule_id: str) -> Rule:

@@ -165,6 +165,18 @@ class RuleIn(BaseModel):
     agent_cuids: list[Text] = []
     description: Text = Field(default="", max_length=10_000)
     enabled: bool = True
+    atryum_llm_config_id: Text | None = Field(
+        default=None, max_length=36, description="ai_evaluation: judge with this LLM config"
+    )
+    model_config_cuid: Text | None = Field(
+        default=None, max_length=128, description="ai_evaluation: judge with ValidMind's model"
+    )
+    min_confidence: float = Field(
+        default=0.0, ge=0, le=1, description="an approval below this confidence goes to a human"
+    )
+    shadow: bool = Field(
+        default=False, description="the judge runs and is recorded, but the rule never decides"
+    )
 
 
 class RuleCreate(RuleIn):
@@ -200,6 +212,13 @@ class RuleOut(BaseModel):
     order: int
     created_at: datetime
     updated_at: datetime
+    atryum_llm_config_id: str | None
+    model_config_cuid: str | None
+    min_confidence: float
+    shadow: bool
+    judge_problem: str | None = Field(
+        description="why this ai_evaluation rule's judge cannot answer (calls go to a human)"
+    )
 
     @classmethod
     def of(cls, v: RuleView) -> RuleOut:
@@ -218,6 +237,11 @@ class RuleOut(BaseModel):
             order=r.order,
             created_at=r.created_at,
             updated_at=r.updated_at,
+            atryum_llm_config_id=r.atryum_llm_config_id,
+            model_config_cuid=r.model_config_cuid,
+            min_confidence=r.min_confidence,
+            shadow=r.shadow,
+            judge_problem=v.judge_problem,
         )
 
 
