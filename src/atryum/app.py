@@ -25,6 +25,7 @@ from atryum.db import migrate
 from atryum.db.engine import make_engine
 from atryum.errors import AtryumError
 from atryum.gateway import api as gateway_api
+from atryum.judge import api as judge_api
 from atryum.limits import refuse_nul_params
 from atryum.metrics import AGENTS, REGISTRY
 from atryum.sync import api as sync_api
@@ -73,6 +74,7 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     app.include_router(vm_api.router)
     app.include_router(events_api.router)
     app.include_router(gateway_api.router)
+    app.include_router(judge_api.router)
     app.include_router(web_router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -249,7 +249,7 @@ def _submit(
                 timedelta(seconds=pol.approval_timeout_seconds),
                 judged,
             )
-            judging.touch_session(conn, identity, request.client_session_id)
+            judging.touch_session(conn, identity, request.client_session_id, now=now)
             outbox.append(Change(row["id"], status))
     if hub is not None:
         hub.committed(outbox)

@@ -392,10 +392,11 @@ def count(evaluations: Sequence[Evaluation]) -> None:
             metrics.ERRORS.labels(e.judge, e.error).inc()
 
 
-def touch_session(conn: sa.Connection, identity: str | None, session_id: str | None) -> None:
-    """The harness used this session now (7-day sliding TTL)."""
+def touch_session(
+    conn: sa.Connection, identity: str | None, session_id: str | None, *, now: datetime
+) -> None:
+    """The harness used this session at `now`, the call's submission time (7-day sliding TTL)."""
     if session_id:
-        now = _now()
         store.touch_session(conn, identity or "", session_id, now=now, cutoff=now - SESSION_TTL)
 
 
