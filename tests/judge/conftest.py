@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from atryum.agents import service as agents
 from atryum.agents.models import Agent
 from atryum.app import build_context
+from tests.gateway.conftest import client  # noqa: F401 (the gateway's TestClient fixture)
 from tests.gateway.live import Api
 from tests.judge.llm_server import LlmServer
 from tests.support import LiveServer, make_config
