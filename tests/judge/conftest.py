@@ -78,9 +78,7 @@ def llm() -> Iterator[LlmServer]:
 
 
 @pytest.fixture
-def judged_factory(
-    engine: sa.Engine, llm: LlmServer
-) -> Iterator[Callable[..., Judged]]:
+def judged_factory(engine: sa.Engine, llm: LlmServer) -> Iterator[Callable[..., Judged]]:
     opened: list[tuple[LiveServer, Api]] = []
 
     def start(charter: str = CHARTER, **config: dict[str, Any]) -> Judged:

@@ -166,7 +166,9 @@ def _render(step: Step, request: dict[str, Any], *, anthropic: bool) -> tuple[in
         content: list[dict[str, Any]] = []
         stop = "tool_use"
         if step.kind == "answer":
-            content = [{"type": "tool_use", "id": "tu_1", "name": "record_verdict", "input": verdict}]
+            content = [
+                {"type": "tool_use", "id": "tu_1", "name": "record_verdict", "input": verdict}
+            ]
         elif step.kind == "text":
             content = [{"type": "text", "text": step.text}] if step.text else []
             stop = "end_turn"
