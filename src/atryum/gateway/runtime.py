@@ -84,6 +84,7 @@ async def stop(ctx: Any) -> None:
             await task
     rt.tasks.clear()
     metrics.untrack(ctx.engine)
+    rt.judge.close()
     _RUNTIMES.pop(id(ctx), None)
 
 

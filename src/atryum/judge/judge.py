@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import httpx2
 import sqlalchemy as sa
 
 from atryum.config import BackendConfig, Config
@@ -138,6 +139,24 @@ class Judge:
         self.history_calls = config.judge.history_calls
         self._cache: OrderedDict[str, tuple[float, Result]] = OrderedDict()
         self._lock = threading.Lock()
+        self._http: httpx2.Client | None = None
+        self._validmind: ValidMindClient | None = None
+
+    def _clients(self) -> tuple[httpx2.Client, ValidMindClient | None]:
+        """The HTTP clients, made on first use and shared by every call (thread-safe)."""
+        with self._lock:
+            if self._http is None:
+                self._http = providers.new_client()
+            if self._validmind is None and self._backend.enabled:
+                self._validmind = ValidMindClient(self._backend)
+            return self._http, self._validmind
+
+    def close(self) -> None:
+        with self._lock:
+            for client in (self._http, self._validmind):
+                if client is not None:
+                    client.close()
+            self._http = self._validmind = None
 
     @property
     def validmind_configured(self) -> bool:
@@ -185,7 +204,7 @@ class Judge:
 
     def _ask_llm(self, config: LlmConfig, subject: Subject) -> Result:
         prompt = new_prompt(subject)
-        reply = providers.complete(config, prompt)
+        reply = providers.complete(self._clients()[0], config, prompt)
         return Result(
             reply.result,
             reply.model,
@@ -199,9 +218,10 @@ class Judge:
         payload = validmind_payload(question)
         digest = hashlib.sha256(canonical_json(payload).encode()).hexdigest()
         cuid = question.rule.model_config_cuid or ""
+        client = self._clients()[1]
+        assert client is not None  # a question for ValidMind is only made when it is configured
         try:
-            with ValidMindClient(self._backend) as client:
-                data = client.evaluate(payload)
+            data = client.evaluate(payload)
         except ValidMindError as exc:
             return Result(_validmind_failure(exc), cuid, 0, digest)
         usage = providers.as_object(data.get("usage"))
@@ -398,6 +418,35 @@ def touch_session(
     """The harness used this session at `now`, the call's submission time (7-day sliding TTL)."""
     if session_id:
         store.touch_session(conn, identity or "", session_id, now=now, cutoff=now - SESSION_TTL)
+
+
+def adhoc_question(
+    subject: Subject,
+    *,
+    llm: LlmConfig | None = None,
+    model_config_cuid: str | None = None,
+    agent: AgentContext | None = None,
+) -> Question:
+    """A question outside any rule (a config's sample call, the judge benchmark)."""
+    now = _now()
+    rule = Rule(
+        id="adhoc",
+        action="ai_evaluation",
+        server_patterns=[],
+        tool_patterns=[],
+        agent_cuids=[],
+        description="",
+        enabled=True,
+        order=0,
+        created_at=now,
+        updated_at=now,
+        atryum_llm_config_id=llm.id if llm else None,
+        model_config_cuid=model_config_cuid,
+    )
+    kind: JudgeKind = "llm" if llm else "validmind"
+    judge_id = [kind, llm.id if llm else model_config_cuid or ""]
+    key = question_key(subject, rule=["adhoc", now.isoformat()], judge=judge_id)
+    return Question(key, rule, kind, subject, llm, agent)
 
 
 def new_prompt(subject: Subject) -> Prompt:

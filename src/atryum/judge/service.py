@@ -20,9 +20,9 @@ from atryum.errors import InvalidInput, NotFound
 from atryum.gateway import tx
 from atryum.gateway.models import AI_EVALUATION, Rule
 from atryum.judge import store
-from atryum.judge.judge import Judge, Question, Result
+from atryum.judge.judge import Judge, Result, adhoc_question
 from atryum.judge.models import DEFAULT_TIMEOUT_SECONDS, PROVIDERS, LlmConfig
-from atryum.judge.prompt import Subject, question_key
+from atryum.judge.prompt import Subject
 
 log = logging.getLogger("atryum.judge")
 
@@ -260,22 +260,7 @@ def test_config(
     config = get_config(engine, config_id=config_id)
     args = arguments if arguments is not None else {"owner": "acme", "repo": "api", "number": 42}
     subject = Subject(charter=charter, source=source, tool=tool, arguments=args)
-    now = utcnow()
-    rule = Rule(
-        id="sample",
-        action=AI_EVALUATION,
-        server_patterns=[],
-        tool_patterns=[],
-        agent_cuids=[],
-        description="sample call",
-        enabled=True,
-        order=0,
-        created_at=now,
-        updated_at=now,
-        atryum_llm_config_id=config.id,
-    )
-    key = question_key(subject, rule=["sample", now.isoformat()], judge=["test", config.id])
-    return config, judge.ask(Question(key, rule, "llm", subject, config), cache=False)
+    return config, judge.ask(adhoc_question(subject, llm=config), cache=False)
 
 
 def _new_id() -> str:
