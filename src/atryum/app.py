@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from atryum import openapi
 from atryum.agents import api as agents_api
 from atryum.agents.store import count_agents_by_state
+from atryum.audit import api as audit_api
 from atryum.auth import check_machine_key
 from atryum.config import Config
 from atryum.context import AppContext, make_client
@@ -25,6 +26,11 @@ from atryum.db import migrate
 from atryum.db.engine import make_engine
 from atryum.errors import AtryumError
 from atryum.gateway import api as gateway_api
+from atryum.identity import api as identity_api
+from atryum.identity import login as identity_login
+from atryum.identity import operators_api
+from atryum.identity.hosts import check_exposure
+from atryum.identity.operators import OperatorGate
 from atryum.judge import api as judge_api
 from atryum.limits import refuse_nul_params
 from atryum.metrics import AGENTS, REGISTRY
@@ -49,6 +55,9 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warning = check_exposure(ctx.config)  # refuses an open non-loopback listener
+        if warning:
+            log.warning(warning)
         migrate.upgrade(ctx.engine)
         ctx.coordinator.start(schedule=background)
         if background and ctx.coordinator.sync_configured():
@@ -75,8 +84,13 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     app.include_router(events_api.router)
     app.include_router(gateway_api.router)
     app.include_router(judge_api.router)
+    app.include_router(audit_api.router)
+    app.include_router(operators_api.router)
+    app.include_router(identity_login.router)
+    app.include_router(identity_api.router)
     app.include_router(web_router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(OperatorGate, ctx=ctx)  # Host check, headers, operator auth: all routes
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> Any:
@@ -99,14 +113,14 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     return app
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message}}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message}}, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AtryumError)
     async def domain_error(_: Request, exc: AtryumError) -> JSONResponse:
-        return _error(exc.status_code, exc.message)
+        return _error(exc.status_code, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""Command line: `atryum run | sync | migrate | demo | vm-sim | setup validmind`."""
+"""Command line: `atryum run | sync | migrate | demo | vm-sim | setup validmind | token`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from atryum.config import Config, ConfigError, load_config
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 setup_app = typer.Typer(no_args_is_help=True, help="Configure integrations.")
 app.add_typer(setup_app, name="setup")
+token_app = typer.Typer(no_args_is_help=True, help="Operator API tokens: create, list, revoke.")
+app.add_typer(token_app, name="token")
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="Path to atryum.toml", show_default=False)
@@ -42,9 +44,15 @@ def _load(path: Path | None) -> Config:
 def run(config: ConfigOpt = None) -> None:
     """Serve Atryum (API, UI, background sync) at [server] listen_addr."""
     from atryum.app import build_context, create_app
+    from atryum.identity.hosts import ExposureError, check_exposure
 
     cfg = _load(config)
     _configure_logging()
+    try:
+        check_exposure(cfg)
+    except ExposureError as exc:
+        typer.echo(f"atryum: {exc}", err=True)
+        raise typer.Exit(2) from None
     ctx = build_context(cfg)
     uvicorn.run(create_app(ctx), host=cfg.server.host, port=cfg.server.port, log_level="info")
 
@@ -287,3 +295,87 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _token_engine(config: Path | None) -> tuple[Config, Any]:
+    from atryum.db import migrate as db_migrate
+    from atryum.db.engine import make_engine
+
+    cfg = _load(config)
+    engine = make_engine(cfg.database_url)
+    db_migrate.upgrade(engine)
+    return cfg, engine
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option("--name", help="What the token is for, e.g. ci-reports")],
+    role: Annotated[str, typer.Option("--role", help="viewer, approver or admin")],
+    expires_in: Annotated[
+        str, typer.Option("--expires-in", help="e.g. 90d, 12h, 2w (default: 90 days)")
+    ] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Create an operator API token; its value is printed once, store it now."""
+    from atryum.errors import AtryumError
+    from atryum.identity import api_tokens
+    from atryum.identity.principal import CLI
+
+    cfg, engine = _token_engine(config)
+    try:
+        span = api_tokens.parse_duration(expires_in or f"{cfg.operator.api_token_default_days}d")
+        token, value = api_tokens.create_token(
+            engine, name=name, role=role, expires_in=span, actor=CLI
+        )
+    except AtryumError as exc:
+        typer.echo(f"atryum: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"created token {token.id} ({token.name}, {token.role}), "
+        f"expires {token.expires_at:%Y-%m-%d %H:%M UTC}",
+        err=True,
+    )
+    typer.echo("the value is shown only now; send it as `Authorization: Bearer <value>`:", err=True)
+    typer.echo(value)
+
+
+@token_app.command("list")
+def token_list(config: ConfigOpt = None) -> None:
+    """List operator API tokens (never their values)."""
+    from atryum.cli_table import table
+    from atryum.db.types import utcnow
+    from atryum.identity import api_tokens
+
+    _, engine = _token_engine(config)
+    now = utcnow()
+    rows = [
+        [
+            t.id,
+            t.name,
+            t.role,
+            t.state(now),
+            f"{t.expires_at:%Y-%m-%d %H:%M}",
+            f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
+        ]
+        for t in api_tokens.list_tokens(engine)
+    ]
+    typer.echo(table(["ID", "NAME", "ROLE", "STATE", "EXPIRES (UTC)", "LAST USED"], rows))
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (from `atryum token list`)")],
+    config: ConfigOpt = None,
+) -> None:
+    """Revoke an operator API token; it is refused from the next request on."""
+    from atryum.errors import AtryumError
+    from atryum.identity import api_tokens
+    from atryum.identity.principal import CLI
+
+    _, engine = _token_engine(config)
+    try:
+        token = api_tokens.revoke_token(engine, token_id=token_id, actor=CLI)
+    except AtryumError as exc:
+        typer.echo(f"atryum: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"revoked token {token.id} ({token.name})")

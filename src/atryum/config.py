@@ -30,6 +30,14 @@ class ServerConfig(_Section):
     listen_addr: str = "127.0.0.1:8080"
     public_base_url: str = ""
     database_url: str = ""
+    # Host names (optionally host:port) served besides public_base_url and the listen address;
+    # other Host headers are refused (DNS rebinding, identity.md §3).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Serve operator routes without authentication on a non-loopback address (identity.md §4).
+    allow_unauthenticated: bool = False
+    # The OAuth resource identifier of the agent routes (RFC 9728 `resource`), when the
+    # identity providers were registered with another one than public_base_url + path.
+    resource_url: str = ""
 
     @property
     def host(self) -> str:
@@ -176,6 +184,17 @@ class AuthBlock(_Section):
     admin_claim_value: str | bool | int = "true"
 
 
+class OperatorConfig(_Section):
+    """Operator login, sessions and API tokens (identity.md §2)."""
+
+    # The claim whose value (viewer | approver | admin, or a list of them) is a person's role;
+    # a dotted path reaches into objects (Keycloak: `realm_access.roles`).
+    role_claim: str = "atryum_role"
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_absolute_hours: int = Field(default=12, ge=1, le=24 * 30)
+    api_token_default_days: int = Field(default=90, ge=1, le=3650)
+
+
 class AuthDebugConfig(_Section):
     """Go's local-only switch: ignore the Authorization header on /mcp/ entirely."""
 
@@ -213,6 +232,7 @@ class Config(_Section):
     approvals: ApprovalsConfig = ApprovalsConfig()
     judge: JudgeConfig = JudgeConfig()
     auth: list[AuthBlock] = Field(default_factory=list)
+    operator: OperatorConfig = OperatorConfig()
     auth_debug: AuthDebugConfig = AuthDebugConfig()
     upstreams: list[UpstreamConfig] = Field(default_factory=list)
     source: str = Field(default="", exclude=True)

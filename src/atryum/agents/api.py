@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Response, status
 from atryum.agents import service
 from atryum.agents.schemas import AgentCreate, AgentList, AgentOut, AgentPatch
 from atryum.context import AppContext, get_ctx
+from atryum.gateway.deps import Operator
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 Ctx = Annotated[AppContext, Depends(get_ctx)]
@@ -21,7 +22,7 @@ def list_agents(ctx: Ctx, include_removed: bool = False) -> AgentList:
 
 
 @router.post("", response_model=AgentOut, status_code=status.HTTP_201_CREATED)
-def create_agent(body: AgentCreate, ctx: Ctx) -> AgentOut:
+def create_agent(body: AgentCreate, ctx: Ctx, operator: Operator) -> AgentOut:
     agent = service.create_manual_agent(
         ctx.engine,
         name=body.name,
@@ -31,6 +32,7 @@ def create_agent(body: AgentCreate, ctx: Ctx) -> AgentOut:
         enabled=body.enabled,
         tags=body.tags,
         bindings=[b.to_input() for b in body.claude_managed_agents],
+        actor=operator,
     )
     return AgentOut.of(agent)
 
@@ -41,7 +43,7 @@ def get_agent(agent_id: str, ctx: Ctx) -> AgentOut:
 
 
 @router.patch("/{agent_id}", response_model=AgentOut)
-def patch_agent(agent_id: str, body: AgentPatch, ctx: Ctx) -> AgentOut:
+def patch_agent(agent_id: str, body: AgentPatch, ctx: Ctx, operator: Operator) -> AgentOut:
     changes = {k: getattr(body, k) for k in body.model_fields_set}
     for key in ("name", "description", "charter", "agent_ids", "enabled", "tags"):
         if key in changes and changes[key] is None:
@@ -49,11 +51,11 @@ def patch_agent(agent_id: str, body: AgentPatch, ctx: Ctx) -> AgentOut:
     if "claude_managed_agents" in changes:
         bindings = changes.pop("claude_managed_agents") or []
         changes["bindings"] = [b.to_input() for b in bindings]
-    agent = service.update_agent(ctx.engine, agent_id=agent_id, changes=changes)
+    agent = service.update_agent(ctx.engine, agent_id=agent_id, changes=changes, actor=operator)
     return AgentOut.of(agent)
 
 
 @router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_agent(agent_id: str, ctx: Ctx) -> Response:
-    service.delete_agent(ctx.engine, agent_id=agent_id)
+def delete_agent(agent_id: str, ctx: Ctx, operator: Operator) -> Response:
+    service.delete_agent(ctx.engine, agent_id=agent_id, actor=operator)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

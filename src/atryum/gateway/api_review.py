@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -20,7 +19,7 @@ from atryum.gateway.schemas import (
     InvocationOut,
     InvocationPage,
 )
-from atryum.limits import INT32_MAX
+from atryum.limits import INT32_MAX, Timestamp
 
 router = APIRouter(prefix="/api/v1/review/invocations", tags=["review"])
 
@@ -33,7 +32,7 @@ def list_invocations(
     agent: str | None = Query(None, description="registry agent id or runtime agent id"),
     source: str | None = None,
     tool: str | None = None,
-    since: datetime | None = None,
+    since: Timestamp | None = None,
     offset: int = Query(0, ge=0, le=INT32_MAX),
     limit: int = Query(50, ge=1, le=500),
 ) -> InvocationPage:

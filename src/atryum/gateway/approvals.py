@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from atryum.db.types import utcnow
-from atryum.errors import Conflict, NotFound
+from atryum.errors import Conflict, Forbidden, NotFound
 from atryum.gateway import audit, metrics, resolve, store, tx
 from atryum.gateway.hub import Change, Hub
 from atryum.gateway.models import (
@@ -20,6 +20,8 @@ from atryum.gateway.models import (
     PENDING,
     Invocation,
 )
+from atryum.identity.decisions import four_eyes_refusal
+from atryum.identity.principal import OperatorPrincipal
 
 SYSTEM = "atryum"
 
@@ -87,13 +89,18 @@ def decide(
     invocation_id: str,
     approve: bool,
     reason: str = "",
-    actor: str,
+    actor: OperatorPrincipal | str,
     hub: Hub | None = None,
 ) -> Invocation:
-    """A human's decision on a pending call; 409 unless it is still pending (and not overdue)."""
+    """A human's decision on a pending call; 409 unless it is still pending (and not overdue),
+    403 when the operator is the call's own identity or one of the same agent (four eyes)."""
     new = APPROVED if approve else DENIED
     outbox: list[Change] = []
     problem: str | None = None
+    refused: str | None = None
+    principal = actor if isinstance(actor, OperatorPrincipal) else None
+    actor_text = principal.label if principal else str(actor)
+    who = {"operator": principal.describe()} if principal else {}
     with tx.begin(engine) as conn:
         now = utcnow()
         inv = store.get_invocation(conn, invocation_id)
@@ -103,7 +110,9 @@ def decide(
         reason = reason.strip() or (
             "approved by an operator" if approve else "denied by an operator"
         )
-        if inv.status != PENDING:
+        if principal and (why := four_eyes_refusal(conn, principal, inv)):
+            refused = why
+        elif inv.status != PENDING:
             problem = (
                 f"invocation {invocation_id} is {inv.status}, not pending approval; "
                 "only a pending call can be approved or denied"
@@ -115,8 +124,8 @@ def decide(
             inv,
             new,
             now=now,
-            actor=actor,
-            data={"reason": reason},
+            actor=actor_text,
+            data={"reason": reason, **who},
             outbox=outbox,
         ):
             store.update_approval(
@@ -125,7 +134,7 @@ def decide(
                 {
                     "status": A_APPROVED if approve else A_DENIED,
                     "reason": reason,
-                    "actor_id": actor,
+                    "actor_id": actor_text,
                     "decision_at": now,
                 },
             )
@@ -136,6 +145,8 @@ def decide(
         result = store.get_invocation(conn, invocation_id)
     if hub is not None:
         hub.committed(outbox)
+    if refused:
+        raise Forbidden(refused)
     if problem:
         raise Conflict(problem)
     assert result is not None

@@ -2,16 +2,25 @@
 
 A runtime id that belongs to a retired or disabled agent is denied outright; it never falls
 through to the default agent or to rules for all agents (agent-sync.md §3.3, §7.8).
+
+A verified caller (identity.md §1) is the pair (issuer, agent id): an `agent_ids` entry
+`issuer#name` matches that name from that issuer only, a plain `name` from any issuer. An id
+that itself contains `#` matches only the qualified form, so one issuer cannot mint a client id
+that reads as another issuer's qualified entry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import sqlalchemy as sa
 
 from atryum.gateway import store
 from atryum.gateway.models import AgentInfo
+
+T = TypeVar("T")
 
 _RETIRED_BECAUSE = {
     "archived_in_source": "its ValidMind record is archived",
@@ -54,15 +63,39 @@ def _checked(agent: AgentInfo, via: str) -> Resolution:
     return Resolution(agent, refusal(agent), via)
 
 
+def runtime_keys(runtime_id: str, issuer: str | None) -> list[str]:
+    """The `agent_ids` entries that name this caller, the most specific first."""
+    if issuer is None:
+        return [runtime_id]
+    qualified = f"{issuer}#{runtime_id}"
+    return [qualified] if "#" in runtime_id else [qualified, runtime_id]
+
+
+def _first(
+    conn: sa.Connection, keys: list[str], find: Callable[[sa.Connection, str], T]
+) -> T | None:
+    """The first key's non-empty answer of a store lookup."""
+    for key in keys:
+        if found := find(conn, key):
+            return found
+    return None
+
+
 def resolve(
-    conn: sa.Connection, runtime_id: str | None, *, default_agent_id: str | None
+    conn: sa.Connection,
+    runtime_id: str | None,
+    *,
+    default_agent_id: str | None,
+    issuer: str | None = None,
 ) -> Resolution:
+    """`issuer` is set for a verified caller (its token's issuer), None for a hinted id."""
     rid = (runtime_id or "").strip()
     if rid:
-        agent = store.agent_for_runtime_id(conn, rid)
+        keys = runtime_keys(rid, issuer)
+        agent = _first(conn, keys, store.agent_for_runtime_id)
         if agent is not None:
             return _checked(agent, "runtime_id")
-        bound = store.agents_bound_to(conn, rid)
+        bound = _first(conn, keys, store.agents_bound_to) or []
         if len(bound) > 1:
             return Resolution(
                 None,

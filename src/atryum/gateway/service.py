@@ -10,6 +10,7 @@ transactions (see `atryum.judge.judge`).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from atryum.gateway.models import (
     Policy,
 )
 from atryum.gateway.settings import GatewayDefaults
+from atryum.identity.tokens import AgentIdentity
 from atryum.judge import judge as judging
 
 log = logging.getLogger("atryum.gateway")
@@ -84,8 +86,19 @@ def _dedupe_key(req: CallRequest, identity: str | None, caller: str | None) -> s
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def input_hash(value: Any) -> str:
+    """The hash of a call's input in canonical JSON (sorted keys, no whitespace)."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _same_call(inv: Invocation, req: CallRequest, identity: str | None) -> bool:
-    return (inv.source, inv.tool, inv.agent_id) == (req.source, req.tool, identity)
+    return (inv.source, inv.tool, inv.agent_id, input_hash(inv.input)) == (
+        req.source,
+        req.tool,
+        identity,
+        input_hash(req.input),
+    )
 
 
 class _RulesFailed(Exception):
@@ -133,7 +146,7 @@ def submit(
     engine: sa.Engine,
     *,
     request: CallRequest,
-    caller: str | None,
+    caller: AgentIdentity | None,
     defaults: GatewayDefaults,
     evaluator: policy.Evaluator | None = None,
     judge: judging.Judge | None = None,
@@ -193,7 +206,7 @@ def submit(
 def _submit(
     engine: sa.Engine,
     request: CallRequest,
-    caller: str | None,
+    verified: AgentIdentity | None,
     defaults: GatewayDefaults,
     evaluator: policy.Evaluator | None,
     judge: judging.Judge | None,
@@ -201,13 +214,20 @@ def _submit(
     failed: _RulesFailed | None,
     hub: Hub | None,
 ) -> tuple[Invocation, bool, list[judging.Evaluation]]:
-    identity = caller if caller is not None else (request.agent_id or None)
+    # A verified caller's id replaces the body's agent_id hint; `caller` records who it is.
+    identity = verified.agent_id if verified is not None else (request.agent_id or None)
+    caller = _key(verified)
     dedupe = _dedupe_key(request, identity, caller)
     outbox: list[Change] = []
     with tx.begin(engine) as conn:
         policy_row, default_agent_id = store.read_policy_and_default_agent(conn)
         pol = rules.policy_of(policy_row, defaults)
-        resolution = resolve.resolve(conn, identity, default_agent_id=default_agent_id)
+        resolution = resolve.resolve(
+            conn,
+            identity,
+            default_agent_id=default_agent_id,
+            issuer=verified.issuer if verified is not None else None,
+        )
         call = policy.Call(
             source=request.source,
             tool=request.tool,
@@ -222,6 +242,7 @@ def _submit(
             round_ = judge.round(
                 conn,
                 identity=identity,
+                caller=caller,
                 session_id=request.client_session_id,
                 answers=answers,
                 call_extra=extra,
@@ -249,7 +270,7 @@ def _submit(
                 timedelta(seconds=pol.approval_timeout_seconds),
                 judged,
             )
-            judging.touch_session(conn, identity, request.client_session_id, now=now)
+            judging.touch_session(conn, caller or identity, request.client_session_id, now=now)
             outbox.append(Change(row["id"], status))
     if hub is not None:
         hub.committed(outbox)
@@ -264,7 +285,8 @@ def _repeat(existing: Invocation, request: CallRequest, identity: str | None) ->
     if not _same_call(existing, request, identity):
         raise Conflict(
             f"this idempotency key (or request id) was already used for invocation {existing.id} "
-            f"({existing.source} / {existing.tool}); use a new key for a different call"
+            f"({existing.source} / {existing.tool}, with its own input); use a new key for a "
+            "different call"
         )
     return existing
 
@@ -364,15 +386,25 @@ def _record_decision(
     return approval
 
 
-def _visible(inv: Invocation | None, invocation_id: str, caller: str | None) -> Invocation:
+def _key(caller: AgentIdentity | None) -> str | None:
+    return caller.key if caller is not None else None
+
+
+def _visible(
+    inv: Invocation | None, invocation_id: str, caller: AgentIdentity | None
+) -> Invocation:
     """An authenticated caller sees only its own invocations (404 for others)."""
-    if inv is None or (caller is not None and inv.caller != caller):
+    if inv is None or (caller is not None and inv.caller != caller.key):
         raise NotFound(f"invocation {invocation_id} not found")
     return inv
 
 
 def get_invocation(
-    engine: sa.Engine, *, invocation_id: str, caller: str | None = None, hub: Hub | None = None
+    engine: sa.Engine,
+    *,
+    invocation_id: str,
+    caller: AgentIdentity | None = None,
+    hub: Hub | None = None,
 ) -> Invocation:
     """Read an invocation; a pending one past its deadline expires now (in this transaction)."""
     outbox: list[Change] = []
@@ -392,7 +424,7 @@ def report_outcome(
     result: Any = None,
     error: str | None = None,
     message: str | None = None,
-    caller: str | None = None,
+    caller: AgentIdentity | None = None,
     hub: Hub | None = None,
 ) -> Invocation:
     """The executor's report. Only approved calls run; a recorded outcome is never overwritten."""
@@ -479,7 +511,9 @@ def _apply_outcome(
     return moved
 
 
-def list_events(engine: sa.Engine, *, invocation_id: str, caller: str | None = None) -> list[Event]:
+def list_events(
+    engine: sa.Engine, *, invocation_id: str, caller: AgentIdentity | None = None
+) -> list[Event]:
     with tx.begin(engine) as conn:
         _visible(store.get_invocation(conn, invocation_id), invocation_id, caller)
         return store.list_events(conn, invocation_id)

@@ -169,9 +169,13 @@ class Judge:
         identity: str | None,
         session_id: str | None,
         answers: dict[str, Result],
+        caller: str | None = None,
         call_extra: CallExtra | None = None,
     ) -> Round:
-        return Round(self, conn, identity, session_id, answers, call_extra or CallExtra())
+        """The evaluator of one decision attempt. `identity` is the agent id as presented,
+        `caller` the verified caller's key (issuer-qualified) when inbound auth is on: the
+        session and its history belong to the caller if there is one, else to the identity."""
+        return Round(self, conn, identity, caller, session_id, answers, call_extra or CallExtra())
 
     # -- answering (outside any transaction) --------------------------------------------------
 
@@ -277,6 +281,7 @@ class Round:
         judge: Judge,
         conn: sa.Connection,
         identity: str | None,
+        caller: str | None,
         session_id: str | None,
         answers: dict[str, Result],
         extra: CallExtra,
@@ -284,6 +289,7 @@ class Round:
         self.judge = judge
         self.conn = conn
         self.identity = identity
+        self.caller = caller
         self.session_id = session_id
         self.answers = answers
         self.extra = extra
@@ -383,6 +389,7 @@ class Round:
                 rows = store.session_history(
                     self.conn,
                     self.identity,
+                    self.caller,
                     self.session_id,
                     cutoff=_now() - SESSION_TTL,
                     limit=self.judge.history_calls,
@@ -413,11 +420,12 @@ def count(evaluations: Sequence[Evaluation]) -> None:
 
 
 def touch_session(
-    conn: sa.Connection, identity: str | None, session_id: str | None, *, now: datetime
+    conn: sa.Connection, owner: str | None, session_id: str | None, *, now: datetime
 ) -> None:
-    """The harness used this session at `now`, the call's submission time (7-day sliding TTL)."""
+    """The harness used this session at `now`, the call's submission time (7-day sliding TTL).
+    `owner`: the verified caller's key, else the presented agent id."""
     if session_id:
-        store.touch_session(conn, identity or "", session_id, now=now, cutoff=now - SESSION_TTL)
+        store.touch_session(conn, owner or "", session_id, now=now, cutoff=now - SESSION_TTL)
 
 
 def adhoc_question(

@@ -6,7 +6,6 @@ otherwise only ever shown as "***".
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,16 +14,16 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from atryum import audit
 from atryum.db.types import utcnow
 from atryum.errors import InvalidInput, NotFound
 from atryum.gateway import tx
 from atryum.gateway.models import AI_EVALUATION, Rule
+from atryum.identity.principal import SYSTEM, Actor
 from atryum.judge import store
 from atryum.judge.judge import Judge, Result, adhoc_question
 from atryum.judge.models import DEFAULT_TIMEOUT_SECONDS, PROVIDERS, LlmConfig
 from atryum.judge.prompt import Subject
-
-log = logging.getLogger("atryum.judge")
 
 MASK = "***"
 
@@ -45,25 +44,22 @@ class ConfigSpec:
 def _record_change(
     conn: sa.Connection,
     *,
-    actor: str,
+    actor: Actor,
     action: str,
     before: LlmConfig | None,
     after: LlmConfig | None,
 ) -> None:
-    """The one call site of the operator-change audit for LLM configs.
-
-    INTEGRATION: replace the log line by `atryum.audit.record_change(conn, actor=actor,
-    entity="llm_config", entity_id=..., action=action, before=..., after=...)` once that module
-    is on main; `public_fields` gives before/after without the key.
-    """
+    """The operator-change audit of an LLM config (the key masked)."""
     subject = after or before
     assert subject is not None
-    log.info(
-        "llm_config changed actor=%s action=%s id=%s name=%r",
-        actor,
-        action,
-        subject.id,
-        subject.name,
+    audit.record_change(
+        conn,
+        actor=actor,
+        entity="llm_config",
+        entity_id=subject.id,
+        action=action,
+        before=public_fields(before) if before else None,
+        after=public_fields(after) if after else None,
     )
 
 
@@ -149,7 +145,7 @@ def get_config(engine: sa.Engine, *, config_id: str) -> LlmConfig:
         return _require(conn, config_id)
 
 
-def create_config(engine: sa.Engine, *, spec: ConfigSpec, actor: str) -> LlmConfig:
+def create_config(engine: sa.Engine, *, spec: ConfigSpec, actor: Actor = SYSTEM) -> LlmConfig:
     now = utcnow()
     values = {**_merged(None, spec), "id": _new_id(), "created_at": now, "updated_at": now}
     with tx.begin(engine) as conn:
@@ -159,7 +155,9 @@ def create_config(engine: sa.Engine, *, spec: ConfigSpec, actor: str) -> LlmConf
         return created
 
 
-def update_config(engine: sa.Engine, *, config_id: str, spec: ConfigSpec, actor: str) -> LlmConfig:
+def update_config(
+    engine: sa.Engine, *, config_id: str, spec: ConfigSpec, actor: Actor = SYSTEM
+) -> LlmConfig:
     with tx.begin(engine) as conn:
         before = _require(conn, config_id)
         values = {**_merged(before, spec), "updated_at": utcnow()}
@@ -169,7 +167,7 @@ def update_config(engine: sa.Engine, *, config_id: str, spec: ConfigSpec, actor:
         return after
 
 
-def delete_config(engine: sa.Engine, *, config_id: str, actor: str) -> list[str]:
+def delete_config(engine: sa.Engine, *, config_id: str, actor: Actor = SYSTEM) -> list[str]:
     """Delete; the rules naming it stay (sending calls to a human, flagged). Returns them."""
     with tx.begin(engine) as conn:
         before = _require(conn, config_id)

@@ -94,13 +94,20 @@ def touch_session(
 
 
 def session_history(
-    conn: sa.Connection, agent_id: str | None, session_id: str, *, cutoff: datetime, limit: int
+    conn: sa.Connection,
+    agent_id: str | None,
+    caller: str | None,
+    session_id: str,
+    *,
+    cutoff: datetime,
+    limit: int,
 ) -> list[sa.Row[Any]]:
     """The newest `limit` calls of a live session (newest first): source, tool, input, status,
-    submitted_at. Empty when the session is unknown or expired."""
+    submitted_at. Empty when the session is unknown or expired. A verified `caller` owns its
+    sessions; without one, the presented agent id does."""
     started = conn.execute(
         sa.select(client_sessions.c.started_at).where(
-            client_sessions.c.agent_key == (agent_id or ""),
+            client_sessions.c.agent_key == (caller or agent_id or ""),
             client_sessions.c.client_session_id == session_id,
             client_sessions.c.last_seen_at >= cutoff,
         )
@@ -108,6 +115,8 @@ def session_history(
     if started is None or limit <= 0:
         return []
     who = invocations.c.agent_id == agent_id if agent_id else invocations.c.agent_id.is_(None)
+    if caller is not None:
+        who = sa.and_(who, invocations.c.caller == caller)
     q = (
         sa.select(
             invocations.c.source,

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from atryum.limits import INT32_MAX, Text
+from atryum.limits import INT32_MAX, Cuid, Text
 from atryum.sync.planner import LocalAgent
 
 
@@ -20,7 +20,7 @@ class SettingsPatch(BaseModel):
     """PUT and PATCH both keep omitted fields."""
 
     model_config = ConfigDict(extra="forbid")
-    org_cuid: Text | None = None
+    org_cuid: Cuid | None = None
     org_name: Text | None = None
     agent_record_type_slug: Text | None = None
     charter_field_key: Text | None = Field(default=None, min_length=1)

@@ -2,7 +2,7 @@
 `ai_escalated` approval status.
 
 Revision ID: 0005_judge
-Revises: 0003
+Revises: 0003_identity
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 from atryum.db.types import UTCDateTime
 
 revision = "0005_judge"
-down_revision = "0003"
+down_revision = "0003_identity"
 branch_labels = None
 depends_on = None
 
