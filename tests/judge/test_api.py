@@ -116,3 +116,18 @@ def test_the_sample_call_reports_what_the_model_answered(judged: Judged) -> None
     assert bad["ok"] is False and bad["error"] == "unparseable"
     assert "merge_pull_request" in judged.llm.requests[1].user
     assert SECRET_KEY not in str(ok) + str(bad)
+
+
+def test_config_changes_are_audited_without_the_key(client: TestClient) -> None:
+    body = {"name": "n", "provider": "openai", "model": "m", "api_key": "sk-audit-SECRET"}
+    created = _ok(client.post(CONFIGS, json=body), 201)
+    _ok(client.patch(f"{CONFIGS}/{created['id']}", json={"enabled": False}))
+    _ok(client.delete(f"{CONFIGS}/{created['id']}"), 204)
+
+    answer_ = client.get("/api/v1/audit", params={"entity": "llm_config"})
+    entries = [e for e in _ok(answer_)["items"] if e["entity"] == "llm_config"]
+    assert sorted(e["action"] for e in entries) == ["create", "delete", "update"]
+    assert "sk-audit-SECRET" not in answer_.text
+    (update,) = [e for e in entries if e["action"] == "update"]
+    assert (update["before"]["enabled"], update["after"]["enabled"]) == (True, False)
+    assert update["after"]["api_key"] == "***"
