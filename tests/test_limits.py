@@ -91,3 +91,25 @@ def test_an_offset_past_the_database_integers_is_422(client: TestClient, path: s
     for _ in range(4):  # the 500 left SQLite's write lock held in 3 of 4 tries
         assert_refused(client.get(path, params={"offset": str(2**63)}), 422, "offset")
     assert_still_writable(client)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("put", "/api/v1/policy", {"approval_timeout_seconds": True}, "approval_timeout_seconds"),
+        ("patch", "/api/v1/settings", {"max_removals": True}, "max_removals"),
+        ("patch", "/api/v1/settings", {"interval_seconds": "300"}, "interval_seconds"),
+        ("patch", "/api/v1/settings", {"max_removal_ratio": False}, "max_removal_ratio"),
+        ("post", "/api/v1/rules", {"action": "auto_deny", "enabled": 1}, "enabled"),
+        ("post", "/api/v1/agents", {"name": "a", "enabled": 0}, "enabled"),
+        ("post", "/api/v1/agents/sync", {"allow_removals": 1}, "allow_removals"),
+    ],
+)
+def test_booleans_are_not_numbers_and_numbers_are_not_text(
+    client: TestClient, method: str, path: str, body: dict[str, Any], field: str
+) -> None:
+    before = client.get("/api/v1/policy").json(), client.get("/api/v1/settings").json()
+    assert_refused(getattr(client, method)(path, json=body), 422, field)
+    assert (client.get("/api/v1/policy").json(), client.get("/api/v1/settings").json()) == before
+    assert client.get("/api/v1/rules").json()["items"] == []
+    assert client.get("/api/v1/agents").json()["items"] == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
@@ -15,11 +14,12 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from atryum import openapi
+from atryum import openapi, ops
 from atryum.agents import api as agents_api
 from atryum.agents.store import count_agents_by_state
 from atryum.audit import api as audit_api
 from atryum.auth import check_machine_key
+from atryum.body_limits import BodyLimits
 from atryum.config import Config
 from atryum.context import AppContext, make_client
 from atryum.db import migrate
@@ -89,19 +89,11 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     app.include_router(identity_login.router)
     app.include_router(identity_api.router)
     app.include_router(web_router)
+    app.include_router(ops.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
+    limits = ctx.config.limits  # every body is measured before a route reads it
+    app.add_middleware(BodyLimits, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)
     app.add_middleware(OperatorGate, ctx=ctx)  # Host check, headers, operator auth: all routes
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> Any:
-        try:
-            with ctx.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError as exc:
-            return JSONResponse(
-                {"status": "error", "error": {"message": f"database unreachable: {exc}"}}, 503
-            )
-        return {"status": "ok"}
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     def metrics() -> Response:

@@ -75,7 +75,7 @@ def test_patching_into_an_invalid_config_is_refused(client: TestClient) -> None:
     assert "base_url is required" in r.json()["error"]["message"]
 
 
-def test_rules_validate_their_judge_fields(client: TestClient) -> None:
+def test_rules_carry_their_judge_fields_and_flag_what_cannot_judge(client: TestClient) -> None:
     config = _ok(client.post(CONFIGS, json={"name": "n", "provider": "openai", "model": "m"}), 201)
 
     def post(**body: Any) -> Any:
@@ -88,13 +88,29 @@ def test_rules_validate_their_judge_fields(client: TestClient) -> None:
         True,
     )
     assert rule["judge_problem"] is None
-    assert "not found" in post(atryum_llm_config_id="nope").json()["error"]["message"]
-    both = post(atryum_llm_config_id=config["id"], model_config_cuid="mc-sim-default")
-    assert "not both" in both.json()["error"]["message"]
-    assert post(min_confidence=1.5).status_code == 422
-    r = client.post("/api/v1/rules", json={"action": "auto_approve", "model_config_cuid": "mc"})
-    assert "only ai_evaluation rules" in r.json()["error"]["message"]
     assert _ok(client.get(f"{CONFIGS}/{config['id']}"))["rule_ids"] == [rule["id"]]
+    unknown = _ok(post(atryum_llm_config_id="nope"), 201)  # accepted, as in Go, and flagged
+    assert "does not exist" in unknown["judge_problem"]
+    both = _ok(post(atryum_llm_config_id=config["id"], model_config_cuid="mc-sim-default"), 201)
+    assert "names both" in both["judge_problem"]
+    assert post(min_confidence=1.5).status_code == 422
+
+
+def test_a_put_without_the_judge_tuning_keeps_it(client: TestClient) -> None:
+    """A Go client knows neither `shadow` nor `min_confidence`: editing a rule must not turn a
+    shadow rule into a deciding one."""
+    rule = _ok(
+        client.post(
+            "/api/v1/rules",
+            json={"action": "ai_evaluation", "shadow": True, "min_confidence": 0.9},
+        ),
+        201,
+    )
+    body = {"action": "ai_evaluation", "description": "edited by a Go client"}
+    kept = _ok(client.put(f"/api/v1/rules/{rule['id']}", json=body))
+    assert (kept["shadow"], kept["min_confidence"]) == (True, 0.9)
+    changed = _ok(client.put(f"/api/v1/rules/{rule['id']}", json={**body, "shadow": False}))
+    assert changed["shadow"] is False
 
 
 def test_model_configs_need_validmind(client: TestClient) -> None:

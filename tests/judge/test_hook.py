@@ -346,7 +346,7 @@ def test_a_disabled_or_deleted_config_sends_calls_to_a_human_and_flags_the_rule(
     inv = judged.call()
 
     assert inv["status"] == "pending_approval"
-    assert ("is disabled" if how == "disabled" else "no longer exists") in inv["approval"]["reason"]
+    assert ("is disabled" if how == "disabled" else "does not exist") in inv["approval"]["reason"]
     assert judged.llm.calls == 0
     flagged = judged.api.ok(judged.api.http.get(f"/api/v1/rules/{rule['id']}"))
     assert flagged["judge_problem"] and "calls go to a human" in flagged["judge_problem"]
@@ -369,8 +369,8 @@ def test_a_repeated_submission_returns_the_first_decision(judged: Judged) -> Non
     judged.ai_rule(config["id"])
     judged.llm.script(answer("approved"))
 
-    first = judged.call(request_id="tool-use-1")
-    again = judged.call(request_id="tool-use-1")
+    first = judged.call(idempotency_key="key-1")
+    again = judged.call(idempotency_key="key-1")
 
     assert again["invocation_id"] == first["invocation_id"]
     assert len(judged.evaluations(first["invocation_id"])) == 1

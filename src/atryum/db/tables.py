@@ -191,7 +191,8 @@ invocations = sa.Table(
     sa.Column("status", sa.String(24), nullable=False),
     sa.Column("matched_rule_id", sa.String(36), nullable=True),
     sa.Column("result", sa.JSON, nullable=True),
-    sa.Column("error", sa.Text, nullable=True),
+    # Any JSON value: the Go original's hooks report the tool's response object (0008).
+    sa.Column("error", sa.JSON, nullable=True),
     sa.Column("submitted_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime, nullable=True),
@@ -257,9 +258,10 @@ approval_rules = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
-    # The judge of an `ai_evaluation` rule (0005): an LLM config or a ValidMind model config.
-    sa.Column("atryum_llm_config_id", sa.String(36), nullable=True),
+    # Which judge an ai_evaluation rule asks (judge.md; Go field names, migration 0008).
+    sa.Column("atryum_llm_config_id", sa.String(64), nullable=True),
     sa.Column("model_config_cuid", sa.String(128), nullable=True),
+    # Ours in addition (0005_judge): an approval's least confidence, and record-only rules.
     sa.Column("min_confidence", sa.Float, nullable=False, server_default="0"),
     sa.Column("shadow", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint(_in("action", RULE_ACTIONS), name="ck_approval_rules_action"),

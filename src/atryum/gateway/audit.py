@@ -42,6 +42,8 @@ def event_row(
 
 
 RULE_EVALUATED = "rule_evaluated"  # the charter judge's verdict on one rule (no status change)
+# Event types that record something without changing the status.
+NOTES = frozenset({RULE_EVALUATED})
 
 
 def note_row(
@@ -108,7 +110,7 @@ def rebuild_status(events: Sequence[Event]) -> str | None:
     for expected_seq, event in enumerate(events, start=1):
         if event.seq != expected_seq:
             raise ValueError(f"event {event.id}: seq {event.seq}, expected {expected_seq}")
-        if event.type != event.status:  # a note: it must leave the status as it is
+        if event.type in NOTES:  # a note: it must leave the status as it is
             if event.from_status != status or event.status != status:
                 raise ValueError(f"event {event.id}: a {event.type} note changes the status")
             continue

@@ -90,7 +90,7 @@ class Invocation:
     status: str
     matched_rule_id: str | None
     result: Any
-    error: str | None
+    error: Any
     submitted_at: datetime
     updated_at: datetime
     completed_at: datetime | None

@@ -31,12 +31,13 @@ class RuleSpec:
     tool_patterns: Sequence[str] = ()
     agent_cuids: Sequence[str] = ()
     description: str = ""
-    enabled: bool = True
-    # `ai_evaluation` rules (judge.md §1)
+    enabled: bool | None = True  # None on a replace: keep the rule's current value
+    # `ai_evaluation` rules (judge.md §1); None on a replace: keep the current value (a Go client
+    # that knows neither field must not turn a shadow rule into a deciding one)
     atryum_llm_config_id: str | None = None
     model_config_cuid: str | None = None
-    min_confidence: float = 0.0
-    shadow: bool = False
+    min_confidence: float | None = None
+    shadow: bool | None = None
 
 
 def _clean(values: Sequence[str], what: str) -> list[str]:
@@ -59,7 +60,11 @@ def _patterns(values: Sequence[str], what: str) -> list[str]:
     return out
 
 
-def _validated(conn: sa.Connection, spec: RuleSpec) -> dict[str, Any]:
+def _validated(
+    conn: sa.Connection, spec: RuleSpec, *, before: Rule | None = None
+) -> dict[str, Any]:
+    """The rule's values; on a replace, fields the spec leaves out (None) keep `before`'s."""
+    enabled = before.enabled if before else True
     if spec.action not in RULE_ACTIONS:
         raise InvalidInput(f"action must be one of {', '.join(RULE_ACTIONS)}, not {spec.action!r}")
     cuids = _clean(spec.agent_cuids, "agent_cuids")
@@ -73,14 +78,14 @@ def _validated(conn: sa.Connection, spec: RuleSpec) -> dict[str, Any]:
         "tool_patterns": _patterns(spec.tool_patterns, "tool_patterns"),
         "agent_cuids": cuids,
         "description": spec.description.strip(),
-        "enabled": bool(spec.enabled),
-        "shadow": bool(spec.shadow),
+        "enabled": enabled if spec.enabled is None else bool(spec.enabled),
+        "shadow": (before.shadow if before else False) if spec.shadow is None else spec.shadow,
         **judge_service.check_rule_judge(
-            conn,
-            action=spec.action,
             llm_config_id=spec.atryum_llm_config_id,
             model_config_cuid=spec.model_config_cuid,
-            min_confidence=spec.min_confidence,
+            min_confidence=(before.min_confidence if before else 0.0)
+            if spec.min_confidence is None
+            else spec.min_confidence,
         ),
     }
 
@@ -138,37 +143,48 @@ def create_rule(
     engine: sa.Engine, *, spec: RuleSpec, insert_before: str | None = None, actor: Actor = SYSTEM
 ) -> RuleView:
     """Append, or insert before the rule `insert_before` (`""` = at the top)."""
+    with tx.begin(engine) as conn:
+        created = insert_rule(conn, spec=spec, insert_before=insert_before, actor=actor)
+        return _views(conn, [created])[0]
+
+
+def insert_rule(
+    conn: sa.Connection, *, spec: RuleSpec, insert_before: str | None, actor: Actor
+) -> Rule:
+    """`create_rule` inside the caller's transaction (also used by a decision that creates a
+    rule, go-compat.md §3)."""
     now = utcnow()
     rule_id = store.new_id()
-    with tx.begin(engine) as conn:
-        store.lock_policy(conn, now)
-        values = _validated(conn, spec)
-        order = [r.id for r in store.list_rules(conn)]
-        if insert_before is None:
-            index = len(order)
-        elif insert_before == "":
-            index = 0
-        elif insert_before in order:
-            index = order.index(insert_before)
-        else:
-            raise InvalidInput(f"insert_before: rule {insert_before} not found")
-        store.insert_rule(
-            conn,
-            {**values, "id": rule_id, "position": len(order), "created_at": now, "updated_at": now},
-        )
-        order.insert(index, rule_id)
-        store.set_positions(conn, order)
-        created = _require(conn, rule_id)
-        _record(conn, actor, rule_id, "create", None, created)
-        return _views(conn, [created])[0]
+    store.lock_policy(conn, now)
+    values = _validated(conn, spec)
+    order = [r.id for r in store.list_rules(conn)]
+    if insert_before is None:
+        index = len(order)
+    elif insert_before == "":
+        index = 0
+    elif insert_before in order:
+        index = order.index(insert_before)
+    else:
+        raise InvalidInput(f"insert_before: rule {insert_before} not found")
+    store.insert_rule(
+        conn,
+        {**values, "id": rule_id, "position": len(order), "created_at": now, "updated_at": now},
+    )
+    order.insert(index, rule_id)
+    store.set_positions(conn, order)
+    created = _require(conn, rule_id)
+    _record(conn, actor, rule_id, "create", None, created)
+    return created
 
 
 def replace_rule(
     engine: sa.Engine, *, rule_id: str, spec: RuleSpec, actor: Actor = SYSTEM
 ) -> RuleView:
+    """Replace a rule's fields; `enabled` left out (None) keeps the rule's current value."""
     with tx.begin(engine) as conn:
         before = _require(conn, rule_id)
-        store.update_rule(conn, rule_id, {**_validated(conn, spec), "updated_at": utcnow()})
+        values = _validated(conn, spec, before=before)
+        store.update_rule(conn, rule_id, {**values, "updated_at": utcnow()})
         after = _require(conn, rule_id)
         _record(conn, actor, rule_id, "update", before, after)
         return _views(conn, [after])[0]
@@ -285,7 +301,11 @@ def rules_for_caller(
     (`issuer`: a verified caller's, see `resolve.resolve`)."""
     with tx.begin(engine) as conn:
         resolution = resolve.resolve(
-            conn, agent_id, default_agent_id=store.default_agent_id(conn), issuer=issuer
+            conn,
+            agent_id,
+            default_agent_id=store.default_agent_id(conn),
+            unregistered=defaults.unregistered_agents,
+            issuer=issuer,
         )
         if resolution.denied:
             decision = policy.Decision("deny", resolution.denied, None)

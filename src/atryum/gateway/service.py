@@ -2,7 +2,8 @@
 
 One transaction per operation; every status change writes its event in that transaction
 (`audit.change_status`). Failures never approve: an error while loading or evaluating rules
-sends the call to a human, and a retired, disabled or unknown agent is denied before any rule.
+sends the call to a human, and a retired or disabled agent is denied before any rule (an
+unregistered one gets only the rules for all agents, `resolve.py`).
 A call an `ai_evaluation` rule judges is decided in rounds, the judge answering between
 transactions (see `atryum.judge.judge`).
 """
@@ -226,6 +227,7 @@ def _submit(
             conn,
             identity,
             default_agent_id=default_agent_id,
+            unregistered=defaults.unregistered_agents,
             issuer=verified.issuer if verified is not None else None,
         )
         call = policy.Call(
@@ -253,8 +255,16 @@ def _submit(
         status = {"approve": APPROVED, "deny": DENIED, "human": PENDING}[decision.outcome]
         now = utcnow()
         row = _row(request, identity, caller, dedupe, resolution, decision, status, now)
-        if not store.insert_invocation(conn, row):
-            existing = store.find_by_dedupe_key(conn, dedupe) if dedupe else None
+        created = store.insert_invocation(conn, row)
+        existing = None
+        if not created and dedupe:
+            existing = store.find_by_dedupe_key(conn, dedupe)
+            if existing is not None and _request_id_reused(existing, request):
+                store.release_dedupe_key(conn, existing.id, dedupe)
+                created = store.insert_invocation(conn, row)
+                if not created:  # another submission of this request id won the race
+                    existing = store.find_by_dedupe_key(conn, dedupe)
+        if not created:
             if existing is None:
                 raise Conflict("the invocation could not be recorded; try again")
             repeat = _repeat(existing, request, identity)
@@ -279,6 +289,13 @@ def _submit(
     row.pop("dedupe_key")
     inv = Invocation(**row, result=None, error=None, completed_at=None, approval=approval)
     return inv, True, judged
+
+
+def _request_id_reused(existing: Invocation, request: CallRequest) -> bool:
+    """A request id (without an idempotency key) names one call only while that call waits for
+    its decision; once decided, an equal request id is a new call — the shared Go hook derives it
+    from a hash of the input when the host gives no tool-use id, so equal inputs repeat."""
+    return not request.idempotency_key and existing.status not in (RECEIVED, PENDING)
 
 
 def _repeat(existing: Invocation, request: CallRequest, identity: str | None) -> Invocation:
@@ -422,7 +439,7 @@ def report_outcome(
     invocation_id: str,
     execution_status: str,
     result: Any = None,
-    error: str | None = None,
+    error: Any = None,
     message: str | None = None,
     caller: AgentIdentity | None = None,
     hub: Hub | None = None,
@@ -484,7 +501,7 @@ def _apply_outcome(
     inv: Invocation,
     target: str,
     result: Any,
-    error: str | None,
+    error: Any,
     message: str | None,
     now: Any,
     outbox: list[Change],
@@ -494,7 +511,7 @@ def _apply_outcome(
         values["completed_at"] = now
         values["result"] = result
         values["error"] = error
-    data = {k: v for k, v in {"message": message, "error": error}.items() if v}
+    data = {k: v for k, v in {"message": message, "error": error}.items() if v not in (None, "")}
     moved = audit.change_status(
         conn, inv, target, now=now, actor=inv.caller, data=data, values=values, outbox=outbox
     )
@@ -532,3 +549,17 @@ def list_invocations(
     approvals.expire_overdue(engine, hub=hub)
     with tx.begin(engine) as conn:
         return store.list_invocations(conn, flt, offset=offset, limit=limit)
+
+
+def runtime_agent_ids(engine: sa.Engine) -> list[str]:
+    with tx.begin(engine) as conn:
+        return store.runtime_agent_ids(conn)
+
+
+def agent_for_vm_cuid(engine: sa.Engine, *, vm_cuid: str) -> str:
+    """The registry agent id synced from ValidMind record `vm_cuid` (404 if none)."""
+    with tx.begin(engine) as conn:
+        agent_id = store.agent_id_for_vm_cuid(conn, vm_cuid)
+    if agent_id is None:
+        raise NotFound(f"no agent is synced from ValidMind record {vm_cuid}")
+    return agent_id

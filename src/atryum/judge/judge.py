@@ -350,7 +350,8 @@ class Round:
             if llm is None:
                 return Failure(
                     "config_missing",
-                    f"the rule's LLM config {rule.atryum_llm_config_id} no longer exists",
+                    f"the rule's LLM config {rule.atryum_llm_config_id} does not exist "
+                    "(or was deleted)",
                 )
             if not llm.enabled:
                 return Failure("config_disabled", f"the rule's LLM config {llm.name!r} is disabled")

@@ -185,29 +185,18 @@ def rules_using(engine: sa.Engine, *, config_id: str) -> list[str]:
 
 
 def check_rule_judge(
-    conn: sa.Connection,
     *,
-    action: str,
     llm_config_id: str | None,
     model_config_cuid: str | None,
     min_confidence: float,
 ) -> dict[str, Any]:
-    """The judge fields of a rule, validated (an unknown LLM config is refused)."""
-    llm = (llm_config_id or "").strip() or None
-    cuid = (model_config_cuid or "").strip() or None
-    if llm and cuid:
-        raise InvalidInput(
-            "a rule uses one judge: set atryum_llm_config_id or model_config_cuid, not both"
-        )
-    if (llm or cuid) and action != AI_EVALUATION:
-        raise InvalidInput("only ai_evaluation rules have a judge")
-    if llm and store.get_config(conn, llm) is None:
-        raise InvalidInput(f"atryum_llm_config_id: LLM config {llm} not found")
+    """The judge fields of a rule, normalised. As in the Go original a rule may name a config
+    that does not exist (yet): it sends its calls to a human and is flagged (`rule_problems`)."""
     if not 0 <= min_confidence <= 1:
         raise InvalidInput("min_confidence must be between 0 and 1")
     return {
-        "atryum_llm_config_id": llm,
-        "model_config_cuid": cuid,
+        "atryum_llm_config_id": (llm_config_id or "").strip() or None,
+        "model_config_cuid": (model_config_cuid or "").strip() or None,
         "min_confidence": float(min_confidence),
     }
 
@@ -220,12 +209,17 @@ def rule_problems(conn: sa.Connection, rules: Sequence[Rule]) -> dict[str, str]:
     )
     problems: dict[str, str] = {}
     for r in judged:
+        if r.atryum_llm_config_id and r.model_config_cuid:
+            problems[r.id] = (
+                "it names both an LLM config and a ValidMind model config: the LLM config "
+                "judges; clear the other"
+            )
         if r.atryum_llm_config_id:
             c = configs.get(r.atryum_llm_config_id)
             if c is None:
                 problems[r.id] = (
-                    f"its LLM config {r.atryum_llm_config_id} no longer exists: calls go to a "
-                    "human until the rule names another judge"
+                    f"its LLM config {r.atryum_llm_config_id} does not exist (or was deleted): "
+                    "calls go to a human until the rule names another judge"
                 )
             elif not c.enabled:
                 problems[r.id] = f"its LLM config {c.name!r} is disabled: calls go to a human"

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 
-from atryum.auth import KEY_HEADER
+from atryum.auth import machine_key_sent
 from atryum.context import AppContext, get_ctx
 from atryum.errors import NotConfigured, NotFound
 from atryum.gateway.deps import Operator
@@ -66,7 +66,7 @@ def trigger_sync(
     wait: bool = False,
 ) -> RunOut:
     _require_configured(ctx)
-    machine = request.headers.get(KEY_HEADER) is not None  # verified by check_machine_key
+    machine = machine_key_sent(request)  # verified by check_machine_key
     ticket = ctx.coordinator.submit(
         trigger="webhook" if machine else "manual",
         requested_by="machine api key" if machine else operator.label,

@@ -101,6 +101,7 @@ def invocation_page(invocation_id: str, ctx: Ctx) -> HTMLResponse:
         judged=judge_rows(events, names),
         input_json=pretty_json(inv.input),
         result_json=pretty_json(inv.result) if inv.result is not None else "",
+        error_text=inv.error if isinstance(inv.error, str) else pretty_json(inv.error),
     )
 
 

@@ -1,8 +1,8 @@
-"""Charter judge: LLM configs, the judge fields of rules, external client sessions, and the
-`ai_escalated` approval status.
+"""Charter judge: LLM configs, `min_confidence` and `shadow` of rules (the Go judge fields
+come with 0008_go_compat), external client sessions, and the `ai_escalated` approval status.
 
 Revision ID: 0005_judge
-Revises: 0003_identity
+Revises: 0008_go_compat
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 from atryum.db.types import UTCDateTime
 
 revision = "0005_judge"
-down_revision = "0003_identity"
+down_revision = "0008_go_compat"
 branch_labels = None
 depends_on = None
 
@@ -56,8 +56,6 @@ def upgrade() -> None:
         ["agent_id", "client_session_id", "submitted_at"],
     )
     with op.batch_alter_table("approval_rules") as batch:
-        batch.add_column(sa.Column("atryum_llm_config_id", sa.String(36), nullable=True))
-        batch.add_column(sa.Column("model_config_cuid", sa.String(128), nullable=True))
         batch.add_column(sa.Column("min_confidence", sa.Float, nullable=False, server_default="0"))
         batch.add_column(sa.Column("shadow", sa.Boolean, nullable=False, server_default=sa.false()))
     with op.batch_alter_table("approvals") as batch:
@@ -70,7 +68,7 @@ def downgrade() -> None:
         batch.drop_constraint("ck_approvals_status", type_="check")
         batch.create_check_constraint("ck_approvals_status", _APPROVAL_STATUSES_BEFORE)
     with op.batch_alter_table("approval_rules") as batch:
-        for column in ("shadow", "min_confidence", "model_config_cuid", "atryum_llm_config_id"):
+        for column in ("shadow", "min_confidence"):
             batch.drop_column(column)
     op.drop_index("ix_invocations_session", "invocations")
     op.drop_table("client_sessions")
