@@ -31,6 +31,7 @@ from atryum.identity import login as identity_login
 from atryum.identity import operators_api
 from atryum.identity.hosts import check_exposure
 from atryum.identity.operators import OperatorGate
+from atryum.judge import api as judge_api
 from atryum.limits import refuse_nul_params
 from atryum.mcp import api as mcp_api
 from atryum.metrics import AGENTS, REGISTRY
@@ -85,6 +86,7 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     app.include_router(events_api.router)
     app.include_router(gateway_api.router)
     app.include_router(mcp_api.router)
+    app.include_router(judge_api.router)
     app.include_router(audit_api.router)
     app.include_router(operators_api.router)
     app.include_router(identity_login.router)

@@ -171,6 +171,15 @@ class ApprovalsConfig(_Section):
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
 
 
+class JudgeConfig(_Section):
+    """The charter judge of `ai_evaluation` rules (judge.md)."""
+
+    # Identical questions within this many seconds are answered from the cache (0 = off).
+    cache_ttl_seconds: float = Field(default=600, ge=0)
+    # The most calls of the same client session the judge sees (newest kept).
+    history_calls: int = Field(default=10, ge=0, le=100)
+
+
 class AuthBlock(_Section):
     """One `[[auth]]` block (Go keys): an OIDC issuer whose bearer tokens identify agents and,
     with `admin_enabled`, operators (identity.md §1-2). Only `enabled = true` blocks count."""
@@ -287,6 +296,7 @@ class Config(_Section):
     validmind: ValidMindEventsConfig = ValidMindEventsConfig()
     policy: PolicyConfig = PolicyConfig()
     approvals: ApprovalsConfig = ApprovalsConfig()
+    judge: JudgeConfig = JudgeConfig()
     auth: list[AuthBlock] = Field(default_factory=list)
     operator: OperatorConfig = OperatorConfig()
     auth_debug: AuthDebugConfig = AuthDebugConfig()

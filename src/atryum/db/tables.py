@@ -152,6 +152,7 @@ INVOCATION_STATUSES = (
 )
 APPROVAL_STATUSES = (
     "pending",
+    "ai_escalated",
     "auto_approved",
     "auto_denied",
     "approved",
@@ -200,6 +201,7 @@ invocations = sa.Table(
     sa.Index("ix_invocations_status", "status"),
     sa.Index("ix_invocations_submitted_at", "submitted_at"),
     sa.Index("ix_invocations_agent_record_id", "agent_record_id"),
+    sa.Index("ix_invocations_session", "agent_id", "client_session_id", "submitted_at"),
 )
 
 # Every status change of an invocation appends one row here, in the same transaction.
@@ -259,6 +261,9 @@ approval_rules = sa.Table(
     # Which judge an ai_evaluation rule asks (judge.md; Go field names, migration 0008).
     sa.Column("atryum_llm_config_id", sa.String(64), nullable=True),
     sa.Column("model_config_cuid", sa.String(128), nullable=True),
+    # Ours in addition (0005_judge): an approval's least confidence, and record-only rules.
+    sa.Column("min_confidence", sa.Float, nullable=False, server_default="0"),
+    sa.Column("shadow", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint(_in("action", RULE_ACTIONS), name="ck_approval_rules_action"),
     sa.Index("ix_approval_rules_position", "position"),
 )
@@ -366,4 +371,41 @@ operator_api_tokens = sa.Table(
     sa.Column("last_used_at", UTCDateTime, nullable=True),
     sa.Column("revoked_at", UTCDateTime, nullable=True),
     sa.Index("uq_operator_api_tokens_hash", "token_hash", unique=True),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Charter judge (migration 0005_judge): LLM configs and external client sessions.
+# ---------------------------------------------------------------------------------------------
+
+LLM_PROVIDERS = ("openai", "anthropic", "openai_compatible")
+
+# A local judge. `api_key` is write-only in the API; no foreign key from rules, so a deleted
+# config leaves its rules in place, sending calls to a human and flagged.
+llm_configs = sa.Table(
+    "llm_configs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("api_key", sa.Text, nullable=True),
+    sa.Column("base_url", sa.String(2048), nullable=False, server_default=""),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("timeout_seconds", sa.Float, nullable=False, server_default="20"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(_in("provider", LLM_PROVIDERS), name="ck_llm_configs_provider"),
+)
+
+# A harness session per agent identity (`client_session_id`), kept while it is used: a session
+# unseen for 7 days starts afresh, so the judge's history never reaches back further.
+client_sessions = sa.Table(
+    "client_sessions",
+    metadata,
+    sa.Column("agent_key", sa.String(256), primary_key=True),
+    sa.Column("client_session_id", sa.String(256), primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Index("ix_client_sessions_last_seen_at", "last_seen_at"),
 )

@@ -46,6 +46,7 @@ def submit(
         ),
         caller=caller,
         defaults=rt.defaults,
+        judge=rt.judge,
         hub=rt.hub,
     )
     return _json(inv, status.HTTP_201_CREATED if created else status.HTTP_200_OK)

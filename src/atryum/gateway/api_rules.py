@@ -32,6 +32,8 @@ def _spec(body: RuleIn) -> rules.RuleSpec:
         enabled=body.enabled,
         atryum_llm_config_id=body.atryum_llm_config_id,
         model_config_cuid=body.model_config_cuid,
+        min_confidence=body.min_confidence,
+        shadow=body.shadow,
     )
 
 

@@ -22,6 +22,7 @@ from atryum.gateway.models import (
 )
 from atryum.gateway.settings import GatewayDefaults
 from atryum.identity.principal import SYSTEM, Actor
+from atryum.judge import service as judge_service
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,12 @@ class RuleSpec:
     agent_cuids: Sequence[str] = ()
     description: str = ""
     enabled: bool | None = True  # None on a replace: keep the rule's current value
+    # `ai_evaluation` rules (judge.md §1); None on a replace: keep the current value (a Go client
+    # that knows neither field must not turn a shadow rule into a deciding one)
     atryum_llm_config_id: str | None = None
     model_config_cuid: str | None = None
+    min_confidence: float | None = None
+    shadow: bool | None = None
 
 
 def _clean(values: Sequence[str], what: str) -> list[str]:
@@ -47,10 +52,6 @@ def _clean(values: Sequence[str], what: str) -> list[str]:
     return out
 
 
-def _optional(value: str | None) -> str | None:
-    return (value or "").strip() or None
-
-
 def _patterns(values: Sequence[str], what: str) -> list[str]:
     out = _clean(values, what)
     if any(len(p) > policy.MAX_PATTERN_LENGTH for p in out):
@@ -60,7 +61,11 @@ def _patterns(values: Sequence[str], what: str) -> list[str]:
     return out
 
 
-def _validated(conn: sa.Connection, spec: RuleSpec, *, enabled: bool = True) -> dict[str, Any]:
+def _validated(
+    conn: sa.Connection, spec: RuleSpec, *, before: Rule | None = None
+) -> dict[str, Any]:
+    """The rule's values; on a replace, fields the spec leaves out (None) keep `before`'s."""
+    enabled = before.enabled if before else True
     if spec.action not in RULE_ACTIONS:
         raise InvalidInput(f"action must be one of {', '.join(RULE_ACTIONS)}, not {spec.action!r}")
     cuids = _clean(spec.agent_cuids, "agent_cuids")
@@ -75,14 +80,24 @@ def _validated(conn: sa.Connection, spec: RuleSpec, *, enabled: bool = True) -> 
         "agent_cuids": cuids,
         "description": spec.description.strip(),
         "enabled": enabled if spec.enabled is None else bool(spec.enabled),
-        "atryum_llm_config_id": _optional(spec.atryum_llm_config_id),
-        "model_config_cuid": _optional(spec.model_config_cuid),
+        "shadow": (before.shadow if before else False) if spec.shadow is None else spec.shadow,
+        **judge_service.check_rule_judge(
+            llm_config_id=spec.atryum_llm_config_id,
+            model_config_cuid=spec.model_config_cuid,
+            min_confidence=(before.min_confidence if before else 0.0)
+            if spec.min_confidence is None
+            else spec.min_confidence,
+        ),
     }
 
 
 def _views(conn: sa.Connection, rules: Sequence[Rule]) -> list[RuleView]:
     states = {a.id: a for a in store.agent_states(conn, (c for r in rules for c in r.agent_cuids))}
-    return [RuleView(r, [states[c] for c in r.agent_cuids if c in states]) for r in rules]
+    problems = judge_service.rule_problems(conn, rules)
+    return [
+        RuleView(r, [states[c] for c in r.agent_cuids if c in states], problems.get(r.id))
+        for r in rules
+    ]
 
 
 def _snapshot(rule: Rule) -> dict[str, Any]:
@@ -169,7 +184,7 @@ def replace_rule(
     """Replace a rule's fields; `enabled` left out (None) keeps the rule's current value."""
     with tx.begin(engine) as conn:
         before = _require(conn, rule_id)
-        values = _validated(conn, spec, enabled=before.enabled)
+        values = _validated(conn, spec, before=before)
         store.update_rule(conn, rule_id, {**values, "updated_at": utcnow()})
         after = _require(conn, rule_id)
         _record(conn, actor, rule_id, "update", before, after)

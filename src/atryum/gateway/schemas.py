@@ -180,6 +180,19 @@ class RuleIn(_JudgeRefs):
     enabled: bool | None = Field(
         default=None, strict=True, description="absent: true on create, kept on PUT"
     )
+    min_confidence: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="ai_evaluation: an approval below this confidence goes to a human "
+        "(absent: 0 on create, kept on PUT)",
+    )
+    shadow: bool | None = Field(
+        default=None,
+        strict=True,
+        description="ai_evaluation: the judge runs and is recorded, but the rule never decides "
+        "(absent: false on create, kept on PUT)",
+    )
 
 
 class RuleCreate(RuleIn):
@@ -267,6 +280,11 @@ class RuleOut(BaseModel):
     model_config_cuid: str | None
     created_at: datetime
     updated_at: datetime
+    min_confidence: float
+    shadow: bool
+    judge_problem: str | None = Field(
+        description="why this ai_evaluation rule's judge cannot answer (calls go to a human)"
+    )
 
     @classmethod
     def of(cls, v: RuleView) -> RuleOut:
@@ -287,6 +305,9 @@ class RuleOut(BaseModel):
             model_config_cuid=r.model_config_cuid,
             created_at=r.created_at,
             updated_at=r.updated_at,
+            min_confidence=r.min_confidence,
+            shadow=r.shadow,
+            judge_problem=v.judge_problem,
         )
 
 

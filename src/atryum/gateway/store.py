@@ -269,14 +269,15 @@ def insert_decision(
     approval: dict[str, Any],
     notice: dict[str, Any],
 ) -> None:
-    """A new invocation's two events, its approval row and the NOTIFY.
+    """A new invocation's events, its approval row and the NOTIFY.
 
-    On PostgreSQL that is one statement (data-modifying CTEs), sparing round trips on the hook
-    path; on SQLite, local statements.
+    On PostgreSQL, the usual two events are one statement (data-modifying CTEs), sparing round
+    trips on the hook path; otherwise (SQLite, or the judge's events too), several statements.
     """
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or len(events) != 2:
         insert_events(conn, events)
         insert_approval(conn, approval)
+        notify(conn, notice)
         return
     first, second = events
     params = {f"e0_{k}": v for k, v in first.items()}
@@ -319,6 +320,8 @@ def _rule(row: sa.Row[Any]) -> Rule:
     for key in ("server_patterns", "tool_patterns", "agent_cuids"):
         m[key] = list(m[key] or [])
     m["enabled"] = bool(m["enabled"])
+    m["shadow"] = bool(m.get("shadow"))
+    m["min_confidence"] = float(m.get("min_confidence") or 0)
     return Rule(**m)
 
 

@@ -83,6 +83,7 @@ async def submit(rt: GatewayRuntime, call: ToolCall, caller: AgentIdentity | Non
             request=request,
             caller=caller,
             defaults=rt.defaults,
+            judge=rt.judge,
             hub=rt.hub,
             executor=EXECUTOR,
         )

@@ -271,7 +271,9 @@ def _server_info(ex: Exchange) -> dict[str, Any]:
 
 async def _initialize(ex: Exchange) -> Response:
     requested = ex.params.get("protocolVersion")
-    version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
+    version = LATEST_HANDSHAKE_VERSION
+    if isinstance(requested, str) and requested in HANDSHAKE_PROTOCOL_VERSIONS:
+        version = requested
     caps, instructions = await _capabilities(ex)
     info = ex.params.get("clientInfo")
     if not isinstance(info, dict):

@@ -26,10 +26,12 @@ from atryum.web.gateway_views import (
     agent_choices,
     event_rows,
     invocation_rows,
+    judge_rows,
     pretty_json,
     rule_names,
     rule_rows,
 )
+from atryum.web.judge_ui import judge_choices
 from atryum.web.render import not_found, page, render_fragment
 
 router = APIRouter(include_in_schema=False)
@@ -96,6 +98,7 @@ def invocation_page(invocation_id: str, ctx: Ctx) -> HTMLResponse:
         row=rows[0],
         inv=inv,
         events=event_rows(events, names),
+        judged=judge_rows(events, names),
         input_json=pretty_json(inv.input),
         result_json=pretty_json(inv.result) if inv.result is not None else "",
         error_text=inv.error if isinstance(inv.error, str) else pretty_json(inv.error),
@@ -128,6 +131,7 @@ def new_rule_page(ctx: Ctx) -> HTMLResponse:
         rows=rule_rows(rules.list_rules(ctx.engine)),
         actions=ACTIONS,
         choices=agent_choices(agents.list_agents(ctx.engine, include_removed=True), []),
+        judges=judge_choices(ctx, None, None),
     )
 
 
@@ -148,4 +152,5 @@ def rule_page(rule_id: str, ctx: Ctx) -> HTMLResponse:
         choices=agent_choices(
             agents.list_agents(ctx.engine, include_removed=True), row.rule.agent_cuids
         ),
+        judges=judge_choices(ctx, row.rule.atryum_llm_config_id, row.rule.model_config_cuid),
     )

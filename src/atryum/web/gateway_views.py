@@ -129,6 +129,8 @@ def rule_row(view: RuleView, position: int) -> RuleRow:
             warnings.append(f"This rule names a retired agent: {a.name}")
         elif a.state == "gone":
             warnings.append(f"This rule names an agent that no longer exists: {a.id}")
+    if view.judge_problem:
+        warnings.append(f"The judge of this AI evaluation rule cannot answer: {view.judge_problem}")
     if view.matches_nothing:
         warnings.append(
             "Matches nothing — all its agents are gone or retired. It never widens to all "
@@ -226,6 +228,54 @@ def event_rows(events: Sequence[Event], names: dict[str, str]) -> list[EventRow]
                 text = DECIDED_BY.get(value, value) if key == "decided_by" else str(value)
                 details.append((label, text))
         out.append(EventRow(e, str(data.get("reason") or ""), rule, details))
+    return out
+
+
+@dataclass(frozen=True)
+class JudgeRow:
+    """One `rule_evaluated` event: what the charter judge said about one rule."""
+
+    rule: str
+    judge: str  # in words: "LLM judge-model-1", "ValidMind mc-sim-default", "no judge"
+    verdict: str  # the judge's verdict, or "no answer"
+    confidence: str
+    outcome: str
+    reason: str
+    latency: str
+    tokens: str
+    cached: bool
+    shadow: bool
+    error: str | None
+
+
+_JUDGES = {"llm": "LLM", "validmind": "ValidMind"}
+
+
+def judge_rows(events: Sequence[Event], names: dict[str, str]) -> list[JudgeRow]:
+    out = []
+    for e in events:
+        if e.type != "rule_evaluated":
+            continue
+        d = e.data or {}
+        kind = _JUDGES.get(str(d.get("judge")), "no judge")
+        model = d.get("model") or d.get("config") or ""
+        tokens = d.get("tokens") or {}
+        tin, tout = tokens.get("input"), tokens.get("output")
+        out.append(
+            JudgeRow(
+                rule=rule_name(str(d.get("rule_id")), names),
+                judge=f"{kind} {model}".strip(),
+                verdict=str(d.get("verdict") or "no answer").replace("_", " "),
+                confidence="—" if d.get("confidence") is None else f"{d['confidence']:.2f}",
+                outcome=str(d.get("outcome") or "").replace("_", " "),
+                reason=str(d.get("reason") or ""),
+                latency="—" if d.get("latency_ms") is None else f"{d['latency_ms']} ms",
+                tokens="—" if tin is None and tout is None else f"{tin or 0} in / {tout or 0} out",
+                cached=bool(d.get("cached")),
+                shadow=bool(d.get("shadow")),
+                error=d.get("error"),
+            )
+        )
     return out
 
 

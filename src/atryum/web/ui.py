@@ -18,6 +18,7 @@ from atryum.sync.schemas import RunOut
 from atryum.validmind.client import ValidMindError
 from atryum.web.gateway_ui import router as gateway_router
 from atryum.web.identity_ui import router as identity_router
+from atryum.web.judge_ui import router as judge_router
 from atryum.web.render import not_found, page
 from atryum.web.servers_ui import router as servers_router
 from atryum.web.views import SOURCES, STATES, describe, matches, run_view
@@ -30,6 +31,7 @@ UNKNOWN_RUN_GIVE_UP_SECONDS = 30.0
 router = APIRouter(include_in_schema=False)
 router.include_router(gateway_router)
 router.include_router(servers_router)
+router.include_router(judge_router)
 router.include_router(identity_router)
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 

@@ -30,7 +30,24 @@
     agent_cuids: rule.agent_cuids,
     description: rule.description,
     enabled: rule.enabled,
+    atryum_llm_config_id: rule.atryum_llm_config_id,
+    model_config_cuid: rule.model_config_cuid,
+    min_confidence: rule.min_confidence,
+    shadow: rule.shadow,
   });
+
+  // The judge fields of the form: only an AI evaluation rule has a judge.
+  function judgeFields(action) {
+    if (action !== "ai_evaluation") return {};
+    const [kind, ...rest] = el("judge").value.split(":");
+    const ref = rest.join(":") || null;
+    return {
+      atryum_llm_config_id: kind === "llm" ? ref : null,
+      model_config_cuid: kind === "vm" ? ref : null,
+      min_confidence: Number(el("min_confidence").value || 0),
+      shadow: el("rule-shadow").checked,
+    };
+  }
 
   async function run(button, change, selector) {
     clearError("rules-error");
@@ -113,6 +130,9 @@
   function formPage(form) {
     const ruleId = form.dataset.ruleId;
     const patterns = (id) => el(id).value.split(",").map((s) => s.trim()).filter(Boolean);
+    el("action").addEventListener("change", () => {
+      el("judge-fields").hidden = el("action").value !== "ai_evaluation";
+    });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       clearError("form-error");
@@ -123,6 +143,7 @@
         agent_cuids: [...form.querySelectorAll('input[name="agent"]:checked')].map((i) => i.value),
         description: el("rule-description").value.trim(),
         enabled: el("rule-enabled").checked,
+        ...judgeFields(el("action").value),
       };
       const position = el("insert_before");
       if (position && position.value !== "__end__") body.insert_before = position.value;
