@@ -54,7 +54,7 @@ def test_settings_change_triggers_a_sync(client: TestClient, sim_state: Any) -> 
     body = configure(client)
     assert body["sync_run_id"] and body["sync_configured"]
     run = finished(client, body["sync_run_id"])
-    assert run["trigger"] == "settings" and run["status"] == "succeeded"
+    assert run["trigger"] == "settings" and run["status"] == "succeeded", run["error"]
     assert [a["name"] for a in client.get("/api/v1/agents").json()["items"]] == ["A"]
 
 
@@ -181,7 +181,7 @@ def test_charter_field_change_keeps_scope_and_resyncs(client: TestClient, sim_st
         "succeeded",
         2,
         0,
-    )
+    ), run["error"]
     items = client.get("/api/v1/agents?include_removed=true").json()["items"]
     assert {(a["name"], a["charter"], a["removed_at"]) for a in items} == {
         ("A", "A policy", None),

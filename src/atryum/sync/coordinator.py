@@ -19,12 +19,13 @@ import sqlalchemy as sa
 
 from atryum.config import Config
 from atryum.db.types import utcnow
-from atryum.sync import run_store
+from atryum.sync import run_store, runs
 from atryum.sync.lock import LockTimeout, sync_lock
 from atryum.sync.service import (
     SETTINGS_CHANGED,
     SKIPPED,
     ClientFactory,
+    Progress,
     RunRequest,
     execute_run,
     start_run,
@@ -49,6 +50,7 @@ class Ticket:
     done: threading.Event = field(default_factory=threading.Event)
     coalesced: int = 0
     triggers: list[str] = field(default_factory=list)
+    progress: Progress | None = None
 
     def request(self) -> RunRequest:
         return RunRequest(
@@ -58,6 +60,7 @@ class Ticket:
             dry_run=self.dry_run,
             allow_removals=self.allow_removals,
             triggers=tuple(self.triggers or [self.trigger]),
+            progress=self.progress,
         )
 
     def queued_view(self) -> dict[str, Any]:
@@ -166,6 +169,7 @@ class SyncCoordinator:
             kwargs.get("requested_by", ""),
             kwargs.get("dry_run", False),
             kwargs.get("allow_removals", False),
+            progress=kwargs.get("progress"),
         )
         return self._execute(ticket)
 
@@ -251,12 +255,9 @@ class SyncCoordinator:
                         "finished_at": now,
                         "error": f"skipped: {exc}",
                         "warnings": [],
-                        "changes": [],
                     },
                 )
-                run = run_store.get_run(conn, ticket.run_id)
-            assert run is not None
-            return run
+            return runs.get_run(self.engine, run_id=ticket.run_id)
 
     def _schedule(self) -> None:
         while not self._stopping.is_set():
