@@ -36,6 +36,8 @@ agents = sa.Table(
     ),
     sa.Index("uq_agents_vm_cuid", "vm_cuid", unique=True),
     sa.Index("ix_agents_org", "source", "vm_organization_cuid"),
+    # A sync's "did the org change while I fetched?" check reads only this index (0006).
+    sa.Index("ix_agents_org_updated", "source", "vm_organization_cuid", "updated_at"),
 )
 
 # A runtime id (JWT client id, harness agent id) belongs to at most one agent: the primary key

@@ -91,67 +91,114 @@ class Normalizer:
             out.org_name = out.org_name[:ORG_NAME_MAX]
 
     def page(self, raw: list[dict[str, Any]]) -> list[Content]:
-        out, key, known = self.out, self._charter_key, self._known
+        """Normalize one page; returns the content to stage (see the class docstring)."""
+        out, key, known, slug = self.out, self._charter_key, self._known, self._slug
+        records = out.records
         staged: list[Content] = []
         for rec in raw:
             self._index += 1
-            index = self._index
-            cuid = rec.get("cuid")
-            if not isinstance(cuid, str) or not cuid.strip():
-                out.skipped_invalid += 1
-                out.problems.append(f"record #{index} ({_short(rec.get('name'))}) has no cuid")
+            cuid, name, fields = rec.get("cuid"), rec.get("name"), rec.get("custom_fields")
+            # The common, clean record takes this path: every check of `_normalize` passes.
+            if type(cuid) is str and type(name) is str and type(fields) is dict:
+                charter, description = fields.get(key), fields.get("description", "")
+                name = name.strip()
+                if (
+                    type(charter) is str
+                    and type(description) is str
+                    and name
+                    and 0 < len(cuid) <= CUID_MAX
+                    and cuid.strip()
+                    and "\x00" not in cuid
+                    and "\x00" not in name
+                    and "\x00" not in charter
+                    and "\x00" not in description
+                ):
+                    digest = source_hash(
+                        name=name,
+                        description=description,
+                        charter=charter,
+                        org_name=out.org_name,
+                        slug=slug,
+                    )
+                    if known is None:
+                        records.append(PulledRecord(cuid, name, description, charter, digest))
+                    else:
+                        records.append(PulledRecord(cuid, name, "", None, digest))
+                        if known.get(cuid, _UNKNOWN) != digest:
+                            staged.append((cuid, name, description, charter, digest))
+                    continue
+            pulled = self._normalize(rec)
+            if pulled is None:
                 continue
-            if len(cuid) > CUID_MAX or "\x00" in cuid:
-                # It cannot be stored, so it cannot count as present: nothing may be retired.
-                out.skipped_invalid += 1
-                out.problems.append(
-                    f"record #{index} ({_short(rec.get('name'))}) has a cuid Atryum cannot "
-                    f"store ({_short(cuid)}: more than {CUID_MAX} characters or a NUL "
-                    "character); skipped"
-                )
-                continue
-            name = rec.get("name")
-            if isinstance(name, str):
-                name = _storable(name, f"record {cuid}: the name", out.warnings)
-            if not isinstance(name, str) or not name.strip():
-                out.warnings.append(f"record {cuid} has no name; using its cuid as the name")
-                name = cuid
-            fields = rec.get("custom_fields")
-            if not isinstance(fields, dict):
-                fields = {}
-            raw_charter = charter_value(fields, key)
-            charter: str | None
-            if raw_charter is None:
-                charter = ""
-            elif isinstance(raw_charter, str):
-                charter = raw_charter
-            else:
-                charter = None
-                out.warnings.append(
-                    f"record {cuid} ({name}): charter field {key!r} is a "
-                    f"{type(raw_charter).__name__}, not text; the previous charter was kept"
-                )
-            if charter:
-                charter = _storable(charter, f"record {cuid}: the charter", out.warnings)
-            description = fields.get("description")
-            description = description if isinstance(description, str) else ""
-            description = _storable(description, f"record {cuid}: the description", out.warnings)
-            name = name.strip()
-            digest = source_hash(
-                name=name,
-                description=description,
-                charter=raw_charter if raw_charter is not None else "",
-                org_name=out.org_name,
-                slug=self._slug,
-            )
             if known is None:
-                out.records.append(PulledRecord(cuid, name, description, charter, digest))
+                records.append(pulled)
                 continue
             # Fingerprint only: the content lives in the staging table (or nowhere, unchanged).
-            out.records.append(PulledRecord(cuid, name, "", None, digest))
-            if known.get(cuid, _UNKNOWN) != digest:
-                staged.append((cuid, name, description, charter, digest))
+            records.append(PulledRecord(pulled.cuid, pulled.name, "", None, pulled.source_hash))
+            if known.get(pulled.cuid, _UNKNOWN) != pulled.source_hash:
+                staged.append(
+                    (
+                        pulled.cuid,
+                        pulled.name,
+                        pulled.description,
+                        pulled.charter,
+                        pulled.source_hash,
+                    )
+                )
         return staged
+
+    def _normalize(self, rec: dict[str, Any]) -> PulledRecord | None:
+        """Every rule, with its warning or problem; None when the record cannot be used."""
+        out, key, index = self.out, self._charter_key, self._index
+        cuid = rec.get("cuid")
+        if not isinstance(cuid, str) or not cuid.strip():
+            out.skipped_invalid += 1
+            out.problems.append(f"record #{index} ({_short(rec.get('name'))}) has no cuid")
+            return None
+        if len(cuid) > CUID_MAX or "\x00" in cuid:
+            # It cannot be stored, so it cannot count as present: nothing may be retired.
+            out.skipped_invalid += 1
+            out.problems.append(
+                f"record #{index} ({_short(rec.get('name'))}) has a cuid Atryum cannot "
+                f"store ({_short(cuid)}: more than {CUID_MAX} characters or a NUL "
+                "character); skipped"
+            )
+            return None
+        name = rec.get("name")
+        if isinstance(name, str):
+            name = _storable(name, f"record {cuid}: the name", out.warnings)
+        if not isinstance(name, str) or not name.strip():
+            out.warnings.append(f"record {cuid} has no name; using its cuid as the name")
+            name = cuid
+        fields = rec.get("custom_fields")
+        if not isinstance(fields, dict):
+            fields = {}
+        raw_charter = charter_value(fields, key)
+        charter: str | None
+        if raw_charter is None:
+            charter = ""
+        elif isinstance(raw_charter, str):
+            charter = raw_charter
+        else:
+            charter = None
+            out.warnings.append(
+                f"record {cuid} ({name}): charter field {key!r} is a "
+                f"{type(raw_charter).__name__}, not text; the previous charter was kept"
+            )
+        if charter:
+            charter = _storable(charter, f"record {cuid}: the charter", out.warnings)
+        description = fields.get("description")
+        description = description if isinstance(description, str) else ""
+        description = _storable(description, f"record {cuid}: the description", out.warnings)
+        name = name.strip()
+        digest = source_hash(
+            name=name,
+            description=description,
+            charter=raw_charter if raw_charter is not None else "",
+            org_name=out.org_name,
+            slug=self._slug,
+        )
+        return PulledRecord(cuid, name, description, charter, digest)
 
 
 _UNKNOWN = object()

@@ -26,7 +26,7 @@ from atryum.db.types import utcnow
 from atryum.metrics import SYNC_DURATION, SYNC_RUNS
 from atryum.sync import run_store, runs, stage_store, store
 from atryum.sync.planner import LocalAgent, Plan, make_plan
-from atryum.sync.records import NormalizedPull, Normalizer
+from atryum.sync.records import Content, NormalizedPull, Normalizer
 from atryum.sync.settings import SyncSettings, read_settings_tx
 from atryum.validmind.client import AgentsPull, ValidMindClient, ValidMindError
 
@@ -56,6 +56,9 @@ class RunRequest:
     triggers: tuple[str, ...] = ()
     progress: Progress | None = field(default=None, compare=False)
 
+
+#: Records normalized between two chances for the fetching thread to run.
+YIELD_EVERY = 100
 
 REGISTRY_MOVED = (
     "the registry changed while this run was fetching (an agent of the organization was "
@@ -188,7 +191,12 @@ def _run_staged(
         del known
         for org_name, page in pages:
             normalizer.set_org_name(org_name)
-            staged = normalizer.page(page)
+            staged: list[Content] = []
+            for start in range(0, len(page), YIELD_EVERY):
+                staged += normalizer.page(page[start : start + YIELD_EVERY])
+                # Hand the GIL to the fetching thread, whose socket read may be done: without
+                # this it waits out the interpreter's 5 ms switch interval every time.
+                time.sleep(0)
             if staged:
                 with conn.begin():
                     stage_store.stage_content(conn, staged)
@@ -234,7 +242,8 @@ class _PageStream:
     DONE = object()
 
     def __init__(self, client_factory: ClientFactory, settings: SyncSettings) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=4)
+        # Enough pages in flight to cover loading the registry while the first ones arrive.
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=16)
         self._stop = threading.Event()
         self._pull: AgentsPull | None = None
         self._error: BaseException | None = None
@@ -333,6 +342,7 @@ def _fetch(
 def _apply(conn: sa.Connection, plan: Plan, settings: SyncSettings, org_name: str) -> None:
     now = utcnow()
     slug = settings.agent_record_type_slug
+    stage_store.index(conn)
     writes: list[tuple[str, str, str | None]] = [(r.cuid, "create", None) for r in plan.creates]
     for action, pairs in (("update", plan.updates), ("restore", plan.restores)):
         writes += [(rec.cuid, action, agent.id) for agent, rec in pairs]

@@ -26,7 +26,8 @@ _meta = sa.MetaData()
 stage = sa.Table(
     "atryum_sync_stage",
     _meta,
-    sa.Column("cuid", sa.String(128), primary_key=True),
+    # No key while staging (rows arrive in bulk); `index` builds the lookup once, at apply time.
+    sa.Column("cuid", sa.String(128), nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("charter", sa.Text, nullable=True),  # NULL: keep the stored charter
@@ -58,6 +59,11 @@ def create(conn: sa.Connection) -> None:
     drop(conn)
     for table in TABLES:
         table.create(conn)
+
+
+def index(conn: sa.Connection) -> None:
+    """Index the staged content by cuid (once every page is in)."""
+    conn.execute(sa.text(f"CREATE UNIQUE INDEX ix_{stage.name}_cuid ON {stage.name} (cuid)"))
 
 
 def drop(conn: sa.Connection) -> None:

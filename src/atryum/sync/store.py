@@ -64,8 +64,19 @@ def load_org_agents(
         agents.c.removed_at.is_not(None),
         agents.c.source_missing_since.is_not(None),
     ).where(in_org)
-    # Plain tuples straight from the driver: this runs over every agent of the org.
-    rows = conn.execute(q.execution_options(yield_per=5000))
+    # This runs over every agent of the org: plain tuples straight from the driver's cursor
+    # (SQLAlchemy's result rows cost more than the query here).
+    compiled = q.compile(dialect=conn.dialect)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        params = compiled.params
+        if conn.dialect.paramstyle == "qmark":
+            cursor.execute(str(compiled), [params[k] for k in compiled.positiontup or ()])
+        else:
+            cursor.execute(str(compiled), params)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     return [
         LocalAgent(i, cuid, name, h, bool(retired), bool(missing), i in dependents)
         for i, cuid, name, h, retired, missing in rows

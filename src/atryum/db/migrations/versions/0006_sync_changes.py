@@ -42,6 +42,9 @@ def _changes_table() -> sa.Table:
 def upgrade() -> None:
     table = _changes_table()
     op.create_index(
+        "ix_agents_org_updated", "agents", ["source", "vm_organization_cuid", "updated_at"]
+    )
+    op.create_index(
         "ix_agent_sync_run_changes_run", "agent_sync_run_changes", ["run_id", "action", "id"]
     )
     with op.batch_alter_table("agent_sync_runs") as batch:
@@ -101,3 +104,4 @@ def downgrade() -> None:
         batch.drop_column("held")
         batch.drop_column("changes_total")
     op.drop_table("agent_sync_run_changes")
+    op.drop_index("ix_agents_org_updated", table_name="agents")
