@@ -17,6 +17,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 setup_app = typer.Typer(no_args_is_help=True, help="Configure integrations.")
 app.add_typer(setup_app, name="setup")
 
+#: Changes `atryum sync` lists unless asked for --all.
+CLI_CHANGES = 20
+
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="Path to atryum.toml", show_default=False)
 ]
@@ -61,6 +64,26 @@ def migrate(config: ConfigOpt = None) -> None:
     typer.echo(f"database at revision {db_migrate.current_revision(engine)}")
 
 
+class _FetchProgress:
+    """`atryum sync`'s progress line on stderr while the pull arrives (redrawn on a terminal,
+    a line per tenth of the records otherwise)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.shown = -1
+
+    def __call__(self, received: int, total: int) -> None:
+        line = f"fetching from ValidMind: {received} of {total} records"
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if received >= total else ""))
+        elif self.shown < 0 or received - self.shown >= max(total // 10, 1) or received >= total:
+            sys.stderr.write(line + "\n")
+        else:
+            return
+        self.shown = received
+        sys.stderr.flush()
+
+
 @app.command()
 def sync(
     config: ConfigOpt = None,
@@ -69,11 +92,15 @@ def sync(
         bool, typer.Option("--allow-removals", help="Apply retirements held by the threshold")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help=f"List every change, not the first {CLI_CHANGES}")
+    ] = False,
 ) -> None:
     """Run one ValidMind sync now and print what it did."""
     from atryum.app import build_context
     from atryum.cli_table import render_run
     from atryum.db import migrate as db_migrate
+    from atryum.sync import runs
 
     cfg = _load(config)
     if not cfg.backend.enabled:
@@ -83,8 +110,14 @@ def sync(
     try:
         db_migrate.upgrade(ctx.engine)
         run = ctx.coordinator.run_blocking(
-            trigger="manual", requested_by="cli", dry_run=dry_run, allow_removals=allow_removals
+            trigger="manual",
+            requested_by="cli",
+            dry_run=dry_run,
+            allow_removals=allow_removals,
+            progress=_FetchProgress(),
         )
+        shown = run["changes_total"] if show_all else CLI_CHANGES
+        run = runs.get_run(ctx.engine, run_id=run["id"], changes=shown)
     finally:
         ctx.engine.dispose()
     typer.echo(json.dumps(run, default=str, indent=2) if as_json else render_run(run))

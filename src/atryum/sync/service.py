@@ -28,7 +28,7 @@ from atryum.sync import run_store, runs, stage_store, store
 from atryum.sync.planner import LocalAgent, Plan, make_plan
 from atryum.sync.records import Content, NormalizedPull, Normalizer
 from atryum.sync.settings import SyncSettings, read_settings_tx
-from atryum.validmind.client import AgentsPull, ValidMindClient, ValidMindError
+from atryum.validmind.client import AgentsPull, PageSink, ValidMindClient, ValidMindError
 
 log = logging.getLogger("atryum.sync")
 
@@ -274,8 +274,8 @@ class _PageStream:
         raise _Stopped()
 
     def _fetch(self, client_factory: ClientFactory, settings: SyncSettings) -> None:
-        def on_page(org_name: str, records: list[dict[str, Any]]) -> None:
-            self._put((org_name, records))
+        def on_page(org_name: str, total: int, records: list[dict[str, Any]]) -> None:
+            self._put((org_name, total, records))
 
         try:
             self._pull = _fetch(client_factory, settings, on_page)
@@ -293,7 +293,7 @@ class _PageStream:
             item = self._queue.get()
             if item is self.DONE:
                 return
-            org_name, records = item
+            org_name, self.total, records = item
             self.received += len(records)
             yield org_name, records
 
@@ -322,7 +322,7 @@ def _still_current(
 def _fetch(
     client_factory: ClientFactory,
     settings: SyncSettings,
-    on_page: Callable[[str, list[dict[str, Any]]], None],
+    on_page: PageSink,
 ) -> AgentsPull:
     try:
         with client_factory() as client:

@@ -93,8 +93,8 @@ class AgentsPull:
             self.received = len(self.records)
 
 
-#: Receives each page's new records as it arrives: (org_name from page 1, records).
-PageSink = Callable[[str, list[dict[str, Any]]], None]
+#: Receives each page's new records as it arrives: (org_name and total from page 1, records).
+PageSink = Callable[[str, int, list[dict[str, Any]]], None]
 
 
 class _Retryable(Exception):
@@ -350,7 +350,7 @@ class ValidMindClient:
             if on_page is None:
                 records.extend(fresh)
             else:
-                on_page(org_name, fresh)
+                on_page(org_name, total, fresh)
             if dropped:
                 shown = ", ".join(repr(c) for c in dropped[:5])
                 more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
