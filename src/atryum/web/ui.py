@@ -4,21 +4,26 @@ JavaScript calls the JSON API for every change, so there is one write path."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from atryum.agents import service as agents
+from atryum.agents.store import AgentFilter
 from atryum.config import default_config_path
 from atryum.context import AppContext, get_ctx
 from atryum.errors import NotFound
+from atryum.limits import INT32_MAX
 from atryum.sync import api as sync_api
 from atryum.sync import runs, settings
 from atryum.sync.schemas import RunOut
 from atryum.validmind.client import ValidMindError
+from atryum.web.gateway_ui import PAGE_SIZE
 from atryum.web.gateway_ui import router as gateway_router
+from atryum.web.gateway_views import Paging
 from atryum.web.render import not_found, page
-from atryum.web.views import SOURCES, STATES, describe, matches, run_view
+from atryum.web.views import SOURCES, STATES, describe, run_view
 
 #: How long a live run page waits for a run nobody knows (not in the history, not queued or
 #: waiting in this process) before it says so: a run another replica queued appears within
@@ -45,21 +50,32 @@ def _sync_configured(ctx: AppContext, scope: settings.SyncSettings) -> bool:
 
 @router.get("/ui/")
 def agents_page(
-    ctx: Ctx, q: str = "", source: str = "", state: str = "active", deleted: str = ""
+    ctx: Ctx,
+    q: str = "",
+    source: str = "",
+    state: str = "active",
+    deleted: str = "",
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
 ) -> HTMLResponse:
     state = state if state in STATES else "active"
     source = source if source in SOURCES else ""
     scope = _scope(ctx)
-    listed = agents.list_agents(ctx.engine, include_removed=state in ("retired", "all"))
-    views = [describe(a, scope) for a in listed]
-    shown = [v for v in views if matches(v, text=q.strip(), source=source, state=state)]
+    flt = AgentFilter(text=q[:200], source=source, state=state)
+    listed, total = agents.page_agents(ctx.engine, flt=flt, offset=offset, limit=PAGE_SIZE)
+    empty = (
+        total == 0
+        and not agents.page_agents(ctx.engine, flt=AgentFilter(state="all"), offset=0, limit=1)[1]
+    )
+    href = "/ui/?" + urlencode({"q": q, "source": source, "state": state}) + "&offset="
     return page(
         ctx,
         "agents.html",
         title="Agents",
         nav="agents",
-        views=shown,
-        total=len(views),
+        views=[describe(a, scope) for a in listed],
+        paging=Paging(offset, PAGE_SIZE, total),
+        page_href=href,
+        registry_empty=empty,
         q=q,
         source=source,
         state=state,

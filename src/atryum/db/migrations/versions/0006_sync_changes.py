@@ -1,4 +1,5 @@
-"""A sync run's per-agent changes in their own table (paged), summaries in the run row.
+"""A sync run's per-agent changes in their own table (paged), summaries in the run row; indexes
+for paged agent lists (name order) and the sync's registry check.
 
 A run of a 100 000-agent organization listed every change in one JSON value of its row (16 MB);
 the run list read them all. Existing runs' changes move into `agent_sync_run_changes`, in order.
@@ -41,6 +42,7 @@ def _changes_table() -> sa.Table:
 
 def upgrade() -> None:
     table = _changes_table()
+    op.create_index("ix_agents_lower_name", "agents", [sa.text("lower(name)"), "id"])
     op.create_index(
         "ix_agents_org_updated", "agents", ["source", "vm_organization_cuid", "updated_at"]
     )
@@ -105,3 +107,4 @@ def downgrade() -> None:
         batch.drop_column("changes_total")
     op.drop_table("agent_sync_run_changes")
     op.drop_index("ix_agents_org_updated", table_name="agents")
+    op.drop_index("ix_agents_lower_name", table_name="agents")
