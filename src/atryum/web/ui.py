@@ -17,7 +17,7 @@ from atryum.errors import NotFound
 from atryum.limits import INT32_MAX
 from atryum.sync import api as sync_api
 from atryum.sync import runs, settings
-from atryum.sync.schemas import RunOut
+from atryum.sync.schemas import RunDetail
 from atryum.validmind.client import ValidMindError
 from atryum.web.gateway_ui import PAGE_SIZE
 from atryum.web.gateway_ui import router as gateway_router
@@ -112,7 +112,10 @@ def agent_page(agent_id: str, ctx: Ctx, notice: str = "") -> HTMLResponse:
 @router.get("/ui/sync")
 def sync_page(ctx: Ctx) -> HTMLResponse:
     scope = _scope(ctx)
-    latest = [_normalized(r) for r in runs.list_runs(ctx.engine, limit=1)]
+    latest = [
+        _normalized(runs.get_run(ctx.engine, run_id=r["id"]))
+        for r in runs.list_runs(ctx.engine, limit=1)
+    ]
     return page(
         ctx,
         "sync.html",
@@ -126,19 +129,39 @@ def sync_page(ctx: Ctx) -> HTMLResponse:
 
 
 @router.get("/ui/sync/runs")
-def runs_page(ctx: Ctx) -> HTMLResponse:
-    items = [run_view(_normalized(r)) for r in runs.list_runs(ctx.engine, limit=100)]
-    return page(ctx, "runs.html", title="Sync history", nav="history", items=items)
+def runs_page(ctx: Ctx, offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0) -> HTMLResponse:
+    rows, total = runs.page_runs(ctx.engine, offset=offset, limit=PAGE_SIZE)
+    return page(
+        ctx,
+        "runs.html",
+        title="Sync history",
+        nav="history",
+        items=[run_view(_normalized(r)) for r in rows],
+        paging=Paging(offset, PAGE_SIZE, total),
+    )
 
 
 @router.get("/ui/sync/runs/{run_id}")
-def run_page(run_id: str, ctx: Ctx, started: bool = False) -> HTMLResponse:
+def run_page(
+    run_id: str,
+    ctx: Ctx,
+    started: bool = False,
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
+) -> HTMLResponse:
     """`started` marks a run this browser just triggered: until it is known (queued, waiting or
     recorded; another replica may have queued it) it is shown as starting rather than not found,
-    and the page gives up after `UNKNOWN_RUN_GIVE_UP_SECONDS`."""
+    and the page gives up after `UNKNOWN_RUN_GIVE_UP_SECONDS`. The changes come a page of
+    `runs.CHANGES_PREVIEW` at a time (`offset`)."""
     run = _find_run(ctx, run_id)
     if run is None and not started:
         return not_found(ctx, f"sync run {run_id} not found")
+    changes_paging = None
+    if run is not None and run.get("started_at") is not None:
+        if offset:
+            run["changes"], _ = runs.list_changes(
+                ctx.engine, run_id=run_id, offset=offset, limit=runs.CHANGES_PREVIEW
+            )
+        changes_paging = Paging(offset, runs.CHANGES_PREVIEW, int(run["changes_total"]))
     latest = runs.list_runs(ctx.engine, limit=1)
     is_latest = bool(latest) and latest[0]["id"] == run_id
     return page(
@@ -147,6 +170,7 @@ def run_page(run_id: str, ctx: Ctx, started: bool = False) -> HTMLResponse:
         title="Sync run",
         nav="history",
         rv=run_view(run or _unknown(run_id)),
+        changes_paging=changes_paging,
         known=run is not None,
         can_allow=is_latest and _sync_configured(ctx, _scope(ctx)),
     )
@@ -165,7 +189,7 @@ def run_status(run_id: str, ctx: Ctx) -> dict[str, Any]:
 
 def _normalized(run: dict[str, Any]) -> dict[str, Any]:
     """A run row or queued view with every field of the API's run shape."""
-    return RunOut.model_validate(run).model_dump()
+    return RunDetail.model_validate(run).model_dump()
 
 
 def _unknown(run_id: str) -> dict[str, Any]:

@@ -146,8 +146,9 @@ class RunView:
         """The counts in words, e.g. `4 records fetched from ValidMind: 3 unchanged, 1 retired.`"""
         fetched, *rest = self.counts
         parts = [f"{n} {label}" for label, n in rest if n]
-        if self.held:
-            parts.append(f"{len(self.held)} held for review")
+        held = int(self.run.get("held") or 0)
+        if held:
+            parts.append(f"{held} held for review")
         changed = ", ".join(parts)
         noun = "record" if fetched[1] == 1 else "records"
         return f"{fetched[1]} {noun} fetched from ValidMind: {changed or 'nothing changed'}."
