@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class SyncCoordinator:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._debounce: threading.Timer | None = None
+        self._quiet_until = 0.0  # monotonic time before which triggers wait for the window
 
     # -- triggers ---------------------------------------------------------------------------
     def submit(
@@ -126,22 +128,39 @@ class SyncCoordinator:
         delay: float,
         on_submit: Callable[[Ticket], None],
     ) -> None:
-        """Submit once, `delay` seconds after the first of a burst of calls."""
+        """Leading-edge debounce: the first call of a quiet period submits at once; calls within
+        `delay` seconds of the last submission wait for the end of that window and then submit
+        once (merging into a queued run, so a burst costs at most one follow-up run)."""
         with self._cond:
-            if self._debounce is not None or self._stopping.is_set():
+            if self._stopping.is_set():
                 return
-            timer = threading.Timer(
-                delay, self._fire_debounced, args=(trigger, requested_by, on_submit)
-            )
-            timer.daemon = True
-            self._debounce = timer
-            timer.start()
+            now = time.monotonic()
+            leading = self._debounce is None and now >= self._quiet_until
+            if leading:
+                self._quiet_until = now + delay
+            elif self._debounce is None:
+                timer = threading.Timer(
+                    self._quiet_until - now,
+                    self._fire_debounced,
+                    args=(trigger, requested_by, delay, on_submit),
+                )
+                timer.daemon = True
+                self._debounce = timer
+                timer.start()
+        if leading:
+            self._submit_then(trigger, requested_by, on_submit)
 
     def _fire_debounced(
-        self, trigger: str, requested_by: str, on_submit: Callable[[Ticket], None]
+        self, trigger: str, requested_by: str, delay: float, on_submit: Callable[[Ticket], None]
     ) -> None:
         with self._cond:
             self._debounce = None
+            self._quiet_until = time.monotonic() + delay
+        self._submit_then(trigger, requested_by, on_submit)
+
+    def _submit_then(
+        self, trigger: str, requested_by: str, on_submit: Callable[[Ticket], None]
+    ) -> None:
         try:
             on_submit(self.submit(trigger=trigger, requested_by=requested_by))
         except Exception:  # a timer thread has nobody to report to but the log
