@@ -16,6 +16,8 @@ from atryum.db import migrate
 from atryum.db.engine import make_engine
 from tests.support import ORG, SLUG, LiveServer, assert_histories_rebuild, make_config
 
+pytest_plugins = ["tests.idp.fixtures"]
+
 PG_URL = os.environ.get("ATRYUM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 

@@ -22,6 +22,9 @@ SLUG = "ai-agent"
 
 
 def make_config(**sections: dict[str, Any]) -> Config:
+    """A config from sections; TestClient's `testserver` Host is served unless a test says."""
+    server = sections.setdefault("server", {})
+    server.setdefault("allowed_hosts", ["testserver"])
     return parse_config(sections, "(test)")
 
 

@@ -18,8 +18,8 @@ import contextlib
 import json
 import os
 import re
+import stat
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -61,15 +61,23 @@ def decision(allow, reason):
 
 
 def state_file(tool_use_id):
-    base = os.environ.get("ATRYUM_HOOK_STATE_DIR") or os.path.join(
-        tempfile.gettempdir(), f"atryum-hook-{os.getuid()}"
-    )
+    """Approved call ids wait here for PostToolUse: a directory of this user only (0700), never
+    a shared or foreign one (whoever can write it could redirect the outcome report)."""
+    state_home = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    base = os.environ.get("ATRYUM_HOOK_STATE_DIR") or os.path.join(state_home, "atryum", "hook")
     os.makedirs(base, mode=0o700, exist_ok=True)
+    st = os.lstat(base)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise AtryumError(
+            f"the hook state directory {base} must be a directory owned by you that only you "
+            f"can use (mode 0700); fix it with chmod 700 {base}, or set ATRYUM_HOOK_STATE_DIR"
+        )
     return os.path.join(base, re.sub(r"[^A-Za-z0-9_.-]", "_", tool_use_id) + ".json")
 
 
 def pre_tool_use(event):
     tool_use_id = str(event.get("tool_use_id") or "")
+    state = state_file(tool_use_id) if tool_use_id else None  # refused before anything is asked
     session = str(event.get("session_id") or "")
     tool_input = event.get("tool_input")
     if not isinstance(tool_input, dict):
@@ -101,8 +109,8 @@ def pre_tool_use(event):
     if inv["status"] != "approved":
         return decision(False, "Atryum: {}: {}".format(inv["status"], reason))
     call("PATCH", path, {"execution_status": "running"})
-    if tool_use_id:
-        with open(state_file(tool_use_id), "w") as f:
+    if state:
+        with open(state, "w") as f:
             json.dump({"invocation_id": inv["invocation_id"]}, f)
     return decision(True, "Atryum: approved: " + reason)
 

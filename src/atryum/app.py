@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
@@ -15,16 +14,23 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from atryum import openapi
+from atryum import openapi, ops
 from atryum.agents import api as agents_api
 from atryum.agents.store import count_agents_by_state
+from atryum.audit import api as audit_api
 from atryum.auth import check_machine_key
+from atryum.body_limits import BodyLimits
 from atryum.config import Config
 from atryum.context import AppContext, make_client
 from atryum.db import migrate
 from atryum.db.engine import make_engine
 from atryum.errors import AtryumError
 from atryum.gateway import api as gateway_api
+from atryum.identity import api as identity_api
+from atryum.identity import login as identity_login
+from atryum.identity import operators_api
+from atryum.identity.hosts import check_exposure
+from atryum.identity.operators import OperatorGate
 from atryum.limits import refuse_nul_params
 from atryum.metrics import AGENTS, REGISTRY
 from atryum.sync import api as sync_api
@@ -48,6 +54,9 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warning = check_exposure(ctx.config)  # refuses an open non-loopback listener
+        if warning:
+            log.warning(warning)
         migrate.upgrade(ctx.engine)
         ctx.coordinator.start(schedule=background)
         if background and ctx.coordinator.sync_configured():
@@ -73,19 +82,16 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     app.include_router(vm_api.router)
     app.include_router(events_api.router)
     app.include_router(gateway_api.router)
+    app.include_router(audit_api.router)
+    app.include_router(operators_api.router)
+    app.include_router(identity_login.router)
+    app.include_router(identity_api.router)
     app.include_router(web_router)
+    app.include_router(ops.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> Any:
-        try:
-            with ctx.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError as exc:
-            return JSONResponse(
-                {"status": "error", "error": {"message": f"database unreachable: {exc}"}}, 503
-            )
-        return {"status": "ok"}
+    limits = ctx.config.limits  # every body is measured before a route reads it
+    app.add_middleware(BodyLimits, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)
+    app.add_middleware(OperatorGate, ctx=ctx)  # Host check, headers, operator auth: all routes
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     def metrics() -> Response:
@@ -97,14 +103,14 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     return app
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message}}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message}}, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AtryumError)
     async def domain_error(_: Request, exc: AtryumError) -> JSONResponse:
-        return _error(exc.status_code, exc.message)
+        return _error(exc.status_code, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

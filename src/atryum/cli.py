@@ -1,36 +1,88 @@
-"""Command line: `atryum run | sync | migrate | demo | vm-sim | setup validmind`."""
+"""Command line: `atryum run | sync | migrate | demo | vm-sim | setup validmind | token`."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import uvicorn
 
-from atryum.config import Config, ConfigError, load_config
+from atryum.config import (
+    Config,
+    ConfigError,
+    LogLevel,
+    load_config,
+    unimplemented_warnings,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 setup_app = typer.Typer(no_args_is_help=True, help="Configure integrations.")
 app.add_typer(setup_app, name="setup")
+token_app = typer.Typer(no_args_is_help=True, help="Operator API tokens: create, list, revoke.")
+app.add_typer(token_app, name="token")
+session_app = typer.Typer(no_args_is_help=True, help="Operator UI sessions: end them.")
+app.add_typer(session_app, name="session")
 
 #: Changes `atryum sync` lists unless asked for --all.
 CLI_CHANGES = 20
 
+# `-config PATH` / `-config=PATH` is the Go original's flag, used by its Dockerfile.
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Path to atryum.toml", show_default=False)
+    Path | None,
+    typer.Option("--config", "-config", "-c", help="Path to atryum.toml", show_default=False),
 ]
 
 
-def _configure_logging() -> None:
+def _version() -> str:
+    return importlib.metadata.version("atryum")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"atryum {_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit", is_eager=True, callback=_print_version
+        ),
+    ] = False,
+) -> None:
+    """Atryum: a permissions gateway for AI agents."""
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the version."""
+    typer.echo(f"atryum {_version()}")
+
+
+def _configure_logging(level: LogLevel = "info") -> None:
     logging.basicConfig(
-        level=logging.INFO,
+        level=_LOG_LEVELS[level],
         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
         stream=sys.stderr,
     )
+
+
+_LOG_LEVELS: dict[LogLevel, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def _load(path: Path | None) -> Config:
@@ -41,15 +93,62 @@ def _load(path: Path | None) -> Config:
         raise typer.Exit(2) from None
 
 
+def _database_problem(url: str, exc: Exception) -> str:
+    """What is wrong with the database, in words (no driver traceback, no credentials)."""
+    from sqlalchemy.engine import make_url
+
+    from atryum.validmind.redact import redact_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        path = Path(parsed.database.removeprefix("file:")).parent
+        if not path.is_dir():
+            return f"the directory {path} does not exist; create it or set another database_url"
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return f"cannot open or write the database ({redact_url(reason)})"
+
+
+def _migrated(cfg: Config, engine: Any) -> None:
+    """Apply migrations now, so a database that cannot be opened or written stops the command
+    with the file, the key and the problem instead of a traceback."""
+    import sqlalchemy as sa
+
+    from atryum.db import migrate as db_migrate
+
+    try:
+        db_migrate.upgrade(engine)
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        problem = _database_problem(cfg.database_url, exc)
+        typer.echo(
+            f"atryum: bad configuration:\n{cfg.source}: server.database_url: {problem}", err=True
+        )
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def run(config: ConfigOpt = None) -> None:
     """Serve Atryum (API, UI, background sync) at [server] listen_addr."""
     from atryum.app import build_context, create_app
+    from atryum.identity.hosts import ExposureError, check_exposure
 
     cfg = _load(config)
-    _configure_logging()
+    level = cfg.server.log_level
+    _configure_logging(level)
+    try:
+        check_exposure(cfg)
+    except ExposureError as exc:
+        typer.echo(f"atryum: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for warning in unimplemented_warnings(cfg):
+        logging.getLogger("atryum").warning(warning)
     ctx = build_context(cfg)
-    uvicorn.run(create_app(ctx), host=cfg.server.host, port=cfg.server.port, log_level="info")
+    _migrated(cfg, ctx.engine)
+    uvicorn.run(
+        create_app(ctx),
+        host=cfg.server.host,
+        port=cfg.server.port,
+        log_level=logging.getLevelName(_LOG_LEVELS[level]).lower(),
+    )
 
 
 @app.command()
@@ -60,7 +159,7 @@ def migrate(config: ConfigOpt = None) -> None:
 
     cfg = _load(config)
     engine = make_engine(cfg.database_url)
-    db_migrate.upgrade(engine)
+    _migrated(cfg, engine)
     typer.echo(f"database at revision {db_migrate.current_revision(engine)}")
 
 
@@ -99,7 +198,6 @@ def sync(
     """Run one ValidMind sync now and print what it did."""
     from atryum.app import build_context
     from atryum.cli_table import render_run
-    from atryum.db import migrate as db_migrate
     from atryum.sync import runs
 
     cfg = _load(config)
@@ -108,7 +206,7 @@ def sync(
         raise typer.Exit(2)
     ctx = build_context(cfg)
     try:
-        db_migrate.upgrade(ctx.engine)
+        _migrated(cfg, ctx.engine)
         run = ctx.coordinator.run_blocking(
             trigger="manual",
             requested_by="cli",
@@ -139,7 +237,6 @@ def setup_validmind(
     """Set the sync scope (organization, record type, charter field); the next sync uses it."""
     from atryum.app import build_context
     from atryum.context import make_client
-    from atryum.db import migrate as db_migrate
     from atryum.sync.scope import scope_problem
     from atryum.sync.settings import update_settings
     from atryum.validmind.client import ValidMindError
@@ -169,7 +266,7 @@ def setup_validmind(
         )
     ctx = build_context(cfg)
     try:
-        db_migrate.upgrade(ctx.engine)
+        _migrated(cfg, ctx.engine)
         changes: dict[str, Any] = {
             "org_cuid": org_cuid,
             "agent_record_type_slug": record_type,
@@ -316,6 +413,110 @@ def hook(
 
 def main() -> None:
     app()
+
+
+@contextlib.contextmanager
+def _database(config: Path | None) -> Iterator[tuple[Config, Any]]:
+    """The configuration and its migrated database, for commands that work on it directly."""
+    from atryum.db.engine import make_engine
+
+    cfg = _load(config)
+    engine = make_engine(cfg.database_url)
+    try:
+        _migrated(cfg, engine)
+        yield cfg, engine
+    finally:
+        engine.dispose()
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option("--name", help="What the token is for, e.g. ci-reports")],
+    role: Annotated[str, typer.Option("--role", help="viewer, approver or admin")],
+    expires_in: Annotated[
+        str, typer.Option("--expires-in", help="e.g. 90d, 12h, 2w (default: 90 days)")
+    ] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Create an operator API token; its value is printed once, store it now."""
+    from atryum.errors import AtryumError
+    from atryum.identity import api_tokens
+    from atryum.identity.principal import CLI
+
+    try:
+        with _database(config) as (cfg, engine):
+            days = cfg.operator.api_token_default_days
+            span = api_tokens.parse_duration(expires_in or f"{days}d")
+            token, value = api_tokens.create_token(
+                engine, name=name, role=role, expires_in=span, actor=CLI
+            )
+    except AtryumError as exc:
+        typer.echo(f"atryum: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"created token {token.id} ({token.name}, {token.role}), "
+        f"expires {token.expires_at:%Y-%m-%d %H:%M UTC}",
+        err=True,
+    )
+    typer.echo("the value is shown only now; send it as `Authorization: Bearer <value>`:", err=True)
+    typer.echo(value)
+
+
+@token_app.command("list")
+def token_list(config: ConfigOpt = None) -> None:
+    """List operator API tokens (never their values)."""
+    from atryum.cli_table import table
+    from atryum.db.types import utcnow
+    from atryum.identity import api_tokens
+
+    with _database(config) as (_, engine):
+        tokens = api_tokens.list_tokens(engine)
+    now = utcnow()
+    rows = [
+        [
+            t.id,
+            t.name,
+            t.role,
+            t.state(now),
+            f"{t.expires_at:%Y-%m-%d %H:%M}",
+            f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
+        ]
+        for t in tokens
+    ]
+    typer.echo(table(["ID", "NAME", "ROLE", "STATE", "EXPIRES (UTC)", "LAST USED"], rows))
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (from `atryum token list`)")],
+    config: ConfigOpt = None,
+) -> None:
+    """Revoke an operator API token; it is refused from the next request on."""
+    from atryum.errors import AtryumError
+    from atryum.identity import api_tokens
+    from atryum.identity.principal import CLI
+
+    try:
+        with _database(config) as (_, engine):
+            token = api_tokens.revoke_token(engine, token_id=token_id, actor=CLI)
+    except AtryumError as exc:
+        typer.echo(f"atryum: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"revoked token {token.id} ({token.name})")
+
+
+@session_app.command("end")
+def session_end(
+    subject: Annotated[str, typer.Option("--subject", help="The person's subject (sub claim)")],
+    issuer: Annotated[str, typer.Option("--issuer", help="Their [[auth]] issuer")],
+    config: ConfigOpt = None,
+) -> None:
+    """End every UI session of one person at once (e.g. after their access was removed)."""
+    from atryum.identity import sessions
+
+    with _database(config) as (_, engine):
+        ended = sessions.end_sessions_of(engine, issuer=issuer, subject=subject)
+    typer.echo(f"ended {ended} session(s) of {subject}")
 
 
 if __name__ == "__main__":

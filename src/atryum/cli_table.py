@@ -16,7 +16,7 @@ COUNTS = (
 )
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
+def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
@@ -30,7 +30,7 @@ def render_run(run: dict[str, Any]) -> str:
     title = f"sync run {run['id']}  trigger={run['trigger']}  status={run['status'].upper()}"
     if run.get("dry_run"):
         title += "  (dry run: nothing was written)"
-    parts = [title, "", _table(["count", "value"], [[k, str(run.get(k, 0))] for k in COUNTS])]
+    parts = [title, "", table(["count", "value"], [[k, str(run.get(k, 0))] for k in COUNTS])]
     if run.get("error"):
         parts += ["", f"note: {run['error']}"]
     for warning in run.get("warnings") or []:
@@ -41,7 +41,7 @@ def render_run(run: dict[str, Any]) -> str:
             [c["action"], c.get("name") or "", c.get("vm_cuid") or "", c.get("reason") or ""]
             for c in changes
         ]
-        parts += ["", _table(["action", "agent", "vm_cuid", "reason"], rows)]
+        parts += ["", table(["action", "agent", "vm_cuid", "reason"], rows)]
     more = int(run.get("changes_total") or 0) - len(changes)
     if more > 0:
         parts += [

@@ -26,14 +26,31 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+LogLevel = Literal["debug", "info", "warn", "warning", "error"]
+
+
 class ServerConfig(_Section):
     listen_addr: str = "127.0.0.1:8080"
     public_base_url: str = ""
     database_url: str = ""
+    # Go: the SQLite file used when database_url is empty.
+    database_path: str = ""
+    log_level: LogLevel = "info"
+    # Go: identity written into Claude Managed Agents metadata (kept for its configs).
+    atryum_instance: str = ""
+    # Host names (optionally host:port) served besides public_base_url and the listen address;
+    # other Host headers are refused (DNS rebinding, identity.md §3).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Serve operator routes without authentication on a non-loopback address (identity.md §4).
+    allow_unauthenticated: bool = False
+    # The OAuth resource identifier of the agent routes (RFC 9728 `resource`), when the
+    # identity providers were registered with another one than public_base_url + path.
+    resource_url: str = ""
 
     @property
     def host(self) -> str:
-        return self.listen_addr.rsplit(":", 1)[0] or "127.0.0.1"
+        """`":8080"` (Go's form) means every interface; `[::1]:8080` binds `::1`."""
+        return self.listen_addr.rsplit(":", 1)[0].strip("[]") or "0.0.0.0"
 
     @property
     def port(self) -> int:
@@ -57,6 +74,8 @@ class BackendConfig(_Section):
     api_secret: SecretStr | None = None
     connection_timeout_seconds: float = Field(default=5.0, gt=0)
     agents_timeout_seconds: float = Field(default=60.0, gt=0)
+    # How long a ValidMind /evaluate call (an LLM judging a tool call) may take.
+    evaluate_timeout_seconds: float = Field(default=120.0, gt=0)
     retry_attempts: int = Field(default=3, ge=1, le=10)
     page_size: int = Field(default=500, ge=1, le=10_000)
 
@@ -141,6 +160,10 @@ class PolicyConfig(_Section):
     """What happens to a call no rule matches (overridden by `PUT /api/v1/policy`)."""
 
     provider: Literal["manual_approval", "always_approve", "always_deny"] = "manual_approval"
+    # A runtime agent id that resolves to no registry agent (and no default agent):
+    # "global_rules" (as the Go original) = only rules for all agents and the default policy
+    # decide; "deny" = such calls are denied outright.
+    unregistered_agents: Literal["global_rules", "deny"] = "global_rules"
 
 
 class ApprovalsConfig(_Section):
@@ -165,6 +188,17 @@ class AuthBlock(_Section):
     admin_scopes: str | list[str] = ""  # Go: space-separated string
     admin_claim: str = "atryum_admin"
     admin_claim_value: str | bool | int = "true"
+
+
+class OperatorConfig(_Section):
+    """Operator login, sessions and API tokens (identity.md §2)."""
+
+    # The claim whose value (viewer | approver | admin, or a list of them) is a person's role;
+    # a dotted path reaches into objects (Keycloak: `realm_access.roles`).
+    role_claim: str = "atryum_role"
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_absolute_hours: int = Field(default=12, ge=1, le=24 * 30)
+    api_token_default_days: int = Field(default=90, ge=1, le=3650)
 
 
 class AuthDebugConfig(_Section):
@@ -194,6 +228,57 @@ class UpstreamConfig(_Section):
     oauth_redirect_url: str = ""
 
 
+class LimitsConfig(_Section):
+    """What one request may carry (issue 14): bigger bodies are 413, deeper JSON 422."""
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=64, ge=2, le=200)
+
+
+class RetentionConfig(_Section):
+    """How long finished invocations (and their events) are kept; 0 = forever (the default)."""
+
+    invocations_days: float = Field(default=0, ge=0)
+    sweep_interval_seconds: float = Field(default=3600, gt=0)
+
+
+class DefaultsConfig(_Section):
+    """Go's `[defaults]`: the timeout of a request to an upstream MCP server."""
+
+    request_timeout_seconds: int = Field(default=30, ge=1)
+
+
+class ManagedAgentsConfig(_Section):
+    """One `[[managed_agents]]` entry (Go keys): a Claude Managed Agents events bridge."""
+
+    name: str = ""
+    workspace: str = ""
+    base_url: str = ""
+    api_key: SecretStr | None = None
+    poll_interval_millis: int = 1000
+    reconnect_backoff_seconds: int = 2
+    recent_chat_messages_limit: int = 100
+    client_name: str = ""
+    client_version: str = ""
+
+
+class OtelExporterConfig(_Section):
+    name: str = ""
+    endpoint: str = ""
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    public_key: str = ""
+    secret_key: SecretStr | None = None
+
+
+class OtelConfig(_Section):
+    """Go's `[otel]`: OpenTelemetry trace export over OTLP/HTTP."""
+
+    enabled: bool = False
+    environment: str = ""
+    capture_content: bool | None = None
+    exporters: list[OtelExporterConfig] = Field(default_factory=list)
+
+
 class Config(_Section):
     server: ServerConfig = ServerConfig()
     backend: BackendConfig = BackendConfig()
@@ -203,13 +288,42 @@ class Config(_Section):
     policy: PolicyConfig = PolicyConfig()
     approvals: ApprovalsConfig = ApprovalsConfig()
     auth: list[AuthBlock] = Field(default_factory=list)
+    operator: OperatorConfig = OperatorConfig()
     auth_debug: AuthDebugConfig = AuthDebugConfig()
     upstreams: list[UpstreamConfig] = Field(default_factory=list)
+    limits: LimitsConfig = LimitsConfig()
+    retention: RetentionConfig = RetentionConfig()
+    defaults: DefaultsConfig = DefaultsConfig()
+    managed_agents: list[ManagedAgentsConfig] = Field(default_factory=list)
+    otel: OtelConfig = OtelConfig()
+    # Go's plan-submission settings; its keys are not ours to check yet (see UNIMPLEMENTED).
+    plans: dict[str, Any] = Field(default_factory=dict)
     source: str = Field(default="", exclude=True)
 
     @property
     def database_url(self) -> str:
-        return normalize_database_url(self.server.database_url)
+        return normalize_database_url(self.server.database_url or self.server.database_path)
+
+
+# Sections of the Go original's configuration that load but do nothing here yet: each one
+# present in the file is named in one start-up warning. Delete a line when its feature lands.
+UNIMPLEMENTED: dict[str, str] = {
+    "managed_agents": "the Claude Managed Agents events bridge",
+    "otel": "OpenTelemetry trace export",
+    "plans": "plan submission",
+    "auth_debug": "the MCP proxy's auth debug switch",
+    "upstreams": "seeding MCP servers for the MCP proxy",
+}
+
+
+def unimplemented_warnings(config: Config) -> list[str]:
+    """One warning per Go section in the file whose feature Atryum does not have yet."""
+    return [
+        f"{config.source}: [{key}] is accepted for compatibility with the Go original, but "
+        f"{what} is not implemented yet; the section is ignored"
+        for key, what in UNIMPLEMENTED.items()
+        if key in config.model_fields_set
+    ]
 
 
 def default_config_path() -> Path:
@@ -243,9 +357,11 @@ _ENV: dict[str, tuple[str, str]] = {
     "VM_API_KEY": ("backend", "api_key"),
     "VM_API_SECRET": ("backend", "api_secret"),
     "VM_CONNECTION_TIMEOUT_SECONDS": ("backend", "connection_timeout_seconds"),
+    "VM_EVALUATE_TIMEOUT_SECONDS": ("backend", "evaluate_timeout_seconds"),
     "ATRYUM_LISTEN_ADDR": ("server", "listen_addr"),
     "ATRYUM_PUBLIC_BASE_URL": ("server", "public_base_url"),
     "ATRYUM_DATABASE_URL": ("server", "database_url"),
+    "ATRYUM_ALLOW_UNAUTHENTICATED": ("server", "allow_unauthenticated"),
     "ATRYUM_WEBHOOK_SECRET": ("validmind", "webhook_secret"),
     "ATRYUM_PREVIOUS_WEBHOOK_SECRET": ("validmind", "previous_webhook_secret"),
 }
@@ -269,16 +385,28 @@ def load_config(explicit: str | Path | None = None, env: Mapping[str, str] | Non
     data: dict[str, Any] = {}
     where = str(path) if path else "(defaults)"
     if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        data = _read_toml(path)
     for var, (section, key) in _ENV.items():
         if env.get(var):
             data.setdefault(section, {})
             if isinstance(data[section], dict):
                 data[section][key] = env[var]
     return parse_config(data, where)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start} is not valid UTF-8); save it as UTF-8"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
 
 
 def parse_config(data: dict[str, Any], where: str) -> Config:

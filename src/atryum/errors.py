@@ -5,6 +5,7 @@ from __future__ import annotations
 
 class AtryumError(Exception):
     status_code = 400
+    headers: dict[str, str] | None = None  # e.g. a WWW-Authenticate challenge
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -17,6 +18,10 @@ class InvalidInput(AtryumError):
 
 class Unauthorized(AtryumError):
     status_code = 401
+
+
+class Forbidden(AtryumError):
+    status_code = 403
 
 
 class NotFound(AtryumError):

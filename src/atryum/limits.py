@@ -1,8 +1,10 @@
-"""Input every database can store: no NUL characters (PostgreSQL refuses them in text), and
-integers that fit the 32-bit INTEGER columns. Refused with 422, never a database error (500)."""
+"""Input every database can store: no NUL characters (PostgreSQL refuses them in text),
+integers that fit the 32-bit INTEGER columns, timestamps that have a zone and a UTC form, and
+ValidMind ids that can travel in an HTTP header. Refused with 422, never a 500."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Request
@@ -22,6 +24,33 @@ def _no_nul(value: str) -> str:
 
 # A string stored in, or looked up in, a text column.
 Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise PydanticCustomError(
+            "naive_datetime", "must name its timezone, e.g. 2026-01-01T00:00:00Z"
+        )
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("datetime_range", "is out of range in UTC") from None
+
+
+# A timestamp a client sends (filters): timezone-aware, in UTC.
+Timestamp = Annotated[datetime, AfterValidator(_aware_utc)]
+
+
+def _header_safe(value: str) -> str:
+    if not all("!" <= c <= "~" for c in value):
+        raise PydanticCustomError(
+            "cuid_characters", "must be printable ASCII without spaces (a ValidMind cuid)"
+        )
+    return value
+
+
+# A ValidMind id (org cuid): it is sent to ValidMind in a header, so ASCII only.
+Cuid = Annotated[str, AfterValidator(_no_nul), AfterValidator(_header_safe)]
 
 
 def refuse_nul_params(request: Request) -> None:

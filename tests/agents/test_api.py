@@ -117,7 +117,7 @@ def test_wrong_machine_key_is_refused(client: TestClient) -> None:
 
 def test_healthz_and_metrics(client: TestClient) -> None:
     client.post("/api/v1/agents", json={"name": "A"})
-    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
     text = client.get("/metrics").text
     assert 'atryum_agents{state="active_manual"} 1.0' in text
 

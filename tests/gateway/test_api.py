@@ -58,9 +58,25 @@ def test_submit_answers_the_hook_contract(client: TestClient) -> None:
     for key in ("invocation_id", "agent_id", "submitted_at"):
         assert key in body
     again = client.post(
-        HOOK, json={"source": "claude-code", "tool": "Read", "idempotency_key": "sess:toolu_1"}
+        HOOK,
+        json={
+            "source": "claude-code",
+            "tool": "Read",
+            "input": {"file_path": "/etc/hosts"},
+            "idempotency_key": "sess:toolu_1",
+        },
     )
     assert again.status_code == 200 and again.json()["invocation_id"] == body["invocation_id"]
+    other = client.post(
+        HOOK,
+        json={
+            "source": "claude-code",
+            "tool": "Read",
+            "input": {"file_path": "/etc/shadow"},
+            "idempotency_key": "sess:toolu_1",
+        },
+    )
+    assert other.status_code == 409 and "own input" in other.json()["error"]["message"]
     got = client.get(f"{HOOK}/{body['invocation_id']}")
     assert got.status_code == 200 and got.json() == body
 

@@ -4,6 +4,8 @@ allow/deny JSON, waiting for a human, outcome reporting, and failing closed."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 import threading
@@ -187,3 +189,68 @@ def test_standalone_example_denies_on_a_bad_setting(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 0 and decision(proc.stdout)[0] == "deny"
+
+
+def run_example(url: str, stdin: str, env: dict[str, str]) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={"ATRYUM_URL": url, "PATH": "", **env},
+        timeout=60,
+        check=True,
+    )
+    return proc.stdout
+
+
+def both_hooks(url: str, stdin: str, env: dict[str, str], monkeypatch: Any) -> list[str]:
+    """What `atryum hook` and the standalone script answer with the same environment."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return [hook.run(stdin, url=url), run_example(url, stdin, env)]
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o755, 0o770])
+def test_a_shared_state_directory_is_refused(
+    server: LiveServer, api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    for out in both_hooks(
+        server.url, event("Read"), {"ATRYUM_HOOK_STATE_DIR": str(shared)}, monkeypatch
+    ):
+        allow, reason = decision(out)
+        assert allow == "deny" and "must be a directory owned by you" in reason
+        assert f"chmod 700 {shared}" in reason
+    assert api.ok(api.http.get("/api/v1/review/invocations"))["items"] == []  # nothing asked
+    assert list(shared.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can create another user's directory")
+def test_a_state_directory_of_another_user_is_refused(
+    server: LiveServer, api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    foreign = tmp_path / "foreign"
+    foreign.mkdir(mode=0o700)
+    os.chown(foreign, 65534, 65534)
+    for out in both_hooks(
+        server.url, event("Read"), {"ATRYUM_HOOK_STATE_DIR": str(foreign)}, monkeypatch
+    ):
+        assert decision(out)[0] == "deny"
+    assert api.ok(api.http.get("/api/v1/review/invocations"))["items"] == []
+
+
+def test_the_default_state_directory_is_the_users_own(
+    server: LiveServer, api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ATRYUM_HOOK_STATE_DIR")
+    env = {"XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path)}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert decision(hook.run(event("Read", "toolu_1"), url=server.url))[0] == "allow"
+    assert decision(run_example(server.url, event("Read", "toolu_2"), env))[0] == "allow"
+    state = tmp_path / "state" / "atryum" / "hook"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert sorted(p.name for p in state.iterdir()) == ["toolu_1.json", "toolu_2.json"]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
+import time
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from atryum.gateway import policy
 from atryum.gateway.models import Rule
@@ -50,6 +54,35 @@ def call(tool: str = "Bash", source: str = "claude-code", agent: str | None = No
 )
 def test_patterns(patterns: list[str], value: str, expected: bool) -> None:
     assert policy.pattern_matches(patterns, value) is expected
+
+
+# Patterns over an alphabet without `[`: fnmatch's character classes are not ours (brackets are
+# literal here), so the comparison covers exactly the `*`/`?` semantics both share.
+@settings(max_examples=2000, deadline=None)
+@given(st.text("ab*?", max_size=12), st.text("ab", max_size=16))
+def test_glob_agrees_with_fnmatch(pattern: str, value: str) -> None:
+    assert policy.glob_matches(pattern, value) is fnmatch.fnmatchcase(value, pattern)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("a*?.\n", max_size=policy.MAX_PATTERN_LENGTH), st.text("a.\n", max_size=600))
+def test_glob_with_any_characters_agrees_with_fnmatch(pattern: str, value: str) -> None:
+    assert policy.glob_matches(pattern, value) is fnmatch.fnmatchcase(value, pattern)
+
+
+def test_a_backtracking_pattern_decides_at_once() -> None:
+    """`*a*a*…*c` against a long run of `a`s: a regex of `.*` pieces backtracks for hours (the
+    old matcher stalled every hook for seconds on 256 characters); this one is linear in it."""
+    rules = [mk(0, "auto_deny", tools=["*a" * 20 + "*c"]), mk(1, "auto_approve")]
+    name = "a" * 512
+    fastest = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        decision = policy.decide(rules=rules, call=call(name), provider="always_deny")
+        fastest = min(fastest, time.perf_counter() - started)
+        assert (decision.outcome, decision.rule_id) == ("approve", "r1")
+    assert fastest < 0.010
+    assert policy.decide(rules=rules, call=call(name + "c"), provider="x").outcome == "deny"
 
 
 def test_first_matching_rule_decides_in_order() -> None:

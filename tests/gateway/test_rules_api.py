@@ -92,6 +92,7 @@ def test_validation_errors(client: TestClient) -> None:
         ({"action": "auto_approve", "agent_cuids": ["ghost"]}, 400, "ghost"),
         ({"action": "auto_approve", "insert_before": "ghost"}, 400, "insert_before"),
         ({"action": "auto_approve", "bogus": 1}, 422, "bogus"),
+        ({"action": "auto_approve", "tool_patterns": ["*a" * 129]}, 400, "at most 256"),
         # Found by tests/test_openapi.py: a 500 on PostgreSQL (NUL looked up in a text column).
         ({"action": "auto_approve", "agent_cuids": ["\x00"]}, 422, "NUL"),
     ]

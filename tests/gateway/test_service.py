@@ -19,12 +19,16 @@ from atryum.errors import Conflict, InvalidInput, NotFound
 from atryum.gateway import approvals, audit, rules, service, store
 from atryum.gateway.models import Event
 from atryum.gateway.settings import GatewayDefaults
+from atryum.identity import AgentIdentity
 from tests.gateway.helpers import DEFAULTS, agent, call, retire, rule, set_default_agent
 
 RETIRED = "was retired: its ValidMind record is archived"
+IDP = "https://idp.example"
+OTHER_IDP = "https://other-idp.example"
+ALICE = AgentIdentity(IDP, "alice")
 
 
-def submit(engine: sa.Engine, req: Any = None, *, caller: str | None = None, **kw: Any):
+def submit(engine: sa.Engine, req: Any = None, *, caller: AgentIdentity | None = None, **kw: Any):
     inv, _ = service.submit(engine, request=req or call(), caller=caller, defaults=DEFAULTS, **kw)
     return inv
 
@@ -108,6 +112,22 @@ def test_a_repeated_idempotency_key_returns_the_first_invocation(engine: sa.Engi
         submit(engine, call("Write", idempotency_key="k1"))
 
 
+def test_an_idempotency_key_binds_the_input(engine: sa.Engine) -> None:
+    """The same key with a different input is another call, not a repeat of the first (it
+    would otherwise answer with the first call's decision)."""
+    first = submit(engine, call(idempotency_key="k1", input={"command": "ls", "n": [1, 2]}))
+    assert submit(engine, call(idempotency_key="k1", input={"n": [1, 2], "command": "ls"})).id == (
+        first.id
+    )
+    for other in ({"command": "rm -rf /", "n": [1, 2]}, {"command": "ls"}, {}):
+        with pytest.raises(Conflict, match="with its own input"):
+            submit(engine, call(idempotency_key="k1", input=other))
+    submit(engine, call(request_id="tu-9", input={"a": 1}))
+    with pytest.raises(Conflict):
+        submit(engine, call(request_id="tu-9", input={"a": 2}))
+    assert count_invocations(engine) == 2
+
+
 def test_request_id_deduplicates_per_source_and_agent(engine: sa.Engine) -> None:
     a = submit(engine, call(request_id="tu-1", agent_id="rt-a"))
     assert submit(engine, call(request_id="tu-1", agent_id="rt-a")).id == a.id
@@ -160,11 +180,11 @@ def test_managed_agent_binding_resolves(engine: sa.Engine) -> None:
     assert (inv.status, inv.agent_record_id) == ("approved", bot.id)
 
 
-def test_unknown_identity_uses_the_default_agent_or_is_denied(engine: sa.Engine) -> None:
-    rule(engine, "auto_approve")
-    denied = submit(engine, call(agent_id="who-knows"))
-    assert denied.status == "denied" and denied.matched_rule_id is None
-    assert denied.approval is not None and "not registered" in denied.approval.reason
+def test_unknown_identity_uses_the_default_agent_or_the_global_rules(engine: sa.Engine) -> None:
+    everyone = rule(engine, "auto_approve")
+    unregistered = submit(engine, call(agent_id="who-knows"))
+    assert (unregistered.status, unregistered.matched_rule_id) == ("approved", everyone.id)
+    assert unregistered.agent_record_id is None
     anonymous = submit(engine, call())
     assert (anonymous.status, anonymous.agent_record_id) == ("approved", None)
     fallback = agent(engine, "Default")
@@ -417,10 +437,12 @@ def test_approving_an_overdue_call_expires_it_instead(engine: sa.Engine) -> None
 
 def test_an_authenticated_caller_sees_only_its_own_invocations(engine: sa.Engine) -> None:
     rule(engine, "auto_approve")
-    agent(engine, "Alice", "alice")
-    inv = submit(engine, call(agent_id="someone-else"), caller="alice")
+    alice_agent = agent(engine, "Alice", "alice")
+    inv = submit(engine, call(agent_id="someone-else"), caller=ALICE)
     assert inv.agent_id == "alice" and inv.status == "approved"  # body agent_id is ignored
-    for who in ("bob", None):
+    assert inv.agent_record_id == alice_agent.id and inv.caller == f"{IDP}#alice"
+    # another agent, and the same client id from another issuer, are other identities
+    for who in (AgentIdentity(IDP, "bob"), AgentIdentity(OTHER_IDP, "alice"), None):
         if who is None:
             assert service.get_invocation(engine, invocation_id=inv.id).id == inv.id
             continue
@@ -430,7 +452,24 @@ def test_an_authenticated_caller_sees_only_its_own_invocations(engine: sa.Engine
             report(engine, inv.id, "completed", caller=who)
         with pytest.raises(NotFound):
             service.list_events(engine, invocation_id=inv.id, caller=who)
-    assert report(engine, inv.id, "completed", caller="alice").status == "succeeded"
+    assert report(engine, inv.id, "completed", caller=ALICE).status == "succeeded"
+
+
+def test_issuer_qualified_agent_ids_match_only_that_issuer(engine: sa.Engine) -> None:
+    """identity.md §1: `name` matches from any issuer, `issuer#name` only from that issuer."""
+    plain = agent(engine, "Plain", "bot")
+    qualified = agent(engine, "Qualified", f"{IDP}#worker")
+    assert submit(engine, caller=AgentIdentity(IDP, "bot")).agent_record_id == plain.id
+    assert submit(engine, caller=AgentIdentity(OTHER_IDP, "bot")).agent_record_id == plain.id
+    assert submit(engine, caller=AgentIdentity(IDP, "worker")).agent_record_id == qualified.id
+    assert submit(engine, caller=AgentIdentity(OTHER_IDP, "worker")).agent_record_id is None
+    # a client id that spells another issuer's qualified entry does not match it
+    forged = submit(engine, caller=AgentIdentity(OTHER_IDP, f"{IDP}#worker"))
+    assert forged.agent_record_id is None
+    # the qualified entry wins over a plain one for the same name
+    both = agent(engine, "Both", f"{OTHER_IDP}#bot")
+    assert submit(engine, caller=AgentIdentity(OTHER_IDP, "bot")).agent_record_id == both.id
+    assert submit(engine, caller=AgentIdentity(IDP, "bot")).agent_record_id == plain.id
 
 
 # -- spec §7: must never happen ---------------------------------------------------------------

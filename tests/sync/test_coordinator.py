@@ -142,7 +142,7 @@ def test_startup_neither_blocks_nor_fails_when_validmind_is_unreachable(
                 lambda: [r for r in list_runs(engine) if r["trigger"] == "startup"]
             )
             health = httpx2.get(f"{server.url}/healthz", timeout=2)
-            assert health.status_code == 200 and health.json() == {"status": "ok"}
+            assert health.status_code == 200 and health.json()["status"] == "ok"
             if validmind == "silent":  # the server answered while the sync was still waiting
                 assert started[0]["status"] == "running"
             run = wait_until(lambda: _finished_run(engine, "startup"), timeout=20)

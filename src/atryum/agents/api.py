@@ -17,6 +17,7 @@ from atryum.agents.schemas import (
 )
 from atryum.agents.store import AgentFilter
 from atryum.context import AppContext, get_ctx
+from atryum.gateway.deps import Operator
 from atryum.limits import Text
 from atryum.paging import DEFAULT_LIMIT, Limit, Offset
 
@@ -72,7 +73,7 @@ def search_agents(
 
 
 @router.post("", response_model=AgentOut, status_code=status.HTTP_201_CREATED)
-def create_agent(body: AgentCreate, ctx: Ctx) -> AgentOut:
+def create_agent(body: AgentCreate, ctx: Ctx, operator: Operator) -> AgentOut:
     agent = service.create_manual_agent(
         ctx.engine,
         name=body.name,
@@ -82,6 +83,7 @@ def create_agent(body: AgentCreate, ctx: Ctx) -> AgentOut:
         enabled=body.enabled,
         tags=body.tags,
         bindings=[b.to_input() for b in body.claude_managed_agents],
+        actor=operator,
     )
     return AgentOut.of(agent)
 
@@ -92,7 +94,7 @@ def get_agent(agent_id: str, ctx: Ctx) -> AgentOut:
 
 
 @router.patch("/{agent_id}", response_model=AgentOut)
-def patch_agent(agent_id: str, body: AgentPatch, ctx: Ctx) -> AgentOut:
+def patch_agent(agent_id: str, body: AgentPatch, ctx: Ctx, operator: Operator) -> AgentOut:
     changes = {k: getattr(body, k) for k in body.model_fields_set}
     for key in ("name", "description", "charter", "agent_ids", "enabled", "tags"):
         if key in changes and changes[key] is None:
@@ -100,11 +102,11 @@ def patch_agent(agent_id: str, body: AgentPatch, ctx: Ctx) -> AgentOut:
     if "claude_managed_agents" in changes:
         bindings = changes.pop("claude_managed_agents") or []
         changes["bindings"] = [b.to_input() for b in bindings]
-    agent = service.update_agent(ctx.engine, agent_id=agent_id, changes=changes)
+    agent = service.update_agent(ctx.engine, agent_id=agent_id, changes=changes, actor=operator)
     return AgentOut.of(agent)
 
 
 @router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_agent(agent_id: str, ctx: Ctx) -> Response:
-    service.delete_agent(ctx.engine, agent_id=agent_id)
+def delete_agent(agent_id: str, ctx: Ctx, operator: Operator) -> Response:
+    service.delete_agent(ctx.engine, agent_id=agent_id, actor=operator)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -44,7 +44,7 @@ class AgentCreate(BaseModel):
     description: Text = ""
     charter: Text = ""
     agent_ids: list[RuntimeId] = []
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True)
     tags: list[str] = []
     claude_managed_agents: list[ManagedAgentIn] = []
 
@@ -57,7 +57,7 @@ class AgentPatch(BaseModel):
     description: Text | None = None
     charter: Text | None = None
     agent_ids: list[RuntimeId] | None = None
-    enabled: bool | None = None
+    enabled: bool | None = Field(default=None, strict=True)
     tags: list[str] | None = None
     claude_managed_agents: list[ManagedAgentIn] | None = None
 

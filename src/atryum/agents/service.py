@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from atryum import audit
 from atryum.agents import store
 from atryum.agents.models import SOURCE_MANUAL, SOURCE_OWNED_FIELDS, SOURCE_VALIDMIND, Agent
 from atryum.db.types import utcnow
 from atryum.errors import Conflict, InvalidInput, NotFound
+from atryum.identity.principal import SYSTEM, Actor
+
+# What an agent's audit record keeps: what an operator can change, and where it came from.
+_AUDITED = ("source", "vm_cuid", "name", "description", "charter", "enabled", "tags", "agent_ids")
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ def create_manual_agent(
     enabled: bool = True,
     tags: Sequence[str] = (),
     bindings: Sequence[BindingInput] = (),
+    actor: Actor = SYSTEM,
 ) -> Agent:
     name = name.strip()
     if not name:
@@ -89,10 +95,44 @@ def create_manual_agent(
         )
         _set_runtime_ids(conn, agent_id, agent_ids)
         _set_bindings(conn, agent_id, bindings)
-        return _require(conn, agent_id)
+        agent = _require(conn, agent_id)
+        _record(conn, actor, agent_id, "create", None, agent)
+        return agent
 
 
-def update_agent(engine: sa.Engine, *, agent_id: str, changes: dict[str, Any]) -> Agent:
+def _snapshot(agent: Agent) -> dict[str, Any]:
+    data = asdict(agent)
+    return {
+        **{k: data[k] for k in _AUDITED},
+        "bindings": [
+            {"account": b["account"], "external_agent_id": b["external_agent_id"]}
+            for b in data["bindings"]
+        ],
+    }
+
+
+def _record(
+    conn: sa.Connection,
+    actor: Actor,
+    agent_id: str,
+    action: str,
+    before: Agent | None,
+    after: Agent | None,
+) -> None:
+    audit.record_change(
+        conn,
+        actor=actor,
+        entity="agent",
+        entity_id=agent_id,
+        action=action,
+        before=_snapshot(before) if before else None,
+        after=_snapshot(after) if after else None,
+    )
+
+
+def update_agent(
+    engine: sa.Engine, *, agent_id: str, changes: dict[str, Any], actor: Actor = SYSTEM
+) -> Agent:
     """Partial update: only the keys present in `changes` are touched."""
     with engine.begin() as conn:
         if "bindings" in changes:
@@ -125,10 +165,12 @@ def update_agent(engine: sa.Engine, *, agent_id: str, changes: dict[str, Any]) -
             _set_runtime_ids(conn, agent_id, changes["agent_ids"])
         if "bindings" in changes:
             _set_bindings(conn, agent_id, changes["bindings"])
-        return _require(conn, agent_id)
+        after = _require(conn, agent_id)
+        _record(conn, actor, agent_id, "update", agent, after)
+        return after
 
 
-def delete_agent(engine: sa.Engine, *, agent_id: str) -> None:
+def delete_agent(engine: sa.Engine, *, agent_id: str, actor: Actor = SYSTEM) -> None:
     with engine.begin() as conn:
         agent = _require(conn, agent_id)
         if agent.synced and agent.active:
@@ -137,6 +179,7 @@ def delete_agent(engine: sa.Engine, *, agent_id: str) -> None:
                 "record in ValidMind, sync, and then purge the retired agent"
             )
         store.delete_agent(conn, agent_id)
+        _record(conn, actor, agent_id, "purge" if agent.synced else "delete", agent, None)
 
 
 def _require(conn: sa.Connection, agent_id: str) -> Agent:

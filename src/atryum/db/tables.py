@@ -217,7 +217,8 @@ invocations = sa.Table(
     sa.Column("status", sa.String(24), nullable=False),
     sa.Column("matched_rule_id", sa.String(36), nullable=True),
     sa.Column("result", sa.JSON, nullable=True),
-    sa.Column("error", sa.Text, nullable=True),
+    # Any JSON value: the Go original's hooks report the tool's response object (0008).
+    sa.Column("error", sa.JSON, nullable=True),
     sa.Column("submitted_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime, nullable=True),
@@ -282,6 +283,9 @@ approval_rules = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Which judge an ai_evaluation rule asks (judge.md; Go field names, migration 0008).
+    sa.Column("atryum_llm_config_id", sa.String(64), nullable=True),
+    sa.Column("model_config_cuid", sa.String(128), nullable=True),
     sa.CheckConstraint(_in("action", RULE_ACTIONS), name="ck_approval_rules_action"),
     sa.Index("ix_approval_rules_position", "position"),
 )
@@ -296,4 +300,73 @@ gateway_policy = sa.Table(
     sa.Column("approval_timeout_seconds", sa.Integer, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.CheckConstraint("id = 1", name="ck_gateway_policy_single_row"),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity (migration 0003_identity): who changed what, operator sessions and API tokens.
+# ---------------------------------------------------------------------------------------------
+
+# One row per operator change (rules, policy, settings, agents, servers, LLM configs, tokens),
+# written by `atryum.audit.record_change` in the transaction of the change itself.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(512), nullable=False),
+    sa.Column("actor_name", sa.String(512), nullable=False, server_default=""),
+    sa.Column("actor_method", sa.String(16), nullable=False, server_default=""),
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("entity_id", sa.String(256), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("before", sa.JSON, nullable=True),
+    sa.Column("after", sa.JSON, nullable=True),
+    sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_entity", "entity", "entity_id"),
+)
+
+# Server-side UI sessions. The browser holds only the session id; the table keeps its SHA-256.
+operator_sessions = sa.Table(
+    "operator_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("issuer", sa.String(512), nullable=False),
+    sa.Column("subject", sa.String(512), nullable=False),
+    sa.Column("name", sa.String(512), nullable=False, server_default=""),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Index("ix_operator_sessions_subject", "issuer", "subject"),
+)
+
+# A UI login under way (authorization code flow): state → nonce and PKCE verifier, single use.
+operator_logins = sa.Table(
+    "operator_logins",
+    metadata,
+    sa.Column("state_hash", sa.String(64), primary_key=True),
+    sa.Column("issuer", sa.String(512), nullable=False),
+    sa.Column("nonce", sa.String(128), nullable=False),
+    sa.Column("code_verifier", sa.String(128), nullable=False),
+    sa.Column("return_to", sa.String(2048), nullable=False, server_default="/ui/"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Operator API tokens issued by Atryum: shown once, kept as SHA-256, always expiring.
+operator_api_tokens = sa.Table(
+    "operator_api_tokens",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("created_by", sa.String(512), nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Index("uq_operator_api_tokens_hash", "token_hash", unique=True),
 )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from atryum.db.types import utcnow
@@ -28,10 +29,27 @@ RECHECK_LOCAL = 1.0
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": InvocationOut, "description": "a repeated submission"}},
 )
-def submit(body: InvocationIn, ctx: Ctx, rt: Runtime, caller: Caller) -> Response:
+def submit(
+    body: InvocationIn,
+    ctx: Ctx,
+    rt: Runtime,
+    caller: Caller,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", max_length=256, description="if the body has none"),
+    ] = None,
+    request_id: Annotated[
+        str | None, Header(alias="X-Request-Id", max_length=256, description="if the body has none")
+    ] = None,
+    agent_id: Annotated[
+        str | None, Query(max_length=256, description="if the body has none")
+    ] = None,
+) -> Response:
     inv, created = service.submit(
         ctx.engine,
-        request=body.to_request(),
+        request=body.to_request(
+            idempotency_key=idempotency_key, request_id=request_id, agent_id=agent_id
+        ),
         caller=caller,
         defaults=rt.defaults,
         hub=rt.hub,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from atryum.gateway import rules
-from atryum.gateway.deps import Caller, Ctx, Runtime
+from atryum.gateway.deps import Caller, Ctx, Operator, Runtime
 from atryum.gateway.schemas import (
     AgentRef,
     AgentRulesOut,
@@ -30,6 +30,8 @@ def _spec(body: RuleIn) -> rules.RuleSpec:
         agent_cuids=body.agent_cuids,
         description=body.description,
         enabled=body.enabled,
+        atryum_llm_config_id=body.atryum_llm_config_id,
+        model_config_cuid=body.model_config_cuid,
     )
 
 
@@ -39,8 +41,10 @@ def list_rules(ctx: Ctx) -> RuleList:
 
 
 @router.post("/api/v1/rules", response_model=RuleOut, status_code=status.HTTP_201_CREATED)
-def create_rule(body: RuleCreate, ctx: Ctx) -> RuleOut:
-    view = rules.create_rule(ctx.engine, spec=_spec(body), insert_before=body.insert_before)
+def create_rule(body: RuleCreate, ctx: Ctx, operator: Operator) -> RuleOut:
+    view = rules.create_rule(
+        ctx.engine, spec=_spec(body), insert_before=body.insert_before, actor=operator
+    )
     return RuleOut.of(view)
 
 
@@ -50,19 +54,21 @@ def get_rule(rule_id: str, ctx: Ctx) -> RuleOut:
 
 
 @router.put("/api/v1/rules/{rule_id}", response_model=RuleOut)
-def replace_rule(rule_id: str, body: RuleIn, ctx: Ctx) -> RuleOut:
-    return RuleOut.of(rules.replace_rule(ctx.engine, rule_id=rule_id, spec=_spec(body)))
+def replace_rule(rule_id: str, body: RuleIn, ctx: Ctx, operator: Operator) -> RuleOut:
+    view = rules.replace_rule(ctx.engine, rule_id=rule_id, spec=_spec(body), actor=operator)
+    return RuleOut.of(view)
 
 
 @router.delete("/api/v1/rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_rule(rule_id: str, ctx: Ctx) -> Response:
-    rules.delete_rule(ctx.engine, rule_id=rule_id)
+def delete_rule(rule_id: str, ctx: Ctx, operator: Operator) -> Response:
+    rules.delete_rule(ctx.engine, rule_id=rule_id, actor=operator)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.put("/api/v1/rules/{rule_id}/move", response_model=RuleOut)
-def move_rule(rule_id: str, body: MoveIn, ctx: Ctx) -> RuleOut:
-    return RuleOut.of(rules.move_rule(ctx.engine, rule_id=rule_id, direction=body.direction))
+def move_rule(rule_id: str, body: MoveIn, ctx: Ctx, operator: Operator) -> RuleOut:
+    view = rules.move_rule(ctx.engine, rule_id=rule_id, direction=body.direction, actor=operator)
+    return RuleOut.of(view)
 
 
 @router.get("/api/v1/policy", response_model=PolicyOut)
@@ -71,12 +77,13 @@ def get_policy(ctx: Ctx, rt: Runtime) -> PolicyOut:
 
 
 @router.put("/api/v1/policy", response_model=PolicyOut)
-def put_policy(body: PolicyIn, ctx: Ctx, rt: Runtime) -> PolicyOut:
+def put_policy(body: PolicyIn, ctx: Ctx, rt: Runtime, operator: Operator) -> PolicyOut:
     pol = rules.update_policy(
         ctx.engine,
         provider=body.provider,
         approval_timeout_seconds=body.approval_timeout_seconds,
         defaults=rt.defaults,
+        actor=operator,
     )
     return PolicyOut.of(pol)
 
@@ -95,7 +102,8 @@ def agent_rules(
         ctx.engine,
         source=source,
         tool=tool,
-        agent_id=caller if caller is not None else agent_id,
+        agent_id=caller.agent_id if caller is not None else agent_id,
+        issuer=caller.issuer if caller is not None else None,
         defaults=rt.defaults,
     )
     agent = found.resolution.agent

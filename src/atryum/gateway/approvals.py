@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
 
 from atryum.db.types import utcnow
-from atryum.errors import Conflict, NotFound
-from atryum.gateway import audit, metrics, resolve, store, tx
+from atryum.errors import Conflict, Forbidden, NotFound
+from atryum.gateway import audit, metrics, resolve, rules, store, tx
 from atryum.gateway.hub import Change, Hub
 from atryum.gateway.models import (
     A_APPROVED,
@@ -20,6 +21,8 @@ from atryum.gateway.models import (
     PENDING,
     Invocation,
 )
+from atryum.identity.decisions import four_eyes_refusal
+from atryum.identity.principal import OperatorPrincipal
 
 SYSTEM = "atryum"
 
@@ -87,13 +90,22 @@ def decide(
     invocation_id: str,
     approve: bool,
     reason: str = "",
-    actor: str,
+    actor: OperatorPrincipal | str,
+    create_rule: Callable[[Invocation], rules.RuleSpec] | None = None,
     hub: Hub | None = None,
 ) -> Invocation:
-    """A human's decision on a pending call; 409 unless it is still pending (and not overdue)."""
+    """A human's decision on a pending call; 409 unless it is still pending (and not overdue),
+    403 when the operator is the call's own identity or one of the same agent (four eyes).
+
+    `create_rule` (Go's "decide and remember"): the rule it makes for this call is inserted in
+    the same transaction, before the rule that matched the call (last if none did)."""
     new = APPROVED if approve else DENIED
     outbox: list[Change] = []
     problem: str | None = None
+    refused: str | None = None
+    principal = actor if isinstance(actor, OperatorPrincipal) else None
+    actor_text = principal.label if principal else str(actor)
+    who = {"operator": principal.describe()} if principal else {}
     with tx.begin(engine) as conn:
         now = utcnow()
         inv = store.get_invocation(conn, invocation_id)
@@ -103,7 +115,9 @@ def decide(
         reason = reason.strip() or (
             "approved by an operator" if approve else "denied by an operator"
         )
-        if inv.status != PENDING:
+        if principal and (why := four_eyes_refusal(conn, principal, inv)):
+            refused = why
+        elif inv.status != PENDING:
             problem = (
                 f"invocation {invocation_id} is {inv.status}, not pending approval; "
                 "only a pending call can be approved or denied"
@@ -115,8 +129,8 @@ def decide(
             inv,
             new,
             now=now,
-            actor=actor,
-            data={"reason": reason},
+            actor=actor_text,
+            data={"reason": reason, **who},
             outbox=outbox,
         ):
             store.update_approval(
@@ -125,10 +139,14 @@ def decide(
                 {
                     "status": A_APPROVED if approve else A_DENIED,
                     "reason": reason,
-                    "actor_id": actor,
+                    "actor_id": actor_text,
                     "decision_at": now,
                 },
             )
+            if create_rule is not None:
+                matched = inv.matched_rule_id
+                anchor = matched if matched and store.get_rule(conn, matched) else None
+                rules.insert_rule(conn, spec=create_rule(inv), insert_before=anchor, actor=actor)
         else:
             fresh = store.get_invocation(conn, invocation_id)
             status = fresh.status if fresh else "gone"
@@ -136,6 +154,8 @@ def decide(
         result = store.get_invocation(conn, invocation_id)
     if hub is not None:
         hub.committed(outbox)
+    if refused:
+        raise Forbidden(refused)
     if problem:
         raise Conflict(problem)
     assert result is not None

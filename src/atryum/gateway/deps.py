@@ -12,6 +12,10 @@ from fastapi import Depends, Request
 
 from atryum.context import AppContext
 from atryum.gateway.runtime import GatewayRuntime, runtime_for
+from atryum.identity.inbound import agent_caller
+from atryum.identity.operators import operator_of
+from atryum.identity.principal import OperatorPrincipal
+from atryum.identity.tokens import AgentIdentity
 
 
 async def get_ctx(request: Request) -> AppContext:
@@ -23,23 +27,21 @@ async def get_runtime(request: Request) -> GatewayRuntime:
     return runtime_for(request.app.state.ctx)
 
 
-async def inbound_identity(request: Request) -> str | None:
-    """The authenticated agent identity of a hook call, or None while inbound auth is off.
-
-    Atryum has no inbound agent authentication yet, so the body's `agent_id` is honoured
-    (spec §2). When it lands, return the verified identity here: it then replaces `agent_id`
-    and confines the caller to its own invocations.
-    """
-    return None
+async def inbound_identity(request: Request) -> AgentIdentity | None:
+    """The verified agent of an agent route, or None while no [[auth]] block is enabled (the
+    body/query `agent_id` hint applies then). With auth on, a missing, invalid or under-scoped
+    token never gets here: 401/403 with a Bearer challenge (identity.md §1). A verified
+    identity replaces `agent_id` and confines the caller to its own invocations."""
+    return await agent_caller(request)
 
 
-async def operator_id(request: Request) -> str:
-    """Who approves or denies: never a body field; the authenticated operator once admin
-    authentication exists."""
-    return "operator"
+async def operator_id(request: Request) -> OperatorPrincipal:
+    """The operator the identity gate admitted (never a body field): who they are, how they
+    authenticated, their role. Pass it on as `actor=` to service functions that change state."""
+    return operator_of(request)
 
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 Runtime = Annotated[GatewayRuntime, Depends(get_runtime)]
-Caller = Annotated[str | None, Depends(inbound_identity)]
-Operator = Annotated[str, Depends(operator_id)]
+Caller = Annotated[AgentIdentity | None, Depends(inbound_identity)]
+Operator = Annotated[OperatorPrincipal, Depends(operator_id)]

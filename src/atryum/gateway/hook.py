@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
+import stat
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx2
+import platformdirs
 
 OPEN = {"received", "pending_approval"}
 MAX_RESULT_CHARS = 64_000
@@ -32,12 +33,26 @@ def _decision(allow: bool, reason: str) -> dict[str, Any]:
     }
 
 
+class UnsafeStateDir(Exception):
+    """The hook's state directory is shared or not this user's: the hook refuses to use it."""
+
+
 def _state_dir() -> Path:
-    base = os.environ.get("ATRYUM_HOOK_STATE_DIR") or os.path.join(
-        tempfile.gettempdir(), f"atryum-hook-{os.getuid()}"
+    """The directory approved call ids wait in for PostToolUse: the user's state directory
+    unless ATRYUM_HOOK_STATE_DIR says otherwise. It must be a directory of this user that no one
+    else can write or read (0700): anyone who can write it could swap the invocation a report
+    goes to, so a shared or foreign directory is refused, never used."""
+    base = (
+        os.environ.get("ATRYUM_HOOK_STATE_DIR") or platformdirs.user_state_path("atryum") / "hook"
     )
     path = Path(base)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise UnsafeStateDir(
+            f"the hook state directory {path} must be a directory owned by you that only you "
+            f"can use (mode 0700); fix it with chmod 700 {path}, or set ATRYUM_HOOK_STATE_DIR"
+        )
     return path
 
 
@@ -61,6 +76,7 @@ def pre_tool_use(
     timeout: float,
 ) -> dict[str, Any]:
     tool_use_id = str(event.get("tool_use_id") or "")
+    state = _state_file(tool_use_id) if tool_use_id else None  # refused before anything is asked
     session = str(event.get("session_id") or "")
     tool_input = event.get("tool_input")
     body: dict[str, Any] = {
@@ -105,8 +121,8 @@ def pre_tool_use(
         f"/api/v1/external/invocations/{inv['invocation_id']}",
         json={"execution_status": "running"},
     )
-    if tool_use_id:
-        _state_file(tool_use_id).write_text(json.dumps({"invocation_id": inv["invocation_id"]}))
+    if state is not None:
+        state.write_text(json.dumps({"invocation_id": inv["invocation_id"]}))
     return _decision(True, f"Atryum: approved: {reason}")
 
 

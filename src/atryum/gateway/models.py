@@ -89,7 +89,7 @@ class Invocation:
     status: str
     matched_rule_id: str | None
     result: Any
-    error: str | None
+    error: Any
     submitted_at: datetime
     updated_at: datetime
     completed_at: datetime | None
@@ -121,6 +121,8 @@ class Rule:
     order: int
     created_at: datetime
     updated_at: datetime
+    atryum_llm_config_id: str | None = None
+    model_config_cuid: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,6 @@ Pure functions: no database, no clock. The service loads the rules and the polic
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -55,10 +53,48 @@ def no_evaluator(rule: Rule, call: Call) -> tuple[Verdict, str]:
     return "human", "AI evaluation is not configured in this Atryum, so a human must decide"
 
 
-@functools.lru_cache(maxsize=2048)
-def _compile(pattern: str) -> re.Pattern[str]:
-    parts = [".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern]
-    return re.compile("".join(parts), re.DOTALL)
+# Longest rule pattern accepted (rules.py refuses longer ones): with it, a glob match costs at most
+# len(pattern) * len(value) character comparisons, whatever the tool name.
+MAX_PATTERN_LENGTH = 256
+
+
+def _fits(segment: str, value: str, at: int) -> bool:
+    """`segment` (literal characters and `?`) matches `value` starting at index `at`."""
+    if at < 0 or at + len(segment) > len(value):
+        return False
+    return all(c == "?" or c == value[at + k] for k, c in enumerate(segment))
+
+
+def _find(segment: str, value: str, start: int, end: int) -> int:
+    """The leftmost index >= start where `segment` fits inside value[:end], or -1."""
+    if "?" not in segment:
+        return value.find(segment, start, end)
+    for at in range(start, end - len(segment) + 1):
+        if _fits(segment, value, at):
+            return at
+    return -1
+
+
+def glob_matches(pattern: str, value: str) -> bool:
+    """`*` (any run, including none) and `?` (any one character) against the whole value.
+
+    No backtracking: the pieces between stars are placed left to right at their leftmost fit,
+    which is always enough for `*`-only globs, so runs of `*` collapse and the cost is bounded by
+    len(pattern) * len(value) (a regex of `.*` pieces can take exponential time instead).
+    """
+    if "*" not in pattern:
+        return len(pattern) == len(value) and _fits(pattern, value, 0)
+    first, *middle, last = pattern.split("*")
+    end = len(value) - len(last)
+    if end < len(first) or not _fits(first, value, 0) or not _fits(last, value, end):
+        return False
+    pos = len(first)
+    for segment in middle:
+        at = _find(segment, value, pos, end)
+        if at < 0:
+            return False
+        pos = at + len(segment)
+    return True
 
 
 def pattern_matches(patterns: Sequence[str], value: str) -> bool:
@@ -68,7 +104,7 @@ def pattern_matches(patterns: Sequence[str], value: str) -> bool:
     for p in patterns:
         if p == "*" or p == value:
             return True
-        if ("*" in p or "?" in p) and _compile(p).fullmatch(value):
+        if ("*" in p or "?" in p) and glob_matches(p, value):
             return True
     return False
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from atryum import audit
 from atryum.db.types import utcnow
 from atryum.errors import InvalidInput, NotFound
 from atryum.gateway import policy, resolve, store, tx
@@ -19,6 +20,7 @@ from atryum.gateway.models import (
     RuleView,
 )
 from atryum.gateway.settings import GatewayDefaults
+from atryum.identity.principal import SYSTEM, Actor
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,9 @@ class RuleSpec:
     tool_patterns: Sequence[str] = ()
     agent_cuids: Sequence[str] = ()
     description: str = ""
-    enabled: bool = True
+    enabled: bool | None = True  # None on a replace: keep the rule's current value
+    atryum_llm_config_id: str | None = None
+    model_config_cuid: str | None = None
 
 
 def _clean(values: Sequence[str], what: str) -> list[str]:
@@ -42,7 +46,20 @@ def _clean(values: Sequence[str], what: str) -> list[str]:
     return out
 
 
-def _validated(conn: sa.Connection, spec: RuleSpec) -> dict[str, Any]:
+def _optional(value: str | None) -> str | None:
+    return (value or "").strip() or None
+
+
+def _patterns(values: Sequence[str], what: str) -> list[str]:
+    out = _clean(values, what)
+    if any(len(p) > policy.MAX_PATTERN_LENGTH for p in out):
+        raise InvalidInput(
+            f"{what}: a pattern may be at most {policy.MAX_PATTERN_LENGTH} characters long"
+        )
+    return out
+
+
+def _validated(conn: sa.Connection, spec: RuleSpec, *, enabled: bool = True) -> dict[str, Any]:
     if spec.action not in RULE_ACTIONS:
         raise InvalidInput(f"action must be one of {', '.join(RULE_ACTIONS)}, not {spec.action!r}")
     cuids = _clean(spec.agent_cuids, "agent_cuids")
@@ -52,17 +69,42 @@ def _validated(conn: sa.Connection, spec: RuleSpec) -> dict[str, Any]:
         raise InvalidInput(f"unknown agent id(s) in agent_cuids: {', '.join(unknown)}")
     return {
         "action": spec.action,
-        "server_patterns": _clean(spec.server_patterns, "server_patterns"),
-        "tool_patterns": _clean(spec.tool_patterns, "tool_patterns"),
+        "server_patterns": _patterns(spec.server_patterns, "server_patterns"),
+        "tool_patterns": _patterns(spec.tool_patterns, "tool_patterns"),
         "agent_cuids": cuids,
         "description": spec.description.strip(),
-        "enabled": bool(spec.enabled),
+        "enabled": enabled if spec.enabled is None else bool(spec.enabled),
+        "atryum_llm_config_id": _optional(spec.atryum_llm_config_id),
+        "model_config_cuid": _optional(spec.model_config_cuid),
     }
 
 
 def _views(conn: sa.Connection, rules: Sequence[Rule]) -> list[RuleView]:
     states = {a.id: a for a in store.agent_states(conn, (c for r in rules for c in r.agent_cuids))}
     return [RuleView(r, [states[c] for c in r.agent_cuids if c in states]) for r in rules]
+
+
+def _snapshot(rule: Rule) -> dict[str, Any]:
+    return {k: v for k, v in asdict(rule).items() if k not in ("id", "created_at", "updated_at")}
+
+
+def _record(
+    conn: sa.Connection,
+    actor: Actor,
+    rule_id: str,
+    action: str,
+    before: Rule | None,
+    after: Rule | None,
+) -> None:
+    audit.record_change(
+        conn,
+        actor=actor,
+        entity="rule",
+        entity_id=rule_id,
+        action=action,
+        before=_snapshot(before) if before else None,
+        after=_snapshot(after) if after else None,
+    )
 
 
 def _require(conn: sa.Connection, rule_id: str) -> Rule:
@@ -82,47 +124,69 @@ def get_rule(engine: sa.Engine, *, rule_id: str) -> RuleView:
         return _views(conn, [_require(conn, rule_id)])[0]
 
 
-def create_rule(engine: sa.Engine, *, spec: RuleSpec, insert_before: str | None = None) -> RuleView:
+def create_rule(
+    engine: sa.Engine, *, spec: RuleSpec, insert_before: str | None = None, actor: Actor = SYSTEM
+) -> RuleView:
     """Append, or insert before the rule `insert_before` (`""` = at the top)."""
+    with tx.begin(engine) as conn:
+        created = insert_rule(conn, spec=spec, insert_before=insert_before, actor=actor)
+        return _views(conn, [created])[0]
+
+
+def insert_rule(
+    conn: sa.Connection, *, spec: RuleSpec, insert_before: str | None, actor: Actor
+) -> Rule:
+    """`create_rule` inside the caller's transaction (also used by a decision that creates a
+    rule, go-compat.md §3)."""
     now = utcnow()
     rule_id = store.new_id()
+    store.lock_policy(conn, now)
+    values = _validated(conn, spec)
+    order = [r.id for r in store.list_rules(conn)]
+    if insert_before is None:
+        index = len(order)
+    elif insert_before == "":
+        index = 0
+    elif insert_before in order:
+        index = order.index(insert_before)
+    else:
+        raise InvalidInput(f"insert_before: rule {insert_before} not found")
+    store.insert_rule(
+        conn,
+        {**values, "id": rule_id, "position": len(order), "created_at": now, "updated_at": now},
+    )
+    order.insert(index, rule_id)
+    store.set_positions(conn, order)
+    created = _require(conn, rule_id)
+    _record(conn, actor, rule_id, "create", None, created)
+    return created
+
+
+def replace_rule(
+    engine: sa.Engine, *, rule_id: str, spec: RuleSpec, actor: Actor = SYSTEM
+) -> RuleView:
+    """Replace a rule's fields; `enabled` left out (None) keeps the rule's current value."""
     with tx.begin(engine) as conn:
-        store.lock_policy(conn, now)
-        values = _validated(conn, spec)
-        order = [r.id for r in store.list_rules(conn)]
-        if insert_before is None:
-            index = len(order)
-        elif insert_before == "":
-            index = 0
-        elif insert_before in order:
-            index = order.index(insert_before)
-        else:
-            raise InvalidInput(f"insert_before: rule {insert_before} not found")
-        store.insert_rule(
-            conn,
-            {**values, "id": rule_id, "position": len(order), "created_at": now, "updated_at": now},
-        )
-        order.insert(index, rule_id)
-        store.set_positions(conn, order)
-        return _views(conn, [_require(conn, rule_id)])[0]
+        before = _require(conn, rule_id)
+        values = _validated(conn, spec, enabled=before.enabled)
+        store.update_rule(conn, rule_id, {**values, "updated_at": utcnow()})
+        after = _require(conn, rule_id)
+        _record(conn, actor, rule_id, "update", before, after)
+        return _views(conn, [after])[0]
 
 
-def replace_rule(engine: sa.Engine, *, rule_id: str, spec: RuleSpec) -> RuleView:
-    with tx.begin(engine) as conn:
-        _require(conn, rule_id)
-        store.update_rule(conn, rule_id, {**_validated(conn, spec), "updated_at": utcnow()})
-        return _views(conn, [_require(conn, rule_id)])[0]
-
-
-def delete_rule(engine: sa.Engine, *, rule_id: str) -> None:
+def delete_rule(engine: sa.Engine, *, rule_id: str, actor: Actor = SYSTEM) -> None:
     with tx.begin(engine) as conn:
         store.lock_policy(conn, utcnow())
-        _require(conn, rule_id)
+        before = _require(conn, rule_id)
         store.delete_rule(conn, rule_id)
         store.set_positions(conn, [r.id for r in store.list_rules(conn)])
+        _record(conn, actor, rule_id, "delete", before, None)
 
 
-def move_rule(engine: sa.Engine, *, rule_id: str, direction: str) -> RuleView:
+def move_rule(
+    engine: sa.Engine, *, rule_id: str, direction: str, actor: Actor = SYSTEM
+) -> RuleView:
     if direction not in ("up", "down"):
         raise InvalidInput("direction must be 'up' or 'down'")
     with tx.begin(engine) as conn:
@@ -132,9 +196,11 @@ def move_rule(engine: sa.Engine, *, rule_id: str, direction: str) -> RuleView:
             raise NotFound(f"rule {rule_id} not found")
         i = order.index(rule_id)
         j = i - 1 if direction == "up" else i + 1
+        before = _require(conn, rule_id)
         if 0 <= j < len(order):  # moving the first rule up (or the last down) changes nothing
             order[i], order[j] = order[j], order[i]
             store.set_positions(conn, order)
+            _record(conn, actor, rule_id, f"move_{direction}", before, _require(conn, rule_id))
         return _views(conn, [_require(conn, rule_id)])[0]
 
 
@@ -166,6 +232,7 @@ def update_policy(
     provider: str | None = None,
     approval_timeout_seconds: int | None = None,
     defaults: GatewayDefaults,
+    actor: Actor = SYSTEM,
 ) -> Policy:
     values: dict[str, Any] = {}
     if provider is not None:
@@ -181,8 +248,19 @@ def update_policy(
     now = utcnow()
     with tx.begin(engine) as conn:
         store.lock_policy(conn, now)
+        before = policy_tx(conn, defaults)
         store.write_policy(conn, {**values, "updated_at": now})
-        return policy_tx(conn, defaults)
+        after = policy_tx(conn, defaults)
+        audit.record_change(
+            conn,
+            actor=actor,
+            entity="policy",
+            entity_id="default",
+            action="update",
+            before={"provider": before.provider, "timeout": before.approval_timeout_seconds},
+            after={"provider": after.provider, "timeout": after.approval_timeout_seconds},
+        )
+        return after
 
 
 # -- what applies to a caller (advisory) --------------------------------------------------------
@@ -202,10 +280,18 @@ def rules_for_caller(
     tool: str,
     agent_id: str | None,
     defaults: GatewayDefaults,
+    issuer: str | None = None,
 ) -> Applicable:
-    """The rules that would match this call, in order, and the decision they would give today."""
+    """The rules that would match this call, in order, and the decision they would give today
+    (`issuer`: a verified caller's, see `resolve.resolve`)."""
     with tx.begin(engine) as conn:
-        resolution = resolve.resolve(conn, agent_id, default_agent_id=store.default_agent_id(conn))
+        resolution = resolve.resolve(
+            conn,
+            agent_id,
+            default_agent_id=store.default_agent_id(conn),
+            unregistered=defaults.unregistered_agents,
+            issuer=issuer,
+        )
         if resolution.denied:
             decision = policy.Decision("deny", resolution.denied, None)
             return Applicable(resolution, [], decision)

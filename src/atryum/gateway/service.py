@@ -2,12 +2,14 @@
 
 One transaction per operation; every status change writes its event in that transaction
 (`audit.change_status`). Failures never approve: an error while loading or evaluating rules
-sends the call to a human, and a retired, disabled or unknown agent is denied before any rule.
+sends the call to a human, and a retired or disabled agent is denied before any rule (an
+unregistered one gets only the rules for all agents, `resolve.py`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from atryum.gateway.models import (
     Policy,
 )
 from atryum.gateway.settings import GatewayDefaults
+from atryum.identity.tokens import AgentIdentity
 
 log = logging.getLogger("atryum.gateway")
 
@@ -77,8 +80,19 @@ def _dedupe_key(req: CallRequest, identity: str | None, caller: str | None) -> s
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def input_hash(value: Any) -> str:
+    """The hash of a call's input in canonical JSON (sorted keys, no whitespace)."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _same_call(inv: Invocation, req: CallRequest, identity: str | None) -> bool:
-    return (inv.source, inv.tool, inv.agent_id) == (req.source, req.tool, identity)
+    return (inv.source, inv.tool, inv.agent_id, input_hash(inv.input)) == (
+        req.source,
+        req.tool,
+        identity,
+        input_hash(req.input),
+    )
 
 
 class _RulesFailed(Exception):
@@ -119,7 +133,7 @@ def submit(
     engine: sa.Engine,
     *,
     request: CallRequest,
-    caller: str | None,
+    caller: AgentIdentity | None,
     defaults: GatewayDefaults,
     evaluator: policy.Evaluator = policy.no_evaluator,
     hub: Hub | None = None,
@@ -148,19 +162,27 @@ def submit(
 def _submit(
     engine: sa.Engine,
     request: CallRequest,
-    caller: str | None,
+    verified: AgentIdentity | None,
     defaults: GatewayDefaults,
     evaluator: policy.Evaluator,
     failed: _RulesFailed | None,
     hub: Hub | None,
 ) -> tuple[Invocation, bool]:
-    identity = caller if caller is not None else (request.agent_id or None)
+    # A verified caller's id replaces the body's agent_id hint; `caller` records who it is.
+    identity = verified.agent_id if verified is not None else (request.agent_id or None)
+    caller = _key(verified)
     dedupe = _dedupe_key(request, identity, caller)
     outbox: list[Change] = []
     with tx.begin(engine) as conn:
         policy_row, default_agent_id = store.read_policy_and_default_agent(conn)
         pol = rules.policy_of(policy_row, defaults)
-        resolution = resolve.resolve(conn, identity, default_agent_id=default_agent_id)
+        resolution = resolve.resolve(
+            conn,
+            identity,
+            default_agent_id=default_agent_id,
+            unregistered=defaults.unregistered_agents,
+            issuer=verified.issuer if verified is not None else None,
+        )
         call = policy.Call(
             source=request.source,
             tool=request.tool,
@@ -173,8 +195,16 @@ def _submit(
         status = {"approve": APPROVED, "deny": DENIED, "human": PENDING}[decision.outcome]
         now = utcnow()
         row = _row(request, identity, caller, dedupe, resolution, decision, status, now)
-        if not store.insert_invocation(conn, row):
-            existing = store.find_by_dedupe_key(conn, dedupe) if dedupe else None
+        created = store.insert_invocation(conn, row)
+        existing = None
+        if not created and dedupe:
+            existing = store.find_by_dedupe_key(conn, dedupe)
+            if existing is not None and _request_id_reused(existing, request):
+                store.release_dedupe_key(conn, existing.id, dedupe)
+                created = store.insert_invocation(conn, row)
+                if not created:  # another submission of this request id won the race
+                    existing = store.find_by_dedupe_key(conn, dedupe)
+        if not created:
             if existing is None:
                 raise Conflict("the invocation could not be recorded; try again")
             repeat = _repeat(existing, request, identity)
@@ -198,11 +228,19 @@ def _submit(
     return Invocation(**row, result=None, error=None, completed_at=None, approval=approval), True
 
 
+def _request_id_reused(existing: Invocation, request: CallRequest) -> bool:
+    """A request id (without an idempotency key) names one call only while that call waits for
+    its decision; once decided, an equal request id is a new call — the shared Go hook derives it
+    from a hash of the input when the host gives no tool-use id, so equal inputs repeat."""
+    return not request.idempotency_key and existing.status not in (RECEIVED, PENDING)
+
+
 def _repeat(existing: Invocation, request: CallRequest, identity: str | None) -> Invocation:
     if not _same_call(existing, request, identity):
         raise Conflict(
             f"this idempotency key (or request id) was already used for invocation {existing.id} "
-            f"({existing.source} / {existing.tool}); use a new key for a different call"
+            f"({existing.source} / {existing.tool}, with its own input); use a new key for a "
+            "different call"
         )
     return existing
 
@@ -281,15 +319,25 @@ def _record_decision(
     return approval
 
 
-def _visible(inv: Invocation | None, invocation_id: str, caller: str | None) -> Invocation:
+def _key(caller: AgentIdentity | None) -> str | None:
+    return caller.key if caller is not None else None
+
+
+def _visible(
+    inv: Invocation | None, invocation_id: str, caller: AgentIdentity | None
+) -> Invocation:
     """An authenticated caller sees only its own invocations (404 for others)."""
-    if inv is None or (caller is not None and inv.caller != caller):
+    if inv is None or (caller is not None and inv.caller != caller.key):
         raise NotFound(f"invocation {invocation_id} not found")
     return inv
 
 
 def get_invocation(
-    engine: sa.Engine, *, invocation_id: str, caller: str | None = None, hub: Hub | None = None
+    engine: sa.Engine,
+    *,
+    invocation_id: str,
+    caller: AgentIdentity | None = None,
+    hub: Hub | None = None,
 ) -> Invocation:
     """Read an invocation; a pending one past its deadline expires now (in this transaction)."""
     outbox: list[Change] = []
@@ -307,9 +355,9 @@ def report_outcome(
     invocation_id: str,
     execution_status: str,
     result: Any = None,
-    error: str | None = None,
+    error: Any = None,
     message: str | None = None,
-    caller: str | None = None,
+    caller: AgentIdentity | None = None,
     hub: Hub | None = None,
 ) -> Invocation:
     """The executor's report. Only approved calls run; a recorded outcome is never overwritten."""
@@ -369,7 +417,7 @@ def _apply_outcome(
     inv: Invocation,
     target: str,
     result: Any,
-    error: str | None,
+    error: Any,
     message: str | None,
     now: Any,
     outbox: list[Change],
@@ -379,7 +427,7 @@ def _apply_outcome(
         values["completed_at"] = now
         values["result"] = result
         values["error"] = error
-    data = {k: v for k, v in {"message": message, "error": error}.items() if v}
+    data = {k: v for k, v in {"message": message, "error": error}.items() if v not in (None, "")}
     moved = audit.change_status(
         conn, inv, target, now=now, actor=inv.caller, data=data, values=values, outbox=outbox
     )
@@ -396,7 +444,9 @@ def _apply_outcome(
     return moved
 
 
-def list_events(engine: sa.Engine, *, invocation_id: str, caller: str | None = None) -> list[Event]:
+def list_events(
+    engine: sa.Engine, *, invocation_id: str, caller: AgentIdentity | None = None
+) -> list[Event]:
     with tx.begin(engine) as conn:
         _visible(store.get_invocation(conn, invocation_id), invocation_id, caller)
         return store.list_events(conn, invocation_id)
@@ -415,3 +465,17 @@ def list_invocations(
     approvals.expire_overdue(engine, hub=hub)
     with tx.begin(engine) as conn:
         return store.list_invocations(conn, flt, offset=offset, limit=limit)
+
+
+def runtime_agent_ids(engine: sa.Engine) -> list[str]:
+    with tx.begin(engine) as conn:
+        return store.runtime_agent_ids(conn)
+
+
+def agent_for_vm_cuid(engine: sa.Engine, *, vm_cuid: str) -> str:
+    """The registry agent id synced from ValidMind record `vm_cuid` (404 if none)."""
+    with tx.begin(engine) as conn:
+        agent_id = store.agent_id_for_vm_cuid(conn, vm_cuid)
+    if agent_id is None:
+        raise NotFound(f"no agent is synced from ValidMind record {vm_cuid}")
+    return agent_id

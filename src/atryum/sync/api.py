@@ -6,9 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 
-from atryum.auth import KEY_HEADER
+from atryum.auth import machine_key_sent
 from atryum.context import AppContext, get_ctx
 from atryum.errors import InvalidInput, NotConfigured, NotFound
+from atryum.gateway.deps import Operator
+from atryum.identity.principal import OperatorPrincipal
 from atryum.paging import DEFAULT_LIMIT, Limit, Offset
 from atryum.sync import runs, settings
 from atryum.sync.schemas import (
@@ -62,15 +64,16 @@ def trigger_sync(
     ctx: Ctx,
     request: Request,
     response: Response,
+    operator: Operator,
     body: Annotated[SyncRequest | None, Body()] = None,
     dry_run: bool = False,
     wait: bool = False,
 ) -> RunDetail:
     _require_configured(ctx)
-    machine = request.headers.get(KEY_HEADER) is not None  # verified by check_machine_key
+    machine = machine_key_sent(request)  # verified by check_machine_key
     ticket = ctx.coordinator.submit(
         trigger="webhook" if machine else "manual",
-        requested_by="machine api key" if machine else "api",
+        requested_by="machine api key" if machine else operator.label,
         dry_run=dry_run,
         allow_removals=bool(body and body.allow_removals),
     )
@@ -130,9 +133,11 @@ def get_settings(ctx: Ctx) -> SettingsOut:
     return SettingsOut.model_validate(_settings_out(ctx, s))
 
 
-def _change_settings(ctx: AppContext, body: SettingsPatch) -> SettingsChangeOut:
+def _change_settings(
+    ctx: AppContext, body: SettingsPatch, operator: OperatorPrincipal
+) -> SettingsChangeOut:
     new, scope, old = settings.update_settings(
-        ctx.engine, changes=body.changes(), defaults=ctx.config.sync
+        ctx.engine, changes=body.changes(), defaults=ctx.config.sync, actor=operator
     )
     run_id = None
     if new.source != old.source and ctx.config.backend.enabled and new.configured:
@@ -148,13 +153,13 @@ def _change_settings(ctx: AppContext, body: SettingsPatch) -> SettingsChangeOut:
 
 
 @router.put("/api/v1/settings", response_model=SettingsChangeOut)
-def put_settings(body: SettingsPatch, ctx: Ctx) -> SettingsChangeOut:
-    return _change_settings(ctx, body)
+def put_settings(body: SettingsPatch, ctx: Ctx, operator: Operator) -> SettingsChangeOut:
+    return _change_settings(ctx, body, operator)
 
 
 @router.patch("/api/v1/settings", response_model=SettingsChangeOut)
-def patch_settings(body: SettingsPatch, ctx: Ctx) -> SettingsChangeOut:
-    return _change_settings(ctx, body)
+def patch_settings(body: SettingsPatch, ctx: Ctx, operator: Operator) -> SettingsChangeOut:
+    return _change_settings(ctx, body, operator)
 
 
 @router.post("/api/v1/settings/preview", response_model=SettingsPreviewOut)

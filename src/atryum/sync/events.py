@@ -47,7 +47,7 @@ def verify_signature(
         raise Unauthorized(
             f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header; events must be signed"
         )
-    if not (timestamp.isascii() and timestamp.isdigit()):
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         raise Unauthorized(f"{TIMESTAMP_HEADER} must be a unix timestamp in seconds")
     sent = int(timestamp)
     if abs(now - sent) > MAX_SKEW_SECONDS:

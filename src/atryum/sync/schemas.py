@@ -7,27 +7,27 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from atryum.limits import INT32_MAX, Text
+from atryum.limits import INT32_MAX, Cuid, Text
 from atryum.sync.planner import LocalAgent
 
 
 class SyncRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    allow_removals: bool = False
+    allow_removals: bool = Field(default=False, strict=True)
 
 
 class SettingsPatch(BaseModel):
     """PUT and PATCH both keep omitted fields."""
 
     model_config = ConfigDict(extra="forbid")
-    org_cuid: Text | None = None
+    org_cuid: Cuid | None = None
     org_name: Text | None = None
     agent_record_type_slug: Text | None = None
     charter_field_key: Text | None = Field(default=None, min_length=1)
     default_agent_id: Text | None = None
-    interval_seconds: int | None = Field(default=None, ge=5, le=INT32_MAX)
-    max_removals: int | None = Field(default=None, ge=0, le=INT32_MAX)
-    max_removal_ratio: float | None = Field(default=None, ge=0, le=1)
+    interval_seconds: int | None = Field(default=None, ge=5, le=INT32_MAX, strict=True)
+    max_removals: int | None = Field(default=None, ge=0, le=INT32_MAX, strict=True)
+    max_removal_ratio: float | None = Field(default=None, ge=0, le=1, strict=True)
 
     def changes(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.model_fields_set}

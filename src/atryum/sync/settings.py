@@ -13,11 +13,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from atryum import audit
 from atryum.agents import store as agent_store
 from atryum.config import SyncConfig
 from atryum.db.tables import agent_sync_settings
 from atryum.db.types import utcnow
 from atryum.errors import InvalidInput
+from atryum.identity.principal import SYSTEM, Actor
 from atryum.sync import run_store, store
 from atryum.sync.planner import LocalAgent, Thresholds
 from atryum.sync.records import column_length
@@ -162,7 +164,7 @@ def preview_settings(
 
 
 def update_settings(
-    engine: sa.Engine, *, changes: dict[str, Any], defaults: SyncConfig
+    engine: sa.Engine, *, changes: dict[str, Any], defaults: SyncConfig, actor: Actor = SYSTEM
 ) -> tuple[SyncSettings, ScopeChange, SyncSettings]:
     """Save (PATCH semantics) and apply the scope change in one transaction.
 
@@ -197,7 +199,20 @@ def update_settings(
             run, scope_changes = _scope_run(scope, merged, now)
             run_store.insert_run(conn, run)
             run_store.add_changes(conn, run["id"], scope_changes)
-        return read_settings_tx(conn, defaults), scope, current
+        new = read_settings_tx(conn, defaults)
+        audit.record_change(
+            conn,
+            actor=actor,
+            entity="settings",
+            entity_id="sync",
+            action="update",
+            before={k: getattr(current, k) for k in EDITABLE},
+            after={
+                **{k: getattr(new, k) for k in EDITABLE},
+                "retired_agents": [a.id for a in scope.retire],
+            },
+        )
+        return new, scope, current
 
 
 def _scope_run(

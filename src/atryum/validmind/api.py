@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from atryum.context import AppContext, get_ctx
 from atryum.errors import UpstreamError
+from atryum.limits import Cuid
 from atryum.validmind.client import ValidMindClient, ValidMindError
 
 router = APIRouter(prefix="/api/v1/vm", tags=["validmind"])
@@ -29,14 +30,14 @@ def organizations(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.get("/record-types")
-def record_types(ctx: Ctx, org_cuid: Annotated[str, Query(min_length=1)]) -> dict[str, Any]:
+def record_types(ctx: Ctx, org_cuid: Annotated[Cuid, Query(min_length=1)]) -> dict[str, Any]:
     return _proxy(ctx, lambda c: c.record_types(org_cuid))
 
 
 @router.get("/custom-fields")
 def custom_fields(
     ctx: Ctx,
-    org_cuid: Annotated[str, Query(min_length=1)],
+    org_cuid: Annotated[Cuid, Query(min_length=1)],
     primary_record_type_slug: Annotated[str, Query(min_length=1)],
 ) -> dict[str, Any]:
     def call(c: ValidMindClient) -> list[dict[str, Any]]:

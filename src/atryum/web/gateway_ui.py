@@ -18,6 +18,7 @@ from atryum.errors import NotFound
 from atryum.gateway import rules, service
 from atryum.gateway.runtime import runtime_for
 from atryum.gateway.store import InvocationFilter
+from atryum.limits import INT32_MAX
 from atryum.web.gateway_views import (
     ACTIONS,
     INVOCATION_STATUSES,
@@ -58,7 +59,7 @@ def _list(ctx: AppContext, status: str, offset: int) -> dict[str, Any]:
 
 @router.get("/ui/invocations")
 def invocations_page(
-    ctx: Ctx, status: str = "", offset: Annotated[int, Query(ge=0)] = 0
+    ctx: Ctx, status: str = "", offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0
 ) -> HTMLResponse:
     return page(
         ctx,
@@ -72,7 +73,7 @@ def invocations_page(
 
 @router.get("/ui/invocations/rows")
 def invocation_rows_fragment(
-    ctx: Ctx, status: str = "", offset: Annotated[int, Query(ge=0)] = 0
+    ctx: Ctx, status: str = "", offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0
 ) -> HTMLResponse:
     """The list's table body and counts, re-read by the live list when an invocation changes."""
     return render_fragment("_invocation_rows.html", **_list(ctx, status, offset))
@@ -99,6 +100,7 @@ def invocation_page(invocation_id: str, ctx: Ctx) -> HTMLResponse:
         events=event_rows(events, names),
         input_json=pretty_json(inv.input),
         result_json=pretty_json(inv.result) if inv.result is not None else "",
+        error_text=inv.error if isinstance(inv.error, str) else pretty_json(inv.error),
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from atryum.agents.models import Agent
+from atryum.body_limits import displayable
 from atryum.gateway.models import (
     PENDING,
     AgentState,
@@ -54,7 +55,7 @@ DECIDED_BY = {
 
 def pretty_json(value: Any) -> str:
     """JSON as operators read it: indented, non-ASCII kept, never raising."""
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return json.dumps(displayable(value), indent=2, ensure_ascii=False, default=str)
 
 
 # -- rules ------------------------------------------------------------------------------------

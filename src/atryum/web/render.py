@@ -9,12 +9,16 @@ from urllib.parse import urlsplit
 
 import jinja2
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
 from atryum.config import Config
 from atryum.context import AppContext
 from atryum.db.types import utcnow
 from atryum.gateway import store
 from atryum.gateway.models import PENDING
+from atryum.identity.login import LOGIN_PATH, login_blocks
+from atryum.identity.operators import current_view
+from atryum.identity.principal import Role
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
@@ -70,16 +74,41 @@ def page(
     ctx: AppContext, template: str, *, title: str, nav: str, status: int = 200, **context: Any
 ) -> HTMLResponse:
     config = ctx.config
+    view = current_view()
+
+    def can(role: Role) -> bool:
+        """Whether the operator's role allows it (the server refuses it anyway)."""
+        return view is not None and view.can(role)
+
+    def needs(role: Role) -> Markup:
+        """Attributes that hide a control the operator's role may not use."""
+        return Markup("") if can(role) else Markup(f' hidden data-needs="{role}"')
+
     html = _env.get_template(template).render(
         title=title,
         nav=nav,
         instance=instance_name(config),
         vm_configured=config.backend.enabled,
         static=STATIC_PATH,
-        pending=pending_count(ctx),
+        pending=pending_count(ctx) if view is not None else 0,
+        operator=view,
+        can=can,
+        needs=needs,
         **context,
     )
     return HTMLResponse(html, status_code=status)
+
+
+def refusal_page(ctx: AppContext, *, status: int, message: str, next_path: str) -> HTMLResponse:
+    """401 (with a login link per issuer that allows UI login) or 403, as a page."""
+    logins = [
+        (f"{LOGIN_PATH}?issuer={i}&next={next_path}", urlsplit(b.issuer).netloc or b.issuer)
+        for i, b in login_blocks(ctx.config)
+    ]
+    title = "Log in" if status == 401 else "Not allowed"
+    return page(
+        ctx, "login.html", title=title, nav="", status=status, message=message, logins=logins
+    )
 
 
 def not_found(ctx: AppContext, message: str) -> HTMLResponse:

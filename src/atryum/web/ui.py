@@ -22,6 +22,7 @@ from atryum.validmind.client import ValidMindError
 from atryum.web.gateway_ui import PAGE_SIZE
 from atryum.web.gateway_ui import router as gateway_router
 from atryum.web.gateway_views import Paging
+from atryum.web.identity_ui import router as identity_router
 from atryum.web.render import not_found, page
 from atryum.web.views import SOURCES, STATES, describe, run_view
 
@@ -32,6 +33,7 @@ UNKNOWN_RUN_GIVE_UP_SECONDS = 30.0
 
 router = APIRouter(include_in_schema=False)
 router.include_router(gateway_router)
+router.include_router(identity_router)
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 

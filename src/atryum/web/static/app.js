@@ -8,8 +8,13 @@ window.atryum = (() => {
   const POLL_MS = 400;
 
   // Call the JSON API; throws an Error carrying the server's own message.
+  // The session's CSRF token (present when logged in): every change sends it back.
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrfToken = csrfMeta ? csrfMeta.content : "";
+
   async function api(method, url, body) {
     const init = { method, headers: { Accept: "application/json" } };
+    if (csrfToken && method !== "GET" && method !== "HEAD") init.headers["X-CSRF-Token"] = csrfToken;
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -256,10 +261,22 @@ window.atryum = (() => {
     el.hidden = !total;
   }, 100);
 
+  // Log out ends the session on the server, then shows the login page.
+  async function logout() {
+    try {
+      await api("POST", "/ui/auth/logout");
+    } finally {
+      location.assign("/ui/");
+    }
+  }
+
   document.addEventListener("click", (event) => {
-    const button = event.target.closest("button[data-sync], button[data-delete], button[data-review]");
+    const button = event.target.closest(
+      "button[data-sync], button[data-delete], button[data-review], button[data-logout]",
+    );
     if (!button) return;
-    if (button.hasAttribute("data-sync")) startSync(button);
+    if (button.hasAttribute("data-logout")) logout();
+    else if (button.hasAttribute("data-sync")) startSync(button);
     else if (button.hasAttribute("data-delete")) deleteAgent(button);
     else toggleReview(button);
   });

@@ -5,7 +5,7 @@ A run of a 100 000-agent organization listed every change in one JSON value of i
 the run list read them all. Existing runs' changes move into `agent_sync_run_changes`, in order.
 
 Revision ID: 0006_sync_changes
-Revises: 0003
+Revises: 0008_go_compat
 """
 
 from typing import Any
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_sync_changes"
-down_revision = "0003"
+down_revision = "0008_go_compat"
 branch_labels = None
 depends_on = None
 
