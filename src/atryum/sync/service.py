@@ -348,9 +348,11 @@ def _apply(conn: sa.Connection, plan: Plan, settings: SyncSettings, org_name: st
         writes += [(rec.cuid, action, agent.id) for agent, rec in pairs]
     rows = [(seq, *write) for seq, write in enumerate(writes)]
     stage_store.stage_plan(conn, rows)
-    written = stage_store.insert_creates(
-        conn, org_cuid=settings.org_cuid, org_name=org_name, slug=slug, now=now
-    )
+    written = 0
+    if plan.creates:
+        written = stage_store.insert_creates(
+            conn, org_cuid=settings.org_cuid, org_name=org_name, slug=slug, now=now
+        )
     for action, pairs, restore in (
         ("update", plan.updates, False),
         ("restore", plan.restores, True),
