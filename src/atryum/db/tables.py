@@ -135,7 +135,9 @@ agent_sync_run_changes = sa.Table(
     sa.Column(
         "run_id",
         sa.String(36),
-        sa.ForeignKey("agent_sync_runs.id", ondelete="CASCADE"),
+        sa.ForeignKey(
+            "agent_sync_runs.id", ondelete="CASCADE", name="fk_agent_sync_run_changes_run"
+        ),
         nullable=False,
     ),
     sa.Column("action", sa.String(16), nullable=False),

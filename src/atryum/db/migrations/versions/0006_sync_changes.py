@@ -26,12 +26,9 @@ def _changes_table() -> sa.Table:
     return op.create_table(
         "agent_sync_run_changes",
         sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
-        sa.Column(
-            "run_id",
-            sa.String(36),
-            sa.ForeignKey("agent_sync_runs.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        # The foreign key comes last: on SQLite, rebuilding agent_sync_runs (batch mode) would
+        # cascade-delete the rows copied here.
+        sa.Column("run_id", sa.String(36), nullable=False),
         sa.Column("action", sa.String(16), nullable=False),
         sa.Column("agent_id", sa.String(36), nullable=True),
         sa.Column("vm_cuid", sa.String(128), nullable=True),
@@ -86,9 +83,19 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("agent_sync_runs") as batch:
         batch.drop_column("changes")
+    with op.batch_alter_table("agent_sync_run_changes") as batch:
+        batch.create_foreign_key(
+            "fk_agent_sync_run_changes_run",
+            "agent_sync_runs",
+            ["run_id"],
+            ["id"],
+            ondelete="CASCADE",
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("agent_sync_run_changes") as batch:
+        batch.drop_constraint("fk_agent_sync_run_changes_run", type_="foreignkey")
     with op.batch_alter_table("agent_sync_runs") as batch:
         batch.add_column(sa.Column("changes", sa.JSON, nullable=False, server_default="[]"))
     conn = op.get_bind()
