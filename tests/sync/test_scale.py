@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -13,7 +14,7 @@ from atryum.agents.store import AgentFilter
 from atryum.config import parse_config
 from atryum.sync.coordinator import SyncCoordinator
 from atryum.sync.settings import update_settings
-from atryum.validmind.client import AgentsPull, PageSink
+from atryum.validmind.client import AgentsPull, PageSink, ValidMindClient
 from tests.support import ORG, SLUG
 
 N = 100_000
@@ -56,7 +57,8 @@ def test_a_big_re_sync_with_nothing_changed_writes_only_the_confirmation(
     update_settings(
         engine, changes={"org_cuid": ORG, "agent_record_type_slug": SLUG}, defaults=config.sync
     )
-    coordinator = SyncCoordinator(engine, config=config, client_factory=MemoryClient)
+    factory = cast(Callable[[], ValidMindClient], MemoryClient)
+    coordinator = SyncCoordinator(engine, config=config, client_factory=factory)
     first = coordinator.run_blocking(trigger="manual")
     assert (first["status"], first["created"], first["changes_total"]) == ("succeeded", N, N)
     sample = agents.page_agents(engine, flt=AgentFilter(), offset=0, limit=1)[0][0]
