@@ -62,8 +62,10 @@ def create(conn: sa.Connection) -> None:
 
 
 def index(conn: sa.Connection) -> None:
-    """Index the staged content by cuid (once every page is in)."""
+    """Index the staged content by cuid (once every page is in) and the plan by action."""
     conn.execute(sa.text(f"CREATE UNIQUE INDEX ix_{stage.name}_cuid ON {stage.name} (cuid)"))
+    # The plan drives the apply's joins (it is the small side when little changed).
+    conn.execute(sa.text(f"CREATE INDEX ix_{plan.name}_action ON {plan.name} (action, cuid)"))
 
 
 def drop(conn: sa.Connection) -> None:
