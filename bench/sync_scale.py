@@ -254,7 +254,7 @@ def e2e(sizes: list[int], dialects: list[str]) -> None:
                 stderr=subprocess.DEVNULL,
             )
             try:
-                deadline = time.monotonic() + 30
+                deadline = time.monotonic() + 120
                 while True:
                     try:
                         httpx2.get(sim_url + "/admin/health")
