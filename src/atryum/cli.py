@@ -30,6 +30,9 @@ app.add_typer(token_app, name="token")
 session_app = typer.Typer(no_args_is_help=True, help="Operator UI sessions: end them.")
 app.add_typer(session_app, name="session")
 
+#: Changes `atryum sync` lists unless asked for --all.
+CLI_CHANGES = 20
+
 # `-config PATH` / `-config=PATH` is the Go original's flag, used by its Dockerfile.
 ConfigOpt = Annotated[
     Path | None,
@@ -164,6 +167,26 @@ def migrate(config: ConfigOpt = None) -> None:
     typer.echo(f"database at revision {db_migrate.current_revision(engine)}")
 
 
+class _FetchProgress:
+    """`atryum sync`'s progress line on stderr while the pull arrives (redrawn on a terminal,
+    a line per tenth of the records otherwise)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.shown = -1
+
+    def __call__(self, received: int, total: int) -> None:
+        line = f"fetching from ValidMind: {received} of {total} records"
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if received >= total else ""))
+        elif self.shown < 0 or received - self.shown >= max(total // 10, 1) or received >= total:
+            sys.stderr.write(line + "\n")
+        else:
+            return
+        self.shown = received
+        sys.stderr.flush()
+
+
 @app.command()
 def sync(
     config: ConfigOpt = None,
@@ -172,10 +195,14 @@ def sync(
         bool, typer.Option("--allow-removals", help="Apply retirements held by the threshold")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help=f"List every change, not the first {CLI_CHANGES}")
+    ] = False,
 ) -> None:
     """Run one ValidMind sync now and print what it did."""
     from atryum.app import build_context
     from atryum.cli_table import render_run
+    from atryum.sync import runs
 
     cfg = _load(config)
     if not cfg.backend.enabled:
@@ -185,8 +212,14 @@ def sync(
     try:
         _migrated(cfg, ctx.engine)
         run = ctx.coordinator.run_blocking(
-            trigger="manual", requested_by="cli", dry_run=dry_run, allow_removals=allow_removals
+            trigger="manual",
+            requested_by="cli",
+            dry_run=dry_run,
+            allow_removals=allow_removals,
+            progress=_FetchProgress(),
         )
+        shown = run["changes_total"] if show_all else CLI_CHANGES
+        run = runs.get_run(ctx.engine, run_id=run["id"], changes=shown)
     finally:
         ctx.engine.dispose()
     typer.echo(json.dumps(run, default=str, indent=2) if as_json else render_run(run))

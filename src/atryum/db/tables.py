@@ -36,7 +36,12 @@ agents = sa.Table(
     ),
     sa.Index("uq_agents_vm_cuid", "vm_cuid", unique=True),
     sa.Index("ix_agents_org", "source", "vm_organization_cuid"),
+    # A sync's "did the org change while I fetched?" check reads only this index (0006).
+    sa.Index("ix_agents_org_updated", "source", "vm_organization_cuid", "updated_at"),
 )
+
+# Agent lists are in name order, paged (0006).
+sa.Index("ix_agents_lower_name", sa.func.lower(agents.c.name), agents.c.id)
 
 # A runtime id (JWT client id, harness agent id) belongs to at most one agent: the primary key
 # enforces it in the database. The API shows them as the agent's `agent_ids` list.
@@ -113,10 +118,34 @@ agent_sync_runs = sa.Table(
     sa.Column("skipped_invalid", sa.Integer, nullable=False, server_default="0"),
     sa.Column("error", sa.Text, nullable=False, server_default=""),
     sa.Column("warnings", sa.JSON, nullable=False),
-    sa.Column("changes", sa.JSON, nullable=False),
     # Every trigger folded into the run, e.g. ["webhook", "webhook", "schedule"] (0003).
     sa.Column("triggers", sa.JSON, nullable=True),
+    # Summaries of the changes, which live in agent_sync_run_changes (0006).
+    sa.Column("held", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("changes_total", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_agent_sync_runs_started_at", "started_at"),
+)
+
+# One row per agent a run changed (or would change, or held), in the order the run listed them;
+# the name is a snapshot so the history stays readable after the agent is gone (0006).
+agent_sync_run_changes = sa.Table(
+    "agent_sync_run_changes",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column(
+        "run_id",
+        sa.String(36),
+        sa.ForeignKey(
+            "agent_sync_runs.id", ondelete="CASCADE", name="fk_agent_sync_run_changes_run"
+        ),
+        nullable=False,
+    ),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("agent_id", sa.String(36), nullable=True),
+    sa.Column("vm_cuid", sa.String(128), nullable=True),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_agent_sync_run_changes_run", "run_id", "action", "id"),
 )
 
 # Signed change events received from ValidMind (agent-sync.md §5); the primary key is the

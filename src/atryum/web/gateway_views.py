@@ -155,15 +155,26 @@ class AgentChoice:
 _STATE_ORDER = {"active": 0, "disabled": 1, "retired": 2}
 
 
-def agent_choices(agents: Iterable[Agent], selected: Sequence[str]) -> list[AgentChoice]:
-    """The agent picker: live agents first, then retired ones (only those a rule names can be
-    kept checked), each with its state, sorted by name."""
-    chosen = set(selected)
-    out = []
-    for a in agents:
-        state = "retired" if a.removed_at is not None else "active" if a.enabled else "disabled"
-        out.append(AgentChoice(a.id, a.name, state, a.id in chosen))
-    return sorted(out, key=lambda c: (_STATE_ORDER[c.state], c.name.casefold(), c.id))
+def agent_choices(
+    selected: Iterable[Agent], found: Iterable[dict[str, Any]], selected_ids: Sequence[str]
+) -> list[AgentChoice]:
+    """The agent picker: the agents a rule names (whatever their state: a retired one can only
+    be taken off) and a first page of live agents (`found`: brief rows of the agent search),
+    live agents first, each with its state, sorted by name."""
+    chosen = set(selected_ids)
+    out = {
+        a.id: AgentChoice(a.id, a.name, agent_state_name(a.removed_at, a.enabled), True)
+        for a in selected
+        if a.id in chosen
+    }
+    for row in found:
+        state = agent_state_name(row["removed_at"], row["enabled"])
+        out.setdefault(row["id"], AgentChoice(row["id"], row["name"], state, False))
+    return sorted(out.values(), key=lambda c: (_STATE_ORDER[c.state], c.name.casefold(), c.id))
+
+
+def agent_state_name(removed_at: object, enabled: bool) -> str:
+    return "retired" if removed_at is not None else "active" if enabled else "disabled"
 
 
 # -- invocations ------------------------------------------------------------------------------
