@@ -50,23 +50,43 @@ def _toml(value: Any) -> str:
 
 
 class AtryumProcess:
-    def __init__(self, tmp: Path, name: str, **config: Any) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        name: str,
+        *,
+        config_path: Path | None = None,
+        env: dict[str, str] | None = None,
+        **config: Any,
+    ) -> None:
+        """With `config_path`, that file is used as it is (run the Go style, `-config PATH`, in
+        `tmp`), listening on all interfaces at a free port (`ATRYUM_LISTEN_ADDR=":port"`)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.config_path = write_config(tmp / f"{name}.toml", port=self.port, **config)
+        self.env = dict(env or {})
+        if config_path is None:
+            self.config_path = write_config(tmp / f"{name}.toml", port=self.port, **config)
+            self.args = ["--config", str(self.config_path)]
+            self.cwd: Path | None = None
+        else:
+            self.config_path = config_path
+            self.args = ["-config", str(config_path)]
+            self.cwd = tmp
+            self.env.setdefault("ATRYUM_LISTEN_ADDR", f":{self.port}")
         self.log_path = tmp / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AtryumProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "atryum.cli", "run", "--config", str(self.config_path)],
+            [sys.executable, "-m", "atryum.cli", "run", *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+            cwd=self.cwd,
         )
         log.close()
-        wait_until(self._healthy, timeout=30)
+        wait_until(self._healthy, timeout=60)  # slow starts on a loaded machine
         return self
 
     def _healthy(self) -> bool:

@@ -20,11 +20,11 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from atryum.config import UNIMPLEMENTED
 from tests.e2e.go_original import GO_ORIGINAL, require_go_original
 from tests.e2e.processes import AtryumProcess
 
 OPEN = {"ATRYUM_ALLOW_UNAUTHENTICATED": "true"}
-UNIMPLEMENTED = ("managed_agents", "otel", "plans", "auth_debug", "upstreams")
 
 
 def kubernetes_config() -> str:
