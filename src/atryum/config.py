@@ -312,7 +312,6 @@ UNIMPLEMENTED: dict[str, str] = {
     "otel": "OpenTelemetry trace export",
     "plans": "plan submission",
     "auth_debug": "the MCP proxy's auth debug switch",
-    "upstreams": "seeding MCP servers for the MCP proxy",
 }
 
 
