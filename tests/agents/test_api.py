@@ -140,10 +140,10 @@ def test_agent_list_is_paged_and_searchable(client: TestClient) -> None:
     assert client.get("/api/v1/agents?state=nope").status_code == 400
 
     found = client.get("/api/v1/agents/search?q=agent 5&limit=3").json()
-    assert found["total"] == 11 and len(found["items"]) == 3
+    assert found["total"] == 10 and len(found["items"]) == 3
     assert found["items"][0] == {
         "cuid": found["items"][0]["cuid"],
-        "name": "Agent 05",
+        "name": "Agent 50",
         "vm_cuid": None,
         "source": "manual",
         "state": "active",

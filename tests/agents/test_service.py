@@ -130,8 +130,9 @@ def test_agent_pages_filter_in_the_database_and_count(engine: sa.Engine) -> None
     page, total = service.page_agents(engine, flt=AgentFilter(), offset=2, limit=3)
     assert total == 9 and [a.name for a in page] == ["Bot 2", "Bot 3", "Bot 4"]
 
-    def names(**flt: str) -> list[str]:
-        found, n = service.page_agents(engine, flt=AgentFilter(**flt), offset=0, limit=50)
+    def names(text: str = "", source: str = "", state: str = "active") -> list[str]:
+        flt = AgentFilter(text=text, source=source, state=state)
+        found, n = service.page_agents(engine, flt=flt, offset=0, limit=50)
         assert n == len(found)
         return [a.name for a in found]
 

@@ -64,8 +64,9 @@ def search_agents(
     offset: Offset = 0,
     limit: Limit = 20,
 ) -> AgentSearch:
-    """Agents for a picker: id, name and state only, in name order (search-as-you-type)."""
-    flt = AgentFilter(text=q, state="all" if include_removed else "active")
+    """Agents for a picker: id, name and state only, in name order (search-as-you-type); `q`
+    is looked for in the name and the ValidMind cuid."""
+    flt = AgentFilter(text=q, state="all" if include_removed else "active", names_only=True)
     rows, total = service.search_agents(ctx.engine, flt=flt, offset=offset, limit=limit)
     return AgentSearch(
         items=[AgentBrief.of(r) for r in rows], total=total, offset=offset, limit=limit

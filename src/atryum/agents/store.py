@@ -115,6 +115,7 @@ class AgentFilter:
     text: str = ""
     source: str = ""  # "" (any), "validmind" or "manual"
     state: str = "active"  # one of STATES; "active" hides retired agents
+    names_only: bool = False  # search the name and ValidMind cuid only (pickers: fast)
 
 
 def _like(text: str) -> str:
@@ -142,6 +143,9 @@ def _where(flt: AgentFilter) -> list[sa.ColumnElement[bool]]:
         def has(col: Any) -> sa.ColumnElement[bool]:
             return sa.func.lower(col).like(pattern, escape="\\")
 
+        if flt.names_only:
+            where.append(sa.or_(has(c.name), has(sa.func.coalesce(c.vm_cuid, ""))))
+            return where
         runtime = sa.exists().where(
             agent_runtime_ids.c.agent_id == c.id, has(agent_runtime_ids.c.runtime_id)
         )

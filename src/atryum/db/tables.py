@@ -40,8 +40,8 @@ agents = sa.Table(
     sa.Index("ix_agents_org_updated", "source", "vm_organization_cuid", "updated_at"),
 )
 
-# Agent lists are in name order, paged (0006).
-sa.Index("ix_agents_lower_name", sa.func.lower(agents.c.name), agents.c.id)
+# Agent lists are active agents in name order, paged, counted (0006).
+sa.Index("ix_agents_lower_name", agents.c.removed_at, sa.func.lower(agents.c.name), agents.c.id)
 
 # A runtime id (JWT client id, harness agent id) belongs to at most one agent: the primary key
 # enforces it in the database. The API shows them as the agent's `agent_ids` list.

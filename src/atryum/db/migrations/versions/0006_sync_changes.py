@@ -39,7 +39,7 @@ def _changes_table() -> sa.Table:
 
 def upgrade() -> None:
     table = _changes_table()
-    op.create_index("ix_agents_lower_name", "agents", [sa.text("lower(name)"), "id"])
+    op.create_index("ix_agents_lower_name", "agents", ["removed_at", sa.text("lower(name)"), "id"])
     op.create_index(
         "ix_agents_org_updated", "agents", ["source", "vm_organization_cuid", "updated_at"]
     )
