@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from atryum.identity.principal import role_allows
 from atryum.identity.roles import classify
-from tests.identity.conftest import auth_config, bearer
+from tests.identity.conftest import API_KEY, auth_config, bearer
 from tests.idp.fixtures import Idp
 
 # Not operator routes, and nothing else may be: agent routes (the agent verifier guards them),
@@ -31,9 +31,12 @@ EXEMPT = {
     ("POST", "/ui/auth/logout"),
     ("GET", "/"),
     ("GET", "/healthz"),
+    ("GET", "/readyz"),
     ("GET", "/metrics"),
 }
 STREAMS = {"/api/v1/review/invocations/stream"}  # an allowed request would never end
+# The Go original's reporting routes answer the [api_key] pair only (and operators never).
+MACHINE_ONLY = {"/agent_ids", "/invocations/{agent_id}", "/models/{vm_cuid}/invocations"}
 
 
 def routes(app: FastAPI) -> Iterator[tuple[str, str]]:
@@ -89,7 +92,7 @@ def test_the_role_table_on_every_operator_route(
         needed = classify(method, path).role
         assert needed is not None
         allowed = role_allows(role, needed)  # type: ignore[arg-type]
-        if allowed and path in STREAMS:
+        if allowed and path in STREAMS | MACHINE_ONLY:
             continue
         resp = walk_client.request(method, concrete(path), headers=headers, json={})
         if allowed:
@@ -97,3 +100,17 @@ def test_the_role_table_on_every_operator_route(
         else:
             assert resp.status_code == 403, (role, method, path, resp.status_code)
             assert f"has the role {role}; this needs {needed}" in resp.json()["error"]["message"]
+
+
+def test_the_reporting_routes_answer_the_machine_key(
+    walk_client: TestClient, role_tokens: dict[str, str]
+) -> None:
+    key = {"X-API-KEY": API_KEY["key"], "X-API-SECRET": API_KEY["secret"]}
+    walked = {p for _, p in operator_routes(walk_client, role_tokens["admin"])}
+    assert walked >= MACHINE_ONLY
+    for path in MACHINE_ONLY:
+        answer = walk_client.get(concrete(path), headers=key).status_code
+        assert answer in (200, 404), path  # 404: no model "x"
+        assert (
+            walk_client.get(concrete(path), headers=bearer(role_tokens["admin"])).status_code == 401
+        )

@@ -154,7 +154,7 @@ def _machine_key(ctx: AppContext, request: Request) -> Admitted | Refusal:
         return Refusal(
             403,
             "the machine API key may only trigger a sync (POST /api/v1/agents/sync) and read "
-            "the JSON API; use an operator API token for anything else",
+            "the JSON API and the reporting routes; use an operator API token for anything else",
         )
     return Admitted(MACHINE_KEY)
 

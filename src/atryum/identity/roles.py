@@ -49,11 +49,12 @@ def classify(method: str, path: str) -> RouteClass:
     return RouteClass("operator", "admin")
 
 
-# Only what ValidMind's backend needs: the sync trigger and the read-only JSON API.
+# Only what ValidMind's backend needs: the sync trigger and reads outside the UI pages (the JSON
+# API and the Go original's reporting routes).
 def api_key_may(method: str, path: str) -> bool:
     if method.upper() == "POST" and path == "/api/v1/agents/sync":
         return True
-    return method.upper() in SAFE_METHODS and path.startswith("/api/v1/")
+    return method.upper() in SAFE_METHODS and not path.startswith("/ui/")
 
 
 def claim(claims: Mapping[str, Any], name: str) -> Any:
