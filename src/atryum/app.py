@@ -115,14 +115,20 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     return app
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message}}, status_code=status, headers=headers)
+def _error(
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body = {"error": {"message": message, **(details or {})}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AtryumError)
     async def domain_error(_: Request, exc: AtryumError) -> JSONResponse:
-        return _error(exc.status_code, exc.message, exc.headers)
+        return _error(exc.status_code, exc.message, exc.headers, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
