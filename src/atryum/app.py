@@ -74,6 +74,8 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
         description="Permissions gateway for AI agents, with a registry synced from ValidMind.",
         lifespan=lifespan,
         dependencies=[Depends(check_machine_key), Depends(refuse_nul_params)],
+        docs_url=None,  # served by openapi.install from the package, not a CDN
+        redoc_url=None,  # ReDoc has no installable bundle: it would load from a CDN
     )
     app.state.ctx = ctx
     logsafe.install(logsafe.secrets_of(ctx.config))
