@@ -55,12 +55,13 @@ def percentile(values: list[float], q: float) -> float:
 class Server:
     """One `atryum run` subprocess on a free port, with its own config file."""
 
-    def __init__(self, database_url: str, workdir: Path) -> None:
+    def __init__(self, database_url: str, workdir: Path, extra_config: str = "") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = workdir / "atryum.toml"
         config.write_text(
             f'[server]\nlisten_addr = "127.0.0.1:{self.port}"\ndatabase_url = "{database_url}"\n'
+            + extra_config
         )
         self.log = (workdir / "atryum.log").open("w")
         atryum = Path(sys.executable).with_name("atryum")
@@ -93,12 +94,21 @@ class Server:
         self.log.close()
 
 
-async def drive(url: str, rate: int, duration: float) -> tuple[list[float], int, float]:
+async def drive(
+    url: str,
+    rate: int,
+    duration: float,
+    *,
+    headers: dict[str, str] | None = None,
+    agent_id: str | None = None,
+) -> tuple[list[float], int, float]:
     """Open-loop load; returns (latencies in ms of good answers, errors, wall seconds)."""
     latencies: list[float] = []
     errors = 0
     limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
-    async with httpx2.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    async with httpx2.AsyncClient(
+        base_url=url, timeout=30, limits=limits, headers=headers
+    ) as client:
 
         async def one(scheduled: float) -> None:
             nonlocal errors
@@ -108,6 +118,7 @@ async def drive(url: str, rate: int, duration: float) -> tuple[list[float], int,
                 "input": {"file_path": "/repo/README.md"},
                 "request_id": f"toolu_{uuid.uuid4().hex}",
                 "client_session_id": "bench",
+                "agent_id": agent_id,
             }
             try:
                 r = await client.post("/api/v1/external/invocations", json=body)

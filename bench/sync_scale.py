@@ -1,6 +1,12 @@
 """Sync at scale: Atryum's planned bulk apply vs a naive per-record baseline.
 
     python bench/sync_scale.py [--sizes 1000,10000,100000] [--dialects sqlite,postgresql]
+    python bench/sync_scale.py --e2e [--sizes 10000,100000] [--dialects sqlite,postgresql]
+
+`--e2e`: the simulator (`atryum vm-sim`, a process of its own) serves records with 1 KB charters
+over HTTP; printed per size and dialect: the bare fetch-and-parse of every page (httpx2 + json,
+nothing else: the limit), then a first sync, a re-sync with nothing changed and a re-sync with
+1 % changed, each in a process of its own — wall time, peak RSS and the ratio to the limit.
 
 For each size and dialect, in a fresh database: full first sync, re-sync with nothing changed,
 re-sync with 1 % changed and 1 % archived — wall time and peak RSS, each phase in a process of its
@@ -31,8 +37,10 @@ from atryum.db import migrate
 from atryum.db.engine import make_engine
 from atryum.sync.coordinator import SyncCoordinator
 from atryum.sync.settings import update_settings
-from atryum.validmind.client import AgentsPull, ValidMindClient
-from benchkit import scratch_database
+from atryum.validmind.client import API_PREFIX, AgentsPull, PageSink, ValidMindClient
+from benchkit import free_port, scratch_database
+
+SIM_HEADERS = {"X-MACHINE-KEY": "sim-machine-key", "X-MACHINE-SECRET": "sim-machine-secret"}
 
 ORG, SLUG = "org-bench", "ai-agent"
 PHASES = ("first sync", "re-sync, no change", "re-sync, 1% changed + 1% archived")
@@ -65,8 +73,15 @@ class MemoryClient:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def fetch_agents(self, org_cuid: str, record_type_slug: str) -> AgentsPull:
-        return AgentsPull(ORG, "Bench Org", self.records, len(self.records), True, [])
+    def fetch_agents(
+        self, org_cuid: str, record_type_slug: str, *, on_page: PageSink | None = None
+    ) -> AgentsPull:
+        if on_page is None:
+            return AgentsPull(ORG, "Bench Org", self.records, len(self.records), True, [])
+        n = len(self.records)
+        for start in range(0, n, 500):
+            on_page("Bench Org", n, self.records[start : start + 500])
+        return AgentsPull(ORG, "Bench Org", [], n, True, [], received=n)
 
 
 def peak_mb() -> float:
@@ -155,6 +170,139 @@ def child(impl: str, url: str, n: int, phase: int) -> None:
     print(json.dumps(row))
 
 
+# -- end to end, over HTTP ---------------------------------------------------------------------
+E2E_PHASES = ("first sync", "re-sync, no change", "re-sync, 1% changed")
+
+
+def _sim_backend(sim_url: str) -> dict[str, Any]:
+    return {
+        "base_url": sim_url,
+        "machine_key": "sim-machine-key",
+        "machine_secret": "sim-machine-secret",
+    }
+
+
+def e2e_child(sim_url: str, db: str, n: int, phase: str) -> None:
+    """One measurement in a fresh process: `bare` fetch, or a sync of the given phase."""
+    import httpx2
+
+    if phase == "bare":
+        start = time.perf_counter()
+        with httpx2.Client(base_url=sim_url + API_PREFIX, headers=SIM_HEADERS, timeout=60) as c:
+            page, got = 1, 0
+            while True:
+                params: dict[str, Any] = {"org_cuid": ORG, "primary_record_type_slug": SLUG}
+                params["page"] = page
+                data = json.loads(c.get("/agents", params={**params, "limit": 500}).content)
+                got += len(data["results"])
+                if not data["results"] or got >= data["total"]:
+                    break
+                page += 1
+        print(json.dumps({"seconds": time.perf_counter() - start, "peak_mb": peak_mb()}))
+        return
+    config = parse_config(
+        {"backend": _sim_backend(sim_url), "sync": {"max_removals": n, "max_removal_ratio": 1.0}},
+        "(bench)",
+    )
+    engine = make_engine(db)
+    coordinator = SyncCoordinator(
+        engine, config=config, client_factory=lambda: ValidMindClient(config.backend)
+    )
+    start = time.perf_counter()
+    run = coordinator.run_blocking(trigger="manual")
+    seconds = time.perf_counter() - start
+    engine.dispose()
+    ok = run["status"] == "succeeded"
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_mb": peak_mb(),
+                "error": "" if ok else f"{run['status']}: {run['error'][:80]}",
+                "counts": [run["created"], run["updated"], run["unchanged"]],
+            }
+        )
+    )
+
+
+def _e2e_run(*args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--e2e-child", *args], capture_output=True, text=True
+    )
+    if out.returncode:
+        return {"seconds": float("nan"), "peak_mb": float("nan"), "error": out.stderr[-200:]}
+    row: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return row
+
+
+def e2e(sizes: list[int], dialects: list[str]) -> None:
+    import httpx2
+
+    header = (
+        f"{'dialect':<10} {'records':>8}  {'phase':<22} {'seconds':>8} {'x limit':>8} "
+        f"{'peak MB':>8}  note"
+    )
+    print(header)
+    print("-" * len(header))
+    for dialect in dialects:
+        for n in sizes:
+            port = free_port()
+            sim_url = f"http://127.0.0.1:{port}"
+            sim = subprocess.Popen(
+                [sys.executable, "-m", "atryum.cli", "vm-sim", "--empty", "--port", str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                deadline = time.monotonic() + 120
+                while True:
+                    try:
+                        httpx2.get(sim_url + "/admin/health")
+                        break
+                    except httpx2.HTTPError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.05)
+                admin = httpx2.Client(base_url=sim_url, timeout=300)
+                admin.post("/admin/orgs", json={"cuid": ORG, "name": "Bench Org"})
+                admin.post(
+                    "/admin/record-types", json={"org_cuid": ORG, "slug": SLUG, "name": "AI Agent"}
+                )
+                cuids = admin.post(
+                    "/admin/records/bulk",
+                    json={"org_cuid": ORG, "slug": SLUG, "count": n, "charter_bytes": 1000},
+                ).json()["cuids"]
+                with scratch_database(dialect) as db:
+                    engine = make_engine(db)
+                    migrate.upgrade(engine)
+                    update_settings(
+                        engine,
+                        changes={"org_cuid": ORG, "agent_record_type_slug": SLUG},
+                        defaults=parse_config({}, "(bench)").sync,
+                    )
+                    engine.dispose()
+                    bare = _e2e_run(sim_url, db, str(n), "bare")
+                    rows = [("bare fetch + parse", bare)]
+                    for name in E2E_PHASES:
+                        if name.endswith("changed"):
+                            for cuid in cuids[: n // 100]:
+                                admin.patch(
+                                    f"/admin/records/{cuid}",
+                                    json={"custom_fields": {"charter": CHARTER + " (revised)"}},
+                                )
+                        rows.append((name, _e2e_run(sim_url, db, str(n), name)))
+                for name, row in rows:
+                    ratio = row["seconds"] / bare["seconds"]
+                    print(
+                        f"{dialect:<10} {n:>8}  {name:<22} {row['seconds']:>8.2f} {ratio:>7.2f}x "
+                        f"{row['peak_mb']:>8.0f}  {row.get('error', '')}",
+                        flush=True,
+                    )
+            finally:
+                sim.terminate()
+                sim.wait(10)
+
+
 def measure(impl: str, dialect: str, n: int) -> list[dict[str, Any]]:
     """The three phases on one fresh database, each in its own process."""
     rows = []
@@ -186,10 +334,22 @@ def ratio(base: dict[str, Any], ours: dict[str, Any], key: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--sizes", default="")
     parser.add_argument("--dialects", default="sqlite,postgresql")
+    parser.add_argument("--e2e", action="store_true", help="the simulator over HTTP")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--e2e-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.sizes_given = bool(args.sizes)
+    args.sizes = args.sizes or "1000,10000,100000"
+    if args.e2e_child:
+        sim_url, db, n, phase = args.e2e_child
+        e2e_child(sim_url, db, int(n), phase)
+        return
+    if args.e2e:
+        sizes = [int(x) for x in (args.sizes if args.sizes_given else "10000,100000").split(",")]
+        e2e(sizes, args.dialects.split(","))
+        return
     if args.child:
         impl, url, n, phase = args.child
         child(impl, url, int(n), int(phase))

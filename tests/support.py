@@ -21,7 +21,7 @@ ORG = "org-1"
 SLUG = "ai-agent"
 
 
-def make_config(**sections: dict[str, Any]) -> Config:
+def make_config(**sections: Any) -> Config:
     """A config from sections; TestClient's `testserver` Host is served unless a test says."""
     server = sections.setdefault("server", {})
     server.setdefault("allowed_hosts", ["testserver"])

@@ -93,6 +93,20 @@ def test_demo_starts_syncs_and_follows_events(demo: Demo) -> None:
     events = httpx2.get(f"{demo.url}/api/v1/validmind/events", timeout=10).json()["items"]
     assert [(e["type"], e["record_cuid"]) for e in events] == [("record.archived", gone["cuid"])]
 
+    # the MCP proxy in front of the demo's own server, with the example rules
+    mcp = f"{demo.url}/mcp/demo-tools"
+
+    def call(tool: str, **arguments: Any) -> Any:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
+        body["params"] = {"name": tool, "arguments": arguments}
+        return httpx2.post(mcp, json=body, timeout=30).json()["result"]
+
+    assert call("add", a=2, b=3)["structuredContent"] == {"result": 5.0}
+    assert call("delete_note", title="x")["isError"] is True
+    assert (
+        "Claude Code:  claude mcp add --transport http atryum-demo " + mcp in demo.log.read_text()
+    )
+
     demo.proc.send_signal(signal.SIGTERM)
     assert demo.proc.wait(30) == 0, demo.log.read_text()[-3000:]
     assert demo.database.exists()

@@ -96,3 +96,31 @@ def test_sync_dry_run_and_allow_removals(config_path: Path, db_url: str, sim_sta
     assert code == 0 and "status=SUCCEEDED" in out and count(out, "retired") == 3, out
     assert all(re.search(rf"^retired\s+A\d\s+{c}\s", out, re.MULTILINE) for c in cuids[:3])
     assert registry(db_url) == validmind_view(sim_state)
+
+
+def test_sync_prints_summary_first_changes_and_progress(
+    config_path: Path, db_url: str, sim_state: Any
+) -> None:
+    """A big first sync lists the first 20 changes (--all: every one) and shows the fetch."""
+    sim_state.bulk_create(ORG, SLUG, count=45, charter_bytes=50)
+    engine = make_engine(db_url)
+    migrate.upgrade(engine)
+    update_settings(
+        engine,
+        changes={"org_cuid": ORG, "agent_record_type_slug": SLUG},
+        defaults=load_config(config_path, env={}).sync,
+    )
+    engine.dispose()
+    result = CliRunner().invoke(
+        cli.app, ["sync", "--config", str(config_path), "--dry-run"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "fetching from ValidMind: 45 of 45 records" in result.stderr
+    assert count(result.stdout, "created") == 45
+    assert len(re.findall(r"^created\s+Bulk agent", result.stdout, re.MULTILINE)) == 20
+    assert "… and 25 more changes: atryum sync --all" in result.stdout
+
+    code, out = sync(config_path, "--all")
+    assert code == 0 and len(re.findall(r"^created\s+Bulk agent", out, re.MULTILINE)) == 45
+    assert "more changes" not in out
+    assert len(registry(db_url)) == 45

@@ -25,7 +25,7 @@ from tests.support import make_config
 # Held open by design: the review event stream (SSE).
 SKIPPED_PATHS = ["/api/v1/review/invocations/stream"]
 # ValidMind is not configured here: these answer 503 "not configured" (with a clear error body).
-NEEDS_VALIDMIND = "^/api/v1/(vm/|validmind/events$|agents/sync$)"
+NEEDS_VALIDMIND = "^/api/v1/(vm/|validmind/events$|agents/sync$|model-configs$)"
 CONFIG = schemathesis.Config.from_dict(
     {
         "operations": [

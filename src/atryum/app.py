@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from atryum import logsafe, openapi
+from atryum import logsafe, openapi, ops
 from atryum.agents import api as agents_api
 from atryum.agents.store import count_agents_by_state
 from atryum.audit import api as audit_api
@@ -32,7 +32,9 @@ from atryum.identity import login as identity_login
 from atryum.identity import operators_api
 from atryum.identity.hosts import check_exposure
 from atryum.identity.operators import OperatorGate
+from atryum.judge import api as judge_api
 from atryum.limits import refuse_nul_params
+from atryum.mcp import api as mcp_api
 from atryum.metrics import AGENTS, REGISTRY
 from atryum.sync import api as sync_api
 from atryum.sync import events_api
@@ -86,26 +88,18 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     app.include_router(vm_api.router)
     app.include_router(events_api.router)
     app.include_router(gateway_api.router)
+    app.include_router(mcp_api.router)
+    app.include_router(judge_api.router)
     app.include_router(audit_api.router)
     app.include_router(operators_api.router)
     app.include_router(identity_login.router)
     app.include_router(identity_api.router)
     app.include_router(web_router)
+    app.include_router(ops.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
     limits = ctx.config.limits  # every body is measured before a route reads it
     app.add_middleware(BodyLimits, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)
     app.add_middleware(OperatorGate, ctx=ctx)  # Host check, headers, operator auth: all routes
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> Any:
-        try:
-            with ctx.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError as exc:
-            return JSONResponse(
-                {"status": "error", "error": {"message": f"database unreachable: {exc}"}}, 503
-            )
-        return {"status": "ok"}
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     def metrics() -> Response:

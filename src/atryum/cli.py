@@ -2,34 +2,87 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import uvicorn
 
-from atryum.config import Config, ConfigError, load_config
+from atryum.config import (
+    Config,
+    ConfigError,
+    LogLevel,
+    load_config,
+    unimplemented_warnings,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 setup_app = typer.Typer(no_args_is_help=True, help="Configure integrations.")
 app.add_typer(setup_app, name="setup")
 token_app = typer.Typer(no_args_is_help=True, help="Operator API tokens: create, list, revoke.")
 app.add_typer(token_app, name="token")
+session_app = typer.Typer(no_args_is_help=True, help="Operator UI sessions: end them.")
+app.add_typer(session_app, name="session")
 
+#: Changes `atryum sync` lists unless asked for --all.
+CLI_CHANGES = 20
+
+# `-config PATH` / `-config=PATH` is the Go original's flag, used by its Dockerfile.
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Path to atryum.toml", show_default=False)
+    Path | None,
+    typer.Option("--config", "-config", "-c", help="Path to atryum.toml", show_default=False),
 ]
 
 
-def _configure_logging() -> None:
+def _version() -> str:
+    return importlib.metadata.version("atryum")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"atryum {_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit", is_eager=True, callback=_print_version
+        ),
+    ] = False,
+) -> None:
+    """Atryum: a permissions gateway for AI agents."""
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the version."""
+    typer.echo(f"atryum {_version()}")
+
+
+def _configure_logging(level: LogLevel = "info") -> None:
     logging.basicConfig(
-        level=logging.INFO,
+        level=_LOG_LEVELS[level],
         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
         stream=sys.stderr,
     )
+
+
+_LOG_LEVELS: dict[LogLevel, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def _load(path: Path | None) -> Config:
@@ -83,15 +136,23 @@ def run(config: ConfigOpt = None) -> None:
     from atryum.identity.hosts import ExposureError, check_exposure
 
     cfg = _load(config)
-    _configure_logging()
+    level = cfg.server.log_level
+    _configure_logging(level)
     try:
         check_exposure(cfg)
     except ExposureError as exc:
         typer.echo(f"atryum: {exc}", err=True)
         raise typer.Exit(2) from None
+    for warning in unimplemented_warnings(cfg):
+        logging.getLogger("atryum").warning(warning)
     ctx = build_context(cfg)
     _migrated(cfg, ctx.engine)
-    uvicorn.run(create_app(ctx), host=cfg.server.host, port=cfg.server.port, log_level="info")
+    uvicorn.run(
+        create_app(ctx),
+        host=cfg.server.host,
+        port=cfg.server.port,
+        log_level=logging.getLevelName(_LOG_LEVELS[level]).lower(),
+    )
 
 
 @app.command()
@@ -106,6 +167,26 @@ def migrate(config: ConfigOpt = None) -> None:
     typer.echo(f"database at revision {db_migrate.current_revision(engine)}")
 
 
+class _FetchProgress:
+    """`atryum sync`'s progress line on stderr while the pull arrives (redrawn on a terminal,
+    a line per tenth of the records otherwise)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.shown = -1
+
+    def __call__(self, received: int, total: int) -> None:
+        line = f"fetching from ValidMind: {received} of {total} records"
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if received >= total else ""))
+        elif self.shown < 0 or received - self.shown >= max(total // 10, 1) or received >= total:
+            sys.stderr.write(line + "\n")
+        else:
+            return
+        self.shown = received
+        sys.stderr.flush()
+
+
 @app.command()
 def sync(
     config: ConfigOpt = None,
@@ -114,10 +195,14 @@ def sync(
         bool, typer.Option("--allow-removals", help="Apply retirements held by the threshold")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help=f"List every change, not the first {CLI_CHANGES}")
+    ] = False,
 ) -> None:
     """Run one ValidMind sync now and print what it did."""
     from atryum.app import build_context
     from atryum.cli_table import render_run
+    from atryum.sync import runs
 
     cfg = _load(config)
     if not cfg.backend.enabled:
@@ -127,8 +212,14 @@ def sync(
     try:
         _migrated(cfg, ctx.engine)
         run = ctx.coordinator.run_blocking(
-            trigger="manual", requested_by="cli", dry_run=dry_run, allow_removals=allow_removals
+            trigger="manual",
+            requested_by="cli",
+            dry_run=dry_run,
+            allow_removals=allow_removals,
+            progress=_FetchProgress(),
         )
+        shown = run["changes_total"] if show_all else CLI_CHANGES
+        run = runs.get_run(ctx.engine, run_id=run["id"], changes=shown)
     finally:
         ctx.engine.dispose()
     typer.echo(json.dumps(run, default=str, indent=2) if as_json else render_run(run))
@@ -340,18 +431,18 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()
-
-
-def _token_engine(config: Path | None) -> tuple[Config, Any]:
-    from atryum.db import migrate as db_migrate
+@contextlib.contextmanager
+def _database(config: Path | None) -> Iterator[tuple[Config, Any]]:
+    """The configuration and its migrated database, for commands that work on it directly."""
     from atryum.db.engine import make_engine
 
     cfg = _load(config)
     engine = make_engine(cfg.database_url)
-    db_migrate.upgrade(engine)
-    return cfg, engine
+    try:
+        _migrated(cfg, engine)
+        yield cfg, engine
+    finally:
+        engine.dispose()
 
 
 @token_app.command("create")
@@ -368,12 +459,13 @@ def token_create(
     from atryum.identity import api_tokens
     from atryum.identity.principal import CLI
 
-    cfg, engine = _token_engine(config)
     try:
-        span = api_tokens.parse_duration(expires_in or f"{cfg.operator.api_token_default_days}d")
-        token, value = api_tokens.create_token(
-            engine, name=name, role=role, expires_in=span, actor=CLI
-        )
+        with _database(config) as (cfg, engine):
+            days = cfg.operator.api_token_default_days
+            span = api_tokens.parse_duration(expires_in or f"{days}d")
+            token, value = api_tokens.create_token(
+                engine, name=name, role=role, expires_in=span, actor=CLI
+            )
     except AtryumError as exc:
         typer.echo(f"atryum: {exc.message}", err=True)
         raise typer.Exit(2) from None
@@ -393,7 +485,8 @@ def token_list(config: ConfigOpt = None) -> None:
     from atryum.db.types import utcnow
     from atryum.identity import api_tokens
 
-    _, engine = _token_engine(config)
+    with _database(config) as (_, engine):
+        tokens = api_tokens.list_tokens(engine)
     now = utcnow()
     rows = [
         [
@@ -404,7 +497,7 @@ def token_list(config: ConfigOpt = None) -> None:
             f"{t.expires_at:%Y-%m-%d %H:%M}",
             f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never",
         ]
-        for t in api_tokens.list_tokens(engine)
+        for t in tokens
     ]
     typer.echo(table(["ID", "NAME", "ROLE", "STATE", "EXPIRES (UTC)", "LAST USED"], rows))
 
@@ -419,10 +512,28 @@ def token_revoke(
     from atryum.identity import api_tokens
     from atryum.identity.principal import CLI
 
-    _, engine = _token_engine(config)
     try:
-        token = api_tokens.revoke_token(engine, token_id=token_id, actor=CLI)
+        with _database(config) as (_, engine):
+            token = api_tokens.revoke_token(engine, token_id=token_id, actor=CLI)
     except AtryumError as exc:
         typer.echo(f"atryum: {exc.message}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"revoked token {token.id} ({token.name})")
+
+
+@session_app.command("end")
+def session_end(
+    subject: Annotated[str, typer.Option("--subject", help="The person's subject (sub claim)")],
+    issuer: Annotated[str, typer.Option("--issuer", help="Their [[auth]] issuer")],
+    config: ConfigOpt = None,
+) -> None:
+    """End every UI session of one person at once (e.g. after their access was removed)."""
+    from atryum.identity import sessions
+
+    with _database(config) as (_, engine):
+        ended = sessions.end_sessions_of(engine, issuer=issuer, subject=subject)
+    typer.echo(f"ended {ended} session(s) of {subject}")
+
+
+if __name__ == "__main__":
+    main()

@@ -42,4 +42,11 @@ def render_run(run: dict[str, Any]) -> str:
             for c in changes
         ]
         parts += ["", table(["action", "agent", "vm_cuid", "reason"], rows)]
+    more = int(run.get("changes_total") or 0) - len(changes)
+    if more > 0:
+        parts += [
+            "",
+            f"… and {more} more changes: atryum sync --all, or "
+            f"GET /api/v1/agents/sync/runs/{run['id']}/changes",
+        ]
     return "\n".join(parts)

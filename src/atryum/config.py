@@ -26,10 +26,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+LogLevel = Literal["debug", "info", "warn", "warning", "error"]
+
+
 class ServerConfig(_Section):
     listen_addr: str = "127.0.0.1:8080"
     public_base_url: str = ""
     database_url: str = ""
+    # Go: the SQLite file used when database_url is empty.
+    database_path: str = ""
+    log_level: LogLevel = "info"
+    # Go: identity written into Claude Managed Agents metadata (kept for its configs).
+    atryum_instance: str = ""
     # Host names (optionally host:port) served besides public_base_url and the listen address;
     # other Host headers are refused (DNS rebinding, identity.md §3).
     allowed_hosts: list[str] = Field(default_factory=list)
@@ -41,7 +49,8 @@ class ServerConfig(_Section):
 
     @property
     def host(self) -> str:
-        return self.listen_addr.rsplit(":", 1)[0] or "127.0.0.1"
+        """`":8080"` (Go's form) means every interface; `[::1]:8080` binds `::1`."""
+        return self.listen_addr.rsplit(":", 1)[0].strip("[]") or "0.0.0.0"
 
     @property
     def port(self) -> int:
@@ -65,6 +74,8 @@ class BackendConfig(_Section):
     api_secret: SecretStr | None = None
     connection_timeout_seconds: float = Field(default=5.0, gt=0)
     agents_timeout_seconds: float = Field(default=60.0, gt=0)
+    # How long a ValidMind /evaluate call (an LLM judging a tool call) may take.
+    evaluate_timeout_seconds: float = Field(default=120.0, gt=0)
     retry_attempts: int = Field(default=3, ge=1, le=10)
     page_size: int = Field(default=500, ge=1, le=10_000)
 
@@ -149,11 +160,24 @@ class PolicyConfig(_Section):
     """What happens to a call no rule matches (overridden by `PUT /api/v1/policy`)."""
 
     provider: Literal["manual_approval", "always_approve", "always_deny"] = "manual_approval"
+    # A runtime agent id that resolves to no registry agent (and no default agent):
+    # "global_rules" (as the Go original) = only rules for all agents and the default policy
+    # decide; "deny" = such calls are denied outright.
+    unregistered_agents: Literal["global_rules", "deny"] = "global_rules"
 
 
 class ApprovalsConfig(_Section):
     timeout_seconds: int = Field(default=3600, ge=1)
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
+
+
+class JudgeConfig(_Section):
+    """The charter judge of `ai_evaluation` rules (judge.md)."""
+
+    # Identical questions within this many seconds are answered from the cache (0 = off).
+    cache_ttl_seconds: float = Field(default=600, ge=0)
+    # The most calls of the same client session the judge sees (newest kept).
+    history_calls: int = Field(default=10, ge=0, le=100)
 
 
 class AuthBlock(_Section):
@@ -227,6 +251,43 @@ class RetentionConfig(_Section):
     sweep_interval_seconds: float = Field(default=3600, gt=0)
 
 
+class DefaultsConfig(_Section):
+    """Go's `[defaults]`: the timeout of a request to an upstream MCP server."""
+
+    request_timeout_seconds: int = Field(default=30, ge=1)
+
+
+class ManagedAgentsConfig(_Section):
+    """One `[[managed_agents]]` entry (Go keys): a Claude Managed Agents events bridge."""
+
+    name: str = ""
+    workspace: str = ""
+    base_url: str = ""
+    api_key: SecretStr | None = None
+    poll_interval_millis: int = 1000
+    reconnect_backoff_seconds: int = 2
+    recent_chat_messages_limit: int = 100
+    client_name: str = ""
+    client_version: str = ""
+
+
+class OtelExporterConfig(_Section):
+    name: str = ""
+    endpoint: str = ""
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    public_key: str = ""
+    secret_key: SecretStr | None = None
+
+
+class OtelConfig(_Section):
+    """Go's `[otel]`: OpenTelemetry trace export over OTLP/HTTP."""
+
+    enabled: bool = False
+    environment: str = ""
+    capture_content: bool | None = None
+    exporters: list[OtelExporterConfig] = Field(default_factory=list)
+
+
 class Config(_Section):
     server: ServerConfig = ServerConfig()
     backend: BackendConfig = BackendConfig()
@@ -235,17 +296,44 @@ class Config(_Section):
     validmind: ValidMindEventsConfig = ValidMindEventsConfig()
     policy: PolicyConfig = PolicyConfig()
     approvals: ApprovalsConfig = ApprovalsConfig()
+    judge: JudgeConfig = JudgeConfig()
     auth: list[AuthBlock] = Field(default_factory=list)
     operator: OperatorConfig = OperatorConfig()
     auth_debug: AuthDebugConfig = AuthDebugConfig()
     upstreams: list[UpstreamConfig] = Field(default_factory=list)
     limits: LimitsConfig = LimitsConfig()
     retention: RetentionConfig = RetentionConfig()
+    defaults: DefaultsConfig = DefaultsConfig()
+    managed_agents: list[ManagedAgentsConfig] = Field(default_factory=list)
+    otel: OtelConfig = OtelConfig()
+    # Go's plan-submission settings; its keys are not ours to check yet (see UNIMPLEMENTED).
+    plans: dict[str, Any] = Field(default_factory=dict)
     source: str = Field(default="", exclude=True)
 
     @property
     def database_url(self) -> str:
-        return normalize_database_url(self.server.database_url)
+        return normalize_database_url(self.server.database_url or self.server.database_path)
+
+
+# Sections of the Go original's configuration that load but do nothing here yet: each one
+# present in the file is named in one start-up warning. Delete a line when its feature lands.
+UNIMPLEMENTED: dict[str, str] = {
+    "managed_agents": "the Claude Managed Agents events bridge",
+    "otel": "OpenTelemetry trace export",
+    "plans": "plan submission",
+    "auth_debug": "the MCP proxy's auth debug switch",
+    "upstreams": "seeding MCP servers for the MCP proxy",
+}
+
+
+def unimplemented_warnings(config: Config) -> list[str]:
+    """One warning per Go section in the file whose feature Atryum does not have yet."""
+    return [
+        f"{config.source}: [{key}] is accepted for compatibility with the Go original, but "
+        f"{what} is not implemented yet; the section is ignored"
+        for key, what in UNIMPLEMENTED.items()
+        if key in config.model_fields_set
+    ]
 
 
 def default_config_path() -> Path:
@@ -279,9 +367,11 @@ _ENV: dict[str, tuple[str, str]] = {
     "VM_API_KEY": ("backend", "api_key"),
     "VM_API_SECRET": ("backend", "api_secret"),
     "VM_CONNECTION_TIMEOUT_SECONDS": ("backend", "connection_timeout_seconds"),
+    "VM_EVALUATE_TIMEOUT_SECONDS": ("backend", "evaluate_timeout_seconds"),
     "ATRYUM_LISTEN_ADDR": ("server", "listen_addr"),
     "ATRYUM_PUBLIC_BASE_URL": ("server", "public_base_url"),
     "ATRYUM_DATABASE_URL": ("server", "database_url"),
+    "ATRYUM_ALLOW_UNAUTHENTICATED": ("server", "allow_unauthenticated"),
     "ATRYUM_WEBHOOK_SECRET": ("validmind", "webhook_secret"),
     "ATRYUM_PREVIOUS_WEBHOOK_SECRET": ("validmind", "previous_webhook_secret"),
 }

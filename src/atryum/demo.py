@@ -1,10 +1,13 @@
-"""`atryum demo`: the simulator with demo data, and Atryum configured against it."""
+"""`atryum demo`: the simulator with demo data, and Atryum configured against it, in front of
+a small upstream MCP server of our own (`demo-tools`: a calculator and a notebook) with example
+rules: reads are approved, deletes denied, writes wait for a human in the UI."""
 
 from __future__ import annotations
 
 import json
 import secrets
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ import uvicorn
 from atryum.app import build_context, create_app
 from atryum.config import parse_config
 from atryum.db import migrate
+from atryum.gateway import rules
 from atryum.sync.settings import update_settings
 from atryum.validmind import sim
 from atryum.validmind.sim.app import SimServer
@@ -22,6 +26,13 @@ from atryum.validmind.sim.state import SimState
 
 DEMO_ORG = "org-acme"
 DEMO_RECORD_TYPE = "ai-agent"
+DEMO_MCP_SERVER = "demo-tools"
+# (action, tool patterns, description), seeded while the demo database has no rules.
+DEMO_RULES = [
+    ("auto_approve", ["add", "read_*"], "reads are fine"),
+    ("auto_deny", ["delete_*"], "no deletes"),
+    ("human_approval", ["write_*"], "a human approves writes"),
+]
 
 
 def demo_seed() -> dict[str, Any]:
@@ -64,6 +75,14 @@ def _run_demo(*, port: int, sim_port: int, database: str) -> None:
                 "api_key": {"key": key, "secret": secret},
                 "sync": {"interval_seconds": 60},
                 "validmind": {"webhook_secret": webhook_secret},
+                "upstreams": [
+                    {
+                        "name": DEMO_MCP_SERVER,
+                        "mode": "stdio",
+                        "command": sys.executable,
+                        "args": ["-m", "atryum.mcp.demo_server"],
+                    }
+                ],
             },
             "(demo)",
         )
@@ -79,6 +98,7 @@ def _run_demo(*, port: int, sim_port: int, database: str) -> None:
             },
             defaults=config.sync,
         )
+        seed_rules(ctx.engine)
         atryum_url = f"http://127.0.0.1:{port}"
         # Every record change in the simulator sends Atryum a signed change event, as
         # ValidMind's backend does; Atryum debounces them into a sync.
@@ -88,6 +108,19 @@ def _run_demo(*, port: int, sim_port: int, database: str) -> None:
         ).raise_for_status()
         print(_banner(atryum_url, server.url, state_dump(server.url)), flush=True)
         uvicorn.run(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
+
+
+def seed_rules(engine: Any) -> None:
+    if rules.list_rules(engine):
+        return
+    for action, tools, description in DEMO_RULES:
+        spec = rules.RuleSpec(
+            action=action,
+            server_patterns=[DEMO_MCP_SERVER],
+            tool_patterns=tools,
+            description=description,
+        )
+        rules.create_rule(engine, spec=spec)
 
 
 def state_dump(sim_url: str) -> dict[str, Any]:
@@ -102,6 +135,7 @@ def _banner(atryum_url: str, sim_url: str, dump: dict[str, Any]) -> str:
         if r.get("record_type_slug", r.get("slug")) == DEMO_RECORD_TYPE
     ]
     first = records[0]["cuid"] if records else "<cuid>"
+    mcp_url = f"{atryum_url}/mcp/{DEMO_MCP_SERVER}"
     lines = [
         "",
         "Atryum demo is running (Ctrl-C stops it).",
@@ -120,6 +154,15 @@ def _banner(atryum_url: str, sim_url: str, dump: dict[str, Any]) -> str:
         f"  curl -s {atryum_url}/api/v1/agents        # the archived agent has left the list",
         f"  curl -s -X POST {sim_url}/admin/records/{first}/unarchive   # back, same cuid",
         f"  curl -s '{atryum_url}/api/v1/agents/sync?dry_run=true' -X POST",
+        "",
+        f"MCP proxy: the demo's own MCP server '{DEMO_MCP_SERVER}' (add, read_note, write_note,",
+        "delete_note) is behind Atryum. Reads are approved, deletes denied, writes wait for you",
+        f"in {atryum_url}/ui/ . Point any MCP client (streamable HTTP) at:",
+        f"  {mcp_url}",
+        "  Claude Code:  claude mcp add --transport http atryum-demo " + mcp_url,
+        "  or plain:     curl -s " + mcp_url + " -d '"
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call",'
+        '"params":{"name":"write_note","arguments":{"title":"hi","text":"there"}}}' + "'",
         "",
     ]
     return "\n".join(lines)

@@ -117,7 +117,7 @@ def test_wrong_machine_key_is_refused(client: TestClient) -> None:
 
 def test_healthz_and_metrics(client: TestClient) -> None:
     client.post("/api/v1/agents", json={"name": "A"})
-    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
     text = client.get("/metrics").text
     assert 'atryum_agents{state="active_manual"} 1.0' in text
 
@@ -126,3 +126,25 @@ def test_openapi_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert "/api/v1/agents/sync" in paths and "/api/v1/settings/preview" in paths
+
+
+def test_agent_list_is_paged_and_searchable(client: TestClient) -> None:
+    for i in range(60):
+        assert client.post("/api/v1/agents", json={"name": f"Agent {i:02d}"}).status_code == 201
+    first = client.get("/api/v1/agents").json()
+    assert (first["total"], first["offset"], first["limit"], len(first["items"])) == (60, 0, 50, 50)
+    last = client.get("/api/v1/agents?offset=50&limit=50").json()
+    assert [a["name"] for a in last["items"]] == [f"Agent {i}" for i in range(50, 60)]
+    r = client.get("/api/v1/agents?limit=501")
+    assert r.status_code == 422 and "error" in r.json()
+    assert client.get("/api/v1/agents?state=nope").status_code == 400
+
+    found = client.get("/api/v1/agents/search?q=agent 5&limit=3").json()
+    assert found["total"] == 11 and len(found["items"]) == 3
+    assert found["items"][0] == {
+        "cuid": found["items"][0]["cuid"],
+        "name": "Agent 05",
+        "vm_cuid": None,
+        "source": "manual",
+        "state": "active",
+    }

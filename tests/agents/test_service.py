@@ -115,3 +115,36 @@ def test_list_hides_retired_unless_asked(engine: sa.Engine) -> None:
 def test_empty_name_refused(engine: sa.Engine) -> None:
     with pytest.raises(InvalidInput):
         service.create_manual_agent(engine, name="   ")
+
+
+def test_agent_pages_filter_in_the_database_and_count(engine: sa.Engine) -> None:
+    """Agent lists are paged in name order; text, source and state filters combine."""
+    from atryum.agents.store import AgentFilter
+
+    for i in range(7):
+        service.create_manual_agent(engine, name=f"Bot {i}", tags=["ops"] if i % 2 else [])
+    service.create_manual_agent(engine, name="Claims", agent_ids=["JWT-claims"], enabled=False)
+    _synced(engine, "vm-1")
+    _synced(engine, "vm-gone", removed=True)
+
+    page, total = service.page_agents(engine, flt=AgentFilter(), offset=2, limit=3)
+    assert total == 9 and [a.name for a in page] == ["Bot 2", "Bot 3", "Bot 4"]
+
+    def names(**flt: str) -> list[str]:
+        found, n = service.page_agents(engine, flt=AgentFilter(**flt), offset=0, limit=50)
+        assert n == len(found)
+        return [a.name for a in found]
+
+    assert names(text="jwt-CLAIMS") == ["Claims"]  # runtime ids, case-insensitively
+    assert names(text="OPS") == ["Bot 1", "Bot 3", "Bot 5"]  # tags
+    assert names(text="vm-") == ["Synced"]  # the ValidMind cuid; retired ones hidden
+    assert names(text="vm-", state="all") == ["Synced", "Synced"]
+    assert names(text="%") == [] and names(text="_") == []  # wildcards are literal
+    assert names(source="validmind") == ["Synced"]
+    assert names(state="disabled") == ["Claims"]
+    assert [
+        a.vm_cuid
+        for a in service.page_agents(engine, flt=AgentFilter(state="retired"), offset=0, limit=5)[0]
+    ] == ["vm-gone"]
+    with pytest.raises(InvalidInput):
+        service.page_agents(engine, flt=AgentFilter(state="bogus"), offset=0, limit=5)

@@ -39,3 +39,33 @@ def test_manual_agents_cannot_carry_a_vm_cuid(engine: sa.Engine) -> None:
                 "VALUES ('a', 'manual', 'vm-1', 'n', '[]', '2026-01-01', '2026-01-01')"
             )
         )
+
+
+def test_0006_moves_each_runs_changes_into_their_own_table(db_url: str) -> None:
+    """Runs recorded before 0006 keep their changes, in order, now paged from a table."""
+    from alembic import command
+
+    from atryum.sync import runs
+
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(migrate._alembic_config(conn), "0006_sync_changes-1")
+        conn.execute(
+            sa.text(
+                "INSERT INTO agent_sync_runs (id, trigger, status, started_at, warnings, changes) "
+                "VALUES ('old', 'manual', 'held', '2026-01-01 00:00:00', '[]', :changes)"
+            ),
+            {
+                "changes": '[{"action": "created", "agent_id": "a1", "vm_cuid": "c1", '
+                '"name": "One", "reason": "new"}, {"action": "held", "agent_id": "a2", '
+                '"vm_cuid": "c2", "name": "Two", "reason": "held"}]'
+            },
+        )
+    migrate.upgrade(engine)
+    run = runs.get_run(engine, run_id="old")
+    assert (run["changes_total"], run["held"]) == (2, 1)
+    assert [(c["action"], c["name"]) for c in run["changes"]] == [
+        ("created", "One"),
+        ("held", "Two"),
+    ]
+    engine.dispose()

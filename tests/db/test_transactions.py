@@ -22,7 +22,7 @@ from atryum.agents import store as agent_store
 from atryum.app import build_context, create_app
 from atryum.db.engine import make_engine
 from atryum.gateway import service, store, tx
-from atryum.sync import event_store
+from atryum.sync import event_store, stage_store
 from atryum.sync import store as sync_store
 from atryum.sync.settings import update_settings
 from atryum.validmind.sim.notify import sign
@@ -102,7 +102,7 @@ CASES: dict[str, tuple[tuple[Any, str], Callable[[TestClient], Any]]] = {
         (sync_store, "write_settings"),
         lambda c: c.patch("/api/v1/settings", json={"charter_field_key": "other"}),
     ),
-    "sync run (apply under the sync lock)": ((sync_store, "insert_synced"), sync_now),
+    "sync run (apply under the sync lock)": ((stage_store, "insert_creates"), sync_now),
     "change event": ((event_store, "insert_event"), signed_event),
 }
 

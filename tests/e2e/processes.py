@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ def write_config(path: Path, *, database_url: str, sim_url: str, port: int, **ex
         "[server]",
         f'listen_addr = "127.0.0.1:{port}"',
         f'database_url = "{database_url}"',
+        *(f"{k} = {json.dumps(v)}" for k, v in extra.get("server", {}).items()),
         "[backend]",
         f'base_url = "{sim_url}"',
         'machine_key = "sim-machine-key"',
@@ -32,8 +34,19 @@ def write_config(path: Path, *, database_url: str, sim_url: str, port: int, **ex
     ]
     if "webhook_secret" in extra:
         lines += ["[validmind]", f'webhook_secret = "{extra["webhook_secret"]}"']
+    for upstream in extra.get("upstreams", []):  # [[upstreams]] of the MCP proxy
+        lines += ["[[upstreams]]", *(f"{k} = {_toml(v)}" for k, v in upstream.items())]
+    for block in extra.get("auth", []):  # [[auth]] blocks: JSON scalars are TOML scalars
+        lines += ["[[auth]]", *(f"{k} = {json.dumps(v)}" for k, v in block.items())]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _toml(value: Any) -> str:
+    """A TOML value: JSON's spelling, except for tables."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
 
 
 class AtryumProcess:

@@ -17,7 +17,14 @@ Row = tuple[str, str, str]
 
 def atryum_view(url: str) -> list[Row]:
     """(vm_cuid, name, charter) of every active synced agent, as Atryum's API lists them."""
-    items = httpx2.get(f"{url}/api/v1/agents", timeout=10).json()["items"]
+    items: list[dict[str, Any]] = []
+    while True:  # the list is paged
+        page = httpx2.get(
+            f"{url}/api/v1/agents", params={"offset": len(items), "limit": 500}, timeout=10
+        ).json()
+        items += page["items"]
+        if not page["items"] or len(items) >= page["total"]:
+            break
     return sorted((a["vm_cuid"], a["name"], a["charter"]) for a in items if a["source"] != "manual")
 
 

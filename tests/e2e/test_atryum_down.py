@@ -30,7 +30,7 @@ def fast_sim(sim_state: Any) -> Iterator[SimServer]:
 
 
 def received(atryum: AtryumProcess) -> set[tuple[str, str]]:
-    items = httpx2.get(f"{atryum.url}/api/v1/validmind/events?limit=1000", timeout=10).json()
+    items = httpx2.get(f"{atryum.url}/api/v1/validmind/events?limit=500", timeout=10).json()
     return {(e["type"], e["record_cuid"]) for e in items["items"]}
 
 

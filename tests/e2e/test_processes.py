@@ -279,12 +279,12 @@ def test_two_replicas_on_postgresql_accept_each_signed_event_once(
             outcomes = list(pool.map(deliver_to_both, bodies))
         assert outcomes == [[(200, "duplicate"), (202, "accepted")]] * len(bodies), outcomes
 
-        events = httpx2.get(f"{a.url}/api/v1/validmind/events?limit=1000").json()["items"]
+        events = httpx2.get(f"{a.url}/api/v1/validmind/events?limit=500").json()["items"]
         assert sorted(e["id"] for e in events) == sorted(json.loads(b)["id"] for b in bodies)
 
         def webhook_runs_done() -> bool:
             """Every event folded into a run, each such run written and finished."""
-            listed = httpx2.get(f"{b.url}/api/v1/validmind/events?limit=1000").json()["items"]
+            listed = httpx2.get(f"{b.url}/api/v1/validmind/events?limit=500").json()["items"]
             folded_into = {e["sync_run_id"] for e in listed}
             finished = {r["id"] for r in list_runs(engine, limit=500) if r["finished_at"]}
             return None not in folded_into and folded_into <= finished

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from atryum.config import Config
 from atryum.db.engine import make_engine
-from atryum.gateway import api_hook
+from atryum.gateway import waiting
 from atryum.gateway.runtime import runtime_for
 from tests.e2e.processes import AtryumProcess
 from tests.gateway.live import Api, Poller, SSEReader
@@ -213,7 +213,7 @@ def test_two_replicas_share_decisions(
     """Submit on A, approve on B, the harness polling A sees it. On PostgreSQL, A's live
     stream is pushed B's change through LISTEN/NOTIFY, without polling."""
     postgres = engine.dialect.name == "postgresql"
-    monkeypatch.setattr(api_hook, "RECHECK_NOTIFIED", 60.0)
+    monkeypatch.setattr(waiting, "RECHECK_NOTIFIED", 60.0)
     engine_b = make_engine(db_url)
     with (
         live_atryum(make_config(), engine) as a,

@@ -180,11 +180,11 @@ def test_managed_agent_binding_resolves(engine: sa.Engine) -> None:
     assert (inv.status, inv.agent_record_id) == ("approved", bot.id)
 
 
-def test_unknown_identity_uses_the_default_agent_or_is_denied(engine: sa.Engine) -> None:
-    rule(engine, "auto_approve")
-    denied = submit(engine, call(agent_id="who-knows"))
-    assert denied.status == "denied" and denied.matched_rule_id is None
-    assert denied.approval is not None and "not registered" in denied.approval.reason
+def test_unknown_identity_uses_the_default_agent_or_the_global_rules(engine: sa.Engine) -> None:
+    everyone = rule(engine, "auto_approve")
+    unregistered = submit(engine, call(agent_id="who-knows"))
+    assert (unregistered.status, unregistered.matched_rule_id) == ("approved", everyone.id)
+    assert unregistered.agent_record_id is None
     anonymous = submit(engine, call())
     assert (anonymous.status, anonymous.agent_record_id) == ("approved", None)
     fallback = agent(engine, "Default")

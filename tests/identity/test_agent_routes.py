@@ -205,3 +205,25 @@ def test_agent_rules_are_for_the_tokens_agent(
 def test_operator_routes_are_not_agent_routes(client: TestClient) -> None:
     """No token needed here (operator authentication is its own door, identity.md §2)."""
     assert client.get("/healthz").status_code == 200
+
+
+def test_hostile_token_text_cannot_break_the_challenge_header(client: TestClient, idp: Idp) -> None:
+    token = idp.sign(idp.claims(), kid='k"\r\nX-Injected: 1 é')
+    r = submit(client, token)
+    assert r.status_code == 401
+    challenge = r.headers["www-authenticate"]
+    assert "x-injected" not in {k.lower() for k in r.headers}
+    assert challenge.isascii() and "\r" not in challenge and "\n" not in challenge
+    assert challenge.count('"') == 6  # three quoted parameters, nothing else quoted
+
+
+def test_tokens_never_reach_metrics(client: TestClient, idp: Idp) -> None:
+    good, bad = idp.mint(), idp.sign(idp.claims(exp=1))
+    created(client, good)
+    submit(client, bad)
+    metrics = client.get("/metrics").text
+    assert 'atryum_auth_agent_tokens_total{result="accepted"}' in metrics
+    assert 'atryum_auth_agent_tokens_total{result="invalid_token"}' in metrics
+    for token in (good, bad):
+        for part in token.split("."):
+            assert part not in metrics

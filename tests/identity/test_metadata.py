@@ -66,7 +66,12 @@ def test_without_auth_there_is_no_protected_resource(engine: sa.Engine) -> None:
 def mcp_client(engine: sa.Engine, idp: Idp) -> Iterator[TestClient]:
     """An app with a stand-in `/mcp/{server}` route that takes `Caller`, as the proxy does."""
     app = create_app(
-        build_context(parse_config({"auth": [idp.auth_block()]}, "(test)"), engine),
+        build_context(
+            parse_config(
+                {"auth": [idp.auth_block()], "server": {"allowed_hosts": ["testserver"]}}, "(test)"
+            ),
+            engine,
+        ),
         background=False,
     )
 

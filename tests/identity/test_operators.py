@@ -31,7 +31,8 @@ RULE = {"action": "auto_deny", "tool_patterns": ["rm"], "description": "no rm"}
 
 
 def submit(client: TestClient, agent_id: str, token: str | None = None) -> dict[str, Any]:
-    """A call that waits for a human (default policy manual_approval, no rule matches)."""
+    """A call that waits for a human (default policy manual_approval, no rule matches). With
+    auth on, the token names the agent and the body's `agent_id` is ignored."""
     resp = client.post(
         "/api/v1/external/invocations",
         json={
@@ -91,10 +92,12 @@ def test_an_agent_token_of_a_block_without_admin_is_refused(op_idp: Idp, make_cl
     assert "admin_enabled = false" in resp.json()["error"]["message"]
 
 
-def test_the_role_table(client: TestClient, role_tokens: dict[str, str], engine: sa.Engine) -> None:
-    agents.create_manual_agent(engine, name="Coder", agent_ids=["coder"])
+def test_the_role_table(
+    client: TestClient, role_tokens: dict[str, str], engine: sa.Engine, op_idp: Idp
+) -> None:
+    agents.create_manual_agent(engine, name="Coder", agent_ids=["agent-rs"])
     viewer, approver, admin = (bearer(role_tokens[r]) for r in ("viewer", "approver", "admin"))
-    pending = [submit(client, "coder")["invocation_id"] for _ in range(2)]
+    pending = [submit(client, "x", op_idp.mint("agent-rs"))["invocation_id"] for _ in range(2)]
 
     assert client.get("/api/v1/rules", headers=viewer).status_code == 200
     assert client.get("/api/v1/review/invocations", headers=viewer).status_code == 200
@@ -137,10 +140,10 @@ def test_the_role_table(client: TestClient, role_tokens: dict[str, str], engine:
 
 
 def test_a_decision_records_the_operator_in_its_event(
-    client: TestClient, role_tokens: dict[str, str], engine: sa.Engine
+    client: TestClient, role_tokens: dict[str, str], engine: sa.Engine, op_idp: Idp
 ) -> None:
-    agents.create_manual_agent(engine, name="Coder", agent_ids=["coder"])
-    inv = submit(client, "coder")["invocation_id"]
+    agents.create_manual_agent(engine, name="Coder", agent_ids=["agent-rs"])
+    inv = submit(client, "x", op_idp.mint("agent-rs"))["invocation_id"]
     headers = bearer(role_tokens["approver"])
     forged = {"reason": "ok", "actor_id": "someone-else"}  # a body actor is never trusted
     assert (

@@ -3,12 +3,17 @@ the real provider, session expiry and logout, CSRF and same-origin, Host allow-l
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from atryum import cli
 from atryum.agents import service as agents
 from atryum.db.tables import operator_logins, operator_sessions
 from atryum.db.types import utcnow
@@ -35,8 +40,9 @@ def _login_client(op_idp: Idp, make_client: Any, **operator: Any) -> TestClient:
 
 
 def test_login_gives_an_opaque_session_with_the_role_from_the_claim(
-    op_idp: Idp, make_client: Any, engine: sa.Engine
+    op_idp: Idp, make_client: Any, engine: sa.Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     client = _login_client(op_idp, make_client)
     done = http_login(op_idp, client, "april")
     assert done.status_code == 303 and done.headers["location"] == "/ui/rules"
@@ -58,6 +64,13 @@ def test_login_gives_an_opaque_session_with_the_role_from_the_claim(
         stored = conn.execute(sa.select(operator_sessions.c.id_hash)).scalars().all()
         assert conn.execute(sa.select(sa.func.count()).select_from(operator_logins)).scalar() == 0
     assert value not in stored and len(stored) == 1
+    code = parse_qs(urlsplit(str(done.request.url)).query)["code"][0]
+    csrf_token = _csrf(client)
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("atryum"))
+    assert "ui login" in ours
+    for secret in (value, code, csrf_token, op_idp.login_client.client_secret):
+        assert secret not in ours
+        assert secret not in client.get("/metrics").text
 
 
 def test_a_person_without_a_role_gets_no_session(op_idp: Idp, make_client: Any) -> None:
@@ -137,8 +150,19 @@ def test_sessions_expire_when_idle_and_after_their_lifetime(
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
     assert client.get("/api/v1/rules").status_code == 401
+
+
+def test_an_admin_ends_a_persons_sessions(
+    op_idp: Idp, make_client: Any, db_url: str, tmp_path: Any
+) -> None:
+    client = _login_client(op_idp, make_client)
     http_login(op_idp, client, "victor")
-    assert sessions.end_sessions_of(engine, issuer=op_idp.issuer, subject="victor") >= 1
+    assert client.get("/api/v1/rules").status_code == 200
+    path = tmp_path / "atryum.toml"
+    path.write_text(f'[server]\ndatabase_url = "{db_url}"\n')
+    args = ["session", "end", "--subject", "victor", "--issuer", op_idp.issuer, "-c", str(path)]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0 and "ended 1 session(s) of victor" in result.output
     assert client.get("/api/v1/rules").status_code == 401
 
 

@@ -242,3 +242,26 @@ def test_two_issuers_equal_client_ids_are_two_identities(clock: Clock) -> None:
     assert first != second
     # b's key does not verify a token claiming a's issuer
     assert "signature" in rejected(lambda: verify(auth, sign(b.keys)))
+
+
+def test_a_remembered_token_still_expires_and_dies_with_its_key(
+    provider: Provider, clock: Clock
+) -> None:
+    wall = Clock()
+    wall.now = time.time()
+    config = AuthBlock(enabled=True, issuer=ISS, audience=AUD, required_scope="go")
+    auth = AgentAuth.from_blocks([config], fetch=provider.fetch, monotonic=clock, clock=wall)
+    token = sign(provider.keys, exp=int(wall.now) + 100)
+    assert verify(auth, token) == AgentIdentity(ISS, "bot")
+    assert auth.verify(token) == AgentIdentity(ISS, "bot")  # remembered: no key work
+    wall.now += 100 + 61
+    assert "expired" in rejected(lambda: auth.verify(token))
+    wall.now -= 100
+    # the provider drops the key; after the next refetch the token is checked again, and fails
+    fresh = sign(provider.keys, exp=int(wall.now) + 100)
+    assert verify(auth, fresh) == AgentIdentity(ISS, "bot")
+    provider.docs[JWKS_URL] = public_jwks(SigningKeys.generate(), ("rsa-2", "ec-2", "ed-2"))
+    clock.now += 61
+    with pytest.raises(TokenRejected):
+        verify(auth, sign(provider.keys, kid="unknown"))  # triggers the refetch
+    assert "no RS256 key" in rejected(lambda: verify(auth, fresh))

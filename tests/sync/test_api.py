@@ -54,7 +54,7 @@ def test_settings_change_triggers_a_sync(client: TestClient, sim_state: Any) -> 
     body = configure(client)
     assert body["sync_run_id"] and body["sync_configured"]
     run = finished(client, body["sync_run_id"])
-    assert run["trigger"] == "settings" and run["status"] == "succeeded"
+    assert run["trigger"] == "settings" and run["status"] == "succeeded", run["error"]
     assert [a["name"] for a in client.get("/api/v1/agents").json()["items"]] == ["A"]
 
 
@@ -181,7 +181,7 @@ def test_charter_field_change_keeps_scope_and_resyncs(client: TestClient, sim_st
         "succeeded",
         2,
         0,
-    )
+    ), run["error"]
     items = client.get("/api/v1/agents?include_removed=true").json()["items"]
     assert {(a["name"], a["charter"], a["removed_at"]) for a in items} == {
         ("A", "A policy", None),
@@ -224,3 +224,28 @@ def test_metrics_count_sync_runs_by_status_and_their_duration(
     runs = _sample(after, "atryum_sync_duration_seconds_count")
     assert runs == _sample(before, "atryum_sync_duration_seconds_count") + 2
     assert _sample(after, "atryum_agents", 'state="active_synced"') == 1
+
+
+def test_run_changes_are_paged_and_the_run_list_leaves_them_out(
+    client: TestClient, sim_state: Any
+) -> None:
+    sim_state.bulk_create(ORG, SLUG, count=120, charter_bytes=20)
+    configure(client)
+    run = client.post("/api/v1/agents/sync?wait=true").json()
+    if run["trigger"] == "settings" or run["status"] != "succeeded":  # the settings' own sync
+        run = client.post("/api/v1/agents/sync?wait=true").json()
+    runs = client.get("/api/v1/agents/sync/runs").json()
+    assert runs["total"] >= 1 and runs["limit"] == 50
+    assert all("changes" not in r for r in runs["items"])
+    created = next(r for r in runs["items"] if r["created"] == 120)
+    detail = client.get(f"/api/v1/agents/sync/runs/{created['id']}").json()
+    assert detail["changes_total"] == 120 and len(detail["changes"]) == 100
+    url = f"/api/v1/agents/sync/runs/{created['id']}/changes"
+    page = client.get(url, params={"offset": 100, "limit": 50, "action": "created"}).json()
+    assert (page["total"], page["offset"], len(page["items"])) == (120, 100, 20)
+    assert page["items"][0]["name"] == detail["changes"][0]["name"].replace("001", "101")
+    assert client.get(url, params={"action": "retired"}).json()["total"] == 0
+    r = client.get(url, params={"action": "bogus"})
+    assert r.status_code == 400 and "action must be one of" in r.json()["error"]["message"]
+    assert client.get("/api/v1/agents/sync/runs/nope/changes").status_code == 404
+    assert client.get(url, params={"limit": 501}).status_code == 422

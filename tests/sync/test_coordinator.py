@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -141,7 +142,7 @@ def test_startup_neither_blocks_nor_fails_when_validmind_is_unreachable(
                 lambda: [r for r in list_runs(engine) if r["trigger"] == "startup"]
             )
             health = httpx2.get(f"{server.url}/healthz", timeout=2)
-            assert health.status_code == 200 and health.json() == {"status": "ok"}
+            assert health.status_code == 200 and health.json()["status"] == "ok"
             if validmind == "silent":  # the server answered while the sync was still waiting
                 assert started[0]["status"] == "running"
             run = wait_until(lambda: _finished_run(engine, "startup"), timeout=20)
@@ -208,3 +209,45 @@ def test_run_overtaken_by_a_settings_change_is_followed_by_a_new_run(
     assert follow["status"] == "succeeded" and follow["requested_by"] == "settings"
     with engine.begin() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM agents")).scalar_one() == 0
+
+
+def test_change_events_start_a_sync_at_once_and_collapse_the_rest(
+    engine: sa.Engine, sim: Any, sim_state: Any, sim_config: Callable[..., Config]
+) -> None:
+    """§5 with a leading edge: the first event of a quiet period syncs at once; the events of
+    its debounce window (and of the run it started) make one follow-up run."""
+    config = sim_config(sim.url)
+    _setup(engine, config, sim_state)
+    ctx = build_context(config, engine)
+    ctx.coordinator.start(schedule=False)
+    submitted: list[str] = []
+    try:
+
+        def event() -> None:
+            ctx.coordinator.submit_debounced(
+                trigger="webhook",
+                requested_by="validmind events",
+                delay=0.5,
+                on_submit=lambda t: submitted.append(t.run_id),
+            )
+
+        event()
+        assert len(submitted) == 1  # no waiting for the window
+        for _ in range(30):
+            event()
+        assert len(submitted) == 1
+        wait_until(lambda: len(submitted) == 2)
+        quiet_from = time.monotonic() + 0.5  # the follow-up opened a new window
+
+        def finished() -> bool:
+            runs = list_runs(engine)
+            return len(runs) == 2 and all(r["finished_at"] for r in runs)
+
+        wait_until(finished)
+        assert len(set(submitted)) == 2
+        # quiet for longer than the window: the next event syncs at once again
+        wait_until(lambda: time.monotonic() > quiet_from)
+        event()
+        assert len(submitted) == 3
+    finally:
+        ctx.coordinator.stop()

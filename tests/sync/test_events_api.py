@@ -66,7 +66,7 @@ def post(server: LiveServer, body: bytes, hdrs: dict[str, str]) -> httpx2.Respon
 
 def listed_events(server: LiveServer) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = httpx2.get(
-        f"{server.url}/api/v1/validmind/events?limit=1000"
+        f"{server.url}/api/v1/validmind/events?limit=500"
     ).json()["items"]
     return items
 

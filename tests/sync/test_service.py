@@ -22,7 +22,7 @@ from atryum.app import build_context
 from atryum.config import Config
 from atryum.db.types import utcnow
 from atryum.errors import InvalidInput, NotFound
-from atryum.sync import service
+from atryum.sync import service, stage_store
 from atryum.sync import settings as sync_settings
 from atryum.sync import store as sync_store
 from atryum.sync.runs import get_run
@@ -254,13 +254,13 @@ def test_write_failure_changes_nothing_and_retires_nothing(
     h.state.archive_record(b)
     h.record("C")
     before = h.snapshot()
-    real = sync_store.refresh_synced
+    real = stage_store.refresh
 
     def failing(conn: sa.Connection, *args: Any, **kw: Any) -> None:
         real(conn, *args, **kw)
         raise sa.exc.OperationalError("UPDATE agents", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(sync_store, "refresh_synced", failing)
+    monkeypatch.setattr(stage_store, "refresh", failing)
     run = h.sync()
     assert run["status"] == "failed" and "nothing was changed" in run["error"]
     assert h.snapshot() == before
@@ -299,9 +299,10 @@ def test_scope_change_retires_out_of_scope_and_records_it(h: Harness) -> None:
     assert new.agent_record_type_slug == "model" and len(scope.retire) == 1
     assert h.by_cuid()[scope.retire[0].vm_cuid].removal_reason == "out_of_scope"
     runs = h.ctx.coordinator  # the scope change has its own entry in the history
-    from atryum.sync.runs import list_runs
+    from atryum.sync.runs import get_run, list_runs
 
-    assert list_runs(runs.engine)[0]["changes"][0]["action"] == "retired"
+    latest = get_run(runs.engine, run_id=list_runs(runs.engine)[0]["id"])
+    assert latest["changes"][0]["action"] == "retired"
     assert get_settings(h.engine, defaults=h.config.sync).org_cuid == ORG
 
 

@@ -61,14 +61,15 @@ def test_rules_name_their_agents_with_states_and_flag_stale_ones() -> None:
 
 
 def test_the_agent_picker_lists_live_agents_first_and_keeps_retired_ones_removable() -> None:
-    retired = replace(SYNCED, id="r", name="Archived", removed_at=NOW)
     named = replace(SYNCED, id="n", name="Named retired", removed_at=NOW)
-    disabled = replace(SYNCED, id="d", name="alpha", enabled=False)
-    choices = agent_choices([retired, named, disabled, SYNCED], ["n"])
+    found = [  # brief rows of the agent search (live agents), one of them also named
+        {"id": a.id, "name": a.name, "removed_at": a.removed_at, "enabled": a.enabled}
+        for a in (replace(SYNCED, id="d", name="alpha", enabled=False), SYNCED)
+    ]
+    choices = agent_choices([named], found, ["n"])
     assert [(c.name, c.state, c.checked, c.selectable) for c in choices] == [
         ("Claims", "active", False, True),
         ("alpha", "disabled", False, True),
-        ("Archived", "retired", False, False),
         ("Named retired", "retired", True, True),
     ]
 

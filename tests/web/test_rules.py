@@ -172,21 +172,23 @@ def test_rules_are_created_ordered_disabled_and_flagged_when_their_agent_retires
 
 def test_the_rule_form_works_from_the_keyboard(page_ui: UI, sqlite_engine: sa.Engine) -> None:
     page = page_ui.page
-    agents.create_manual_agent(sqlite_engine, name="Solo", agent_ids=["solo"])
+    solo = agents.create_manual_agent(sqlite_engine, name="Solo", agent_ids=["solo"])
     page_ui.goto("/ui/rules/new")
     page.get_by_label("Action").focus()
-    order = page_ui.tab_order(6)
+    order = page_ui.tab_order(7)
     assert order == [
         "action",
         "server_patterns",
         "tool_patterns",
-        "agent-1",
+        "agent-search",
+        f"agent-{solo.id}",
         "rule-description",
         "rule-enabled",
         "insert_before",
     ]
     page.get_by_label("Tools").focus()
     page.keyboard.type("Bash")
+    page.keyboard.press("Tab")  # the agent search
     page.keyboard.press("Tab")
     page.keyboard.press("Space")  # tick "Solo"
     page.keyboard.press("Tab")
@@ -196,3 +198,33 @@ def test_the_rule_form_works_from_the_keyboard(page_ui: UI, sqlite_engine: sa.En
     row = page.locator("tr[data-rule-id]")
     expect(row.locator("td[data-label='Agents']")).to_have_text("Solo active")
     expect(row.locator("td[data-label='Action']")).to_have_text("Ask a human")  # the safe default
+
+
+def test_the_agent_picker_searches_as_you_type(page_ui: UI, sqlite_engine: sa.Engine) -> None:
+    """A big registry: the form lists the first agents, typing finds the others, and what is
+    ticked stays ticked across searches."""
+    for i in range(60):
+        agents.create_manual_agent(sqlite_engine, name=f"Agent {i:02d}")
+    page = page_ui.page
+    page_ui.goto("/ui/rules/new")
+    picker = page.locator("[data-agent-choice]")
+    expect(picker).to_have_count(50)
+    status = page.locator("#agent-search-status")
+    expect(status).to_have_text("Showing the first 50 of 60 agents: type to find others.")
+    search = page.get_by_label("Find agents")
+    search.fill("agent 5")
+    expect(picker).to_have_text([f"Agent 5{i} active" for i in range(10)])
+    expect(status).to_have_text("10 matching agents.")
+    page.get_by_label("Agent 57").check()
+    search.fill("agent 03")
+    expect(picker).to_have_text(["Agent 57 active", "Agent 03 active"])
+    page.get_by_label("Agent 03").check()
+    search.fill("nobody")
+    expect(status).to_have_text("No agents match.")
+    expect(picker).to_have_text(["Agent 57 active", "Agent 03 active"])
+    page.get_by_label("Tools").fill("Bash")
+    page.get_by_role("button", name="Create rule").click()
+    expect(page.get_by_text("Rule created.")).to_be_visible()
+    row = page.locator("tr[data-rule-id]")
+    expect(row.locator("td[data-label='Agents']")).to_contain_text("Agent 57")
+    expect(row.locator("td[data-label='Agents']")).to_contain_text("Agent 03")

@@ -8,7 +8,7 @@ from typing import Any
 
 from atryum.agents.models import Agent, Binding
 from atryum.sync.settings import SyncSettings
-from atryum.web.views import describe, matches, run_view
+from atryum.web.views import describe, run_view
 
 NOW = datetime(2025, 3, 1, 14, 5, tzinfo=UTC)
 SCOPE = SyncSettings("org-1", "Org One", "ai-agent", "charter", "default-id", 300, 10, 0.2, None)
@@ -57,18 +57,6 @@ def test_state_badges_say_why_an_agent_is_kept_or_retired() -> None:
     retired = replace(SYNCED, removed_at=NOW, removal_reason="out_of_scope", enabled=False)
     assert _labels(retired) == ["retired: outside the sync scope", "disabled"]
     assert describe(SYNCED, SCOPE).source_label == "synced from ValidMind · Org One"
-
-
-def test_filters_combine_text_source_and_state() -> None:
-    view = describe(SYNCED, SCOPE)
-    assert matches(view, text="JWT-CLAIMS", source="", state="active")
-    assert matches(view, text="prod", source="validmind", state="all")
-    assert not matches(view, text="", source="manual", state="active")
-    assert not matches(view, text="", source="", state="retired")
-    assert not matches(view, text="", source="", state="disabled")
-    retired = describe(replace(SYNCED, removed_at=NOW), SCOPE)
-    assert matches(retired, text="", source="", state="retired")
-    assert not matches(retired, text="", source="", state="active")
 
 
 def _run(**fields: Any) -> dict[str, Any]:

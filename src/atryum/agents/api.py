@@ -4,21 +4,72 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from atryum.agents import service
-from atryum.agents.schemas import AgentCreate, AgentList, AgentOut, AgentPatch
+from atryum.agents.schemas import (
+    AgentBrief,
+    AgentCreate,
+    AgentList,
+    AgentOut,
+    AgentPatch,
+    AgentSearch,
+)
+from atryum.agents.store import AgentFilter
 from atryum.context import AppContext, get_ctx
 from atryum.gateway.deps import Operator
+from atryum.limits import Text
+from atryum.paging import DEFAULT_LIMIT, Limit, Offset
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 
+Search = Annotated[
+    Text,
+    Query(
+        max_length=200,
+        description="search name, description, cuid, organization, tags and runtime ids",
+    ),
+]
+
+
 @router.get("", response_model=AgentList)
-def list_agents(ctx: Ctx, include_removed: bool = False) -> AgentList:
-    agents = service.list_agents(ctx.engine, include_removed=include_removed)
-    return AgentList(items=[AgentOut.of(a) for a in agents])
+def list_agents(
+    ctx: Ctx,
+    include_removed: bool = False,
+    q: Search = "",
+    source: Annotated[Text, Query(description="validmind or manual")] = "",
+    state: Annotated[
+        Text | None, Query(description="active (default) | kept | disabled | retired | all")
+    ] = None,
+    offset: Offset = 0,
+    limit: Limit = DEFAULT_LIMIT,
+) -> AgentList:
+    """A page of agents in name order; `include_removed=true` is `state=all`."""
+    flt = AgentFilter(
+        text=q, source=source, state=state or ("all" if include_removed else "active")
+    )
+    agents, total = service.page_agents(ctx.engine, flt=flt, offset=offset, limit=limit)
+    return AgentList(
+        items=[AgentOut.of(a) for a in agents], total=total, offset=offset, limit=limit
+    )
+
+
+@router.get("/search", response_model=AgentSearch)
+def search_agents(
+    ctx: Ctx,
+    q: Search = "",
+    include_removed: bool = False,
+    offset: Offset = 0,
+    limit: Limit = 20,
+) -> AgentSearch:
+    """Agents for a picker: id, name and state only, in name order (search-as-you-type)."""
+    flt = AgentFilter(text=q, state="all" if include_removed else "active")
+    rows, total = service.search_agents(ctx.engine, flt=flt, offset=offset, limit=limit)
+    return AgentSearch(
+        items=[AgentBrief.of(r) for r in rows], total=total, offset=offset, limit=limit
+    )
 
 
 @router.post("", response_model=AgentOut, status_code=status.HTTP_201_CREATED)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -120,3 +120,34 @@ class AgentOut(BaseModel):
 
 class AgentList(BaseModel):
     items: list[AgentOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class AgentBrief(BaseModel):
+    """An agent as a picker shows it."""
+
+    cuid: str
+    name: str
+    vm_cuid: str | None
+    source: str
+    state: str  # active | disabled | retired
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> AgentBrief:
+        state = "retired" if row["removed_at"] else "active" if row["enabled"] else "disabled"
+        return cls(
+            cuid=row["id"],
+            name=row["name"],
+            vm_cuid=row["vm_cuid"],
+            source=row["source"],
+            state=state,
+        )
+
+
+class AgentSearch(BaseModel):
+    items: list[AgentBrief]
+    total: int
+    offset: int
+    limit: int

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from atryum import audit
 from atryum.agents import store
-from atryum.agents.models import SOURCE_MANUAL, SOURCE_OWNED_FIELDS, Agent
+from atryum.agents.models import SOURCE_MANUAL, SOURCE_OWNED_FIELDS, SOURCE_VALIDMIND, Agent
 from atryum.db.types import utcnow
 from atryum.errors import Conflict, InvalidInput, NotFound
 from atryum.identity.principal import SYSTEM, Actor
@@ -28,8 +28,31 @@ class BindingInput:
 
 
 def list_agents(engine: sa.Engine, *, include_removed: bool = False) -> list[Agent]:
+    """Every agent (internal callers and tests; the API and UI page)."""
     with engine.begin() as conn:
         return store.list_agents(conn, include_removed=include_removed)
+
+
+def page_agents(
+    engine: sa.Engine, *, flt: store.AgentFilter, offset: int, limit: int
+) -> tuple[list[Agent], int]:
+    """A page of the agents `flt` selects, in name order, and how many it selects."""
+    if flt.state not in store.STATES:
+        raise InvalidInput(f"state must be one of {', '.join(store.STATES)}")
+    if flt.source not in ("", SOURCE_MANUAL, SOURCE_VALIDMIND):
+        raise InvalidInput(f"source must be {SOURCE_VALIDMIND} or {SOURCE_MANUAL}")
+    with engine.begin() as conn:
+        items = store.list_agents(conn, flt=flt, offset=offset, limit=limit)
+        return items, store.count_agents(conn, flt)
+
+
+def search_agents(
+    engine: sa.Engine, *, flt: store.AgentFilter, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Brief matches for pickers (id, name, state), in name order, and how many match."""
+    with engine.begin() as conn:
+        rows = store.search_agents(conn, flt, offset=offset, limit=limit)
+        return rows, store.count_agents(conn, flt)
 
 
 def get_agent(engine: sa.Engine, *, agent_id: str) -> Agent:

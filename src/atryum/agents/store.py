@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -102,11 +103,98 @@ def _hydrate(conn: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[Agent]:
     return [_agent(r, runtime[r.id], binds[r.id]) for r in rows]
 
 
-def list_agents(conn: sa.Connection, *, include_removed: bool) -> list[Agent]:
-    q = _agent_select().order_by(sa.func.lower(agents.c.name), agents.c.id)
-    if not include_removed:
-        q = q.where(agents.c.removed_at.is_(None))
+#: Agent list states: which agents each one shows.
+STATES = ("active", "kept", "disabled", "retired", "all")
+
+
+@dataclass(frozen=True)
+class AgentFilter:
+    """What an agent list shows: `text` is searched (case-insensitively) in the name,
+    description, ValidMind cuid, organization name, tags and runtime ids."""
+
+    text: str = ""
+    source: str = ""  # "" (any), "validmind" or "manual"
+    state: str = "active"  # one of STATES; "active" hides retired agents
+
+
+def _like(text: str) -> str:
+    escaped = text.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _where(flt: AgentFilter) -> list[sa.ColumnElement[bool]]:
+    c = agents.c
+    where: list[sa.ColumnElement[bool]] = []
+    if flt.source:
+        where.append(c.source == flt.source)
+    if flt.state == "retired":
+        where.append(c.removed_at.is_not(None))
+    elif flt.state != "all":
+        where.append(c.removed_at.is_(None))
+    if flt.state == "kept":
+        where.append(c.source_missing_since.is_not(None))
+    if flt.state == "disabled":
+        where.append(c.enabled.is_(False))
+    text = flt.text.strip()
+    if text:
+        pattern = _like(text)
+
+        def has(col: Any) -> sa.ColumnElement[bool]:
+            return sa.func.lower(col).like(pattern, escape="\\")
+
+        runtime = sa.exists().where(
+            agent_runtime_ids.c.agent_id == c.id, has(agent_runtime_ids.c.runtime_id)
+        )
+        where.append(
+            sa.or_(
+                has(c.name),
+                has(c.description),
+                has(sa.func.coalesce(c.vm_cuid, "")),
+                has(c.vm_organization_name),
+                has(sa.cast(c.tags, sa.Text)),
+                runtime,
+            )
+        )
+    return where
+
+
+def list_agents(
+    conn: sa.Connection,
+    *,
+    include_removed: bool = False,
+    flt: AgentFilter | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> list[Agent]:
+    flt = flt or AgentFilter(state="all" if include_removed else "active")
+    q = (
+        _agent_select()
+        .where(*_where(flt))
+        .order_by(sa.func.lower(agents.c.name), agents.c.id)
+        .offset(offset)
+        .limit(limit)
+    )
     return _hydrate(conn, conn.execute(q).all())
+
+
+def count_agents(conn: sa.Connection, flt: AgentFilter) -> int:
+    q = sa.select(sa.func.count()).select_from(agents).where(*_where(flt))
+    return int(conn.execute(q).scalar_one())
+
+
+def search_agents(
+    conn: sa.Connection, flt: AgentFilter, *, offset: int, limit: int
+) -> list[dict[str, Any]]:
+    """Brief rows (no charter, no runtime ids) for pickers, in name order."""
+    c = agents.c
+    q = (
+        sa.select(c.id, c.name, c.vm_cuid, c.source, c.enabled, c.removed_at)
+        .where(*_where(flt))
+        .order_by(sa.func.lower(c.name), c.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in conn.execute(q)]
 
 
 def get_agent(conn: sa.Connection, agent_id: str) -> Agent | None:

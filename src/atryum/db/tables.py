@@ -36,7 +36,12 @@ agents = sa.Table(
     ),
     sa.Index("uq_agents_vm_cuid", "vm_cuid", unique=True),
     sa.Index("ix_agents_org", "source", "vm_organization_cuid"),
+    # A sync's "did the org change while I fetched?" check reads only this index (0006).
+    sa.Index("ix_agents_org_updated", "source", "vm_organization_cuid", "updated_at"),
 )
+
+# Agent lists are in name order, paged (0006).
+sa.Index("ix_agents_lower_name", sa.func.lower(agents.c.name), agents.c.id)
 
 # A runtime id (JWT client id, harness agent id) belongs to at most one agent: the primary key
 # enforces it in the database. The API shows them as the agent's `agent_ids` list.
@@ -113,10 +118,34 @@ agent_sync_runs = sa.Table(
     sa.Column("skipped_invalid", sa.Integer, nullable=False, server_default="0"),
     sa.Column("error", sa.Text, nullable=False, server_default=""),
     sa.Column("warnings", sa.JSON, nullable=False),
-    sa.Column("changes", sa.JSON, nullable=False),
     # Every trigger folded into the run, e.g. ["webhook", "webhook", "schedule"] (0003).
     sa.Column("triggers", sa.JSON, nullable=True),
+    # Summaries of the changes, which live in agent_sync_run_changes (0006).
+    sa.Column("held", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("changes_total", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_agent_sync_runs_started_at", "started_at"),
+)
+
+# One row per agent a run changed (or would change, or held), in the order the run listed them;
+# the name is a snapshot so the history stays readable after the agent is gone (0006).
+agent_sync_run_changes = sa.Table(
+    "agent_sync_run_changes",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column(
+        "run_id",
+        sa.String(36),
+        sa.ForeignKey(
+            "agent_sync_runs.id", ondelete="CASCADE", name="fk_agent_sync_run_changes_run"
+        ),
+        nullable=False,
+    ),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("agent_id", sa.String(36), nullable=True),
+    sa.Column("vm_cuid", sa.String(128), nullable=True),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_agent_sync_run_changes_run", "run_id", "action", "id"),
 )
 
 # Signed change events received from ValidMind (agent-sync.md §5); the primary key is the
@@ -152,6 +181,7 @@ INVOCATION_STATUSES = (
 )
 APPROVAL_STATUSES = (
     "pending",
+    "ai_escalated",
     "auto_approved",
     "auto_denied",
     "approved",
@@ -190,7 +220,8 @@ invocations = sa.Table(
     sa.Column("status", sa.String(24), nullable=False),
     sa.Column("matched_rule_id", sa.String(36), nullable=True),
     sa.Column("result", sa.JSON, nullable=True),
-    sa.Column("error", sa.Text, nullable=True),
+    # Any JSON value: the Go original's hooks report the tool's response object (0008).
+    sa.Column("error", sa.JSON, nullable=True),
     sa.Column("submitted_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime, nullable=True),
@@ -199,6 +230,7 @@ invocations = sa.Table(
     sa.Index("ix_invocations_status", "status"),
     sa.Index("ix_invocations_submitted_at", "submitted_at"),
     sa.Index("ix_invocations_agent_record_id", "agent_record_id"),
+    sa.Index("ix_invocations_session", "agent_id", "client_session_id", "submitted_at"),
 )
 
 # Every status change of an invocation appends one row here, in the same transaction.
@@ -255,6 +287,12 @@ approval_rules = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Which judge an ai_evaluation rule asks (judge.md; Go field names, migration 0008).
+    sa.Column("atryum_llm_config_id", sa.String(64), nullable=True),
+    sa.Column("model_config_cuid", sa.String(128), nullable=True),
+    # Ours in addition (0005_judge): an approval's least confidence, and record-only rules.
+    sa.Column("min_confidence", sa.Float, nullable=False, server_default="0"),
+    sa.Column("shadow", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint(_in("action", RULE_ACTIONS), name="ck_approval_rules_action"),
     sa.Index("ix_approval_rules_position", "position"),
 )
@@ -271,6 +309,30 @@ gateway_policy = sa.Table(
     sa.CheckConstraint("id = 1", name="ck_gateway_policy_single_row"),
 )
 
+# Upstream MCP servers behind /mcp/{server} (mcp-proxy.md §1). `auth_token`, header values and
+# env values are secrets: stored to reach the upstream, never shown (the API masks them).
+mcp_servers = sa.Table(
+    "mcp_servers",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False, unique=True),
+    sa.Column("endpoint_slug", sa.String(256), nullable=False, unique=True),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("base_url", sa.Text, nullable=False, server_default=""),
+    sa.Column("command", sa.Text, nullable=False, server_default=""),
+    sa.Column("args", sa.JSON, nullable=False),
+    sa.Column("env", sa.JSON, nullable=False),
+    sa.Column("auth_token", sa.Text, nullable=True),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("timeout_seconds", sa.Integer, nullable=False, server_default="30"),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("connection_status", sa.String(16), nullable=False, server_default="unknown"),
+    sa.Column("last_checked_at", UTCDateTime, nullable=True),
+    sa.Column("last_error_summary", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("mode IN ('stdio', 'http')", name="ck_mcp_servers_mode"),
+)
 
 # ---------------------------------------------------------------------------------------------
 # Identity (migration 0003_identity): who changed what, operator sessions and API tokens.
@@ -338,4 +400,41 @@ operator_api_tokens = sa.Table(
     sa.Column("last_used_at", UTCDateTime, nullable=True),
     sa.Column("revoked_at", UTCDateTime, nullable=True),
     sa.Index("uq_operator_api_tokens_hash", "token_hash", unique=True),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Charter judge (migration 0005_judge): LLM configs and external client sessions.
+# ---------------------------------------------------------------------------------------------
+
+LLM_PROVIDERS = ("openai", "anthropic", "openai_compatible")
+
+# A local judge. `api_key` is write-only in the API; no foreign key from rules, so a deleted
+# config leaves its rules in place, sending calls to a human and flagged.
+llm_configs = sa.Table(
+    "llm_configs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("api_key", sa.Text, nullable=True),
+    sa.Column("base_url", sa.String(2048), nullable=False, server_default=""),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("timeout_seconds", sa.Float, nullable=False, server_default="20"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(_in("provider", LLM_PROVIDERS), name="ck_llm_configs_provider"),
+)
+
+# A harness session per agent identity (`client_session_id`), kept while it is used: a session
+# unseen for 7 days starts afresh, so the judge's history never reaches back further.
+client_sessions = sa.Table(
+    "client_sessions",
+    metadata,
+    sa.Column("agent_key", sa.String(256), primary_key=True),
+    sa.Column("client_session_id", sa.String(256), primary_key=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Index("ix_client_sessions_last_seen_at", "last_seen_at"),
 )

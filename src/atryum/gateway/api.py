@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from atryum.gateway import api_hook, api_review, api_rules, runtime
+from atryum.gateway import api_hook, api_legacy, api_review, api_rules, runtime
 
 
 @asynccontextmanager
@@ -25,3 +25,4 @@ router = APIRouter(lifespan=_lifespan)
 router.include_router(api_hook.router)
 router.include_router(api_review.router)
 router.include_router(api_rules.router)
+router.include_router(api_legacy.router)

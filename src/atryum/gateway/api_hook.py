@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from atryum.db.types import utcnow
-from atryum.gateway import service
+from atryum.gateway import service, waiting
 from atryum.gateway.deps import Caller, Ctx, Runtime
-from atryum.gateway.models import PENDING, Invocation
+from atryum.gateway.models import Invocation
 from atryum.gateway.schemas import InvocationIn, InvocationOut, OutcomeIn
 
 router = APIRouter(prefix="/api/v1/external/invocations", tags=["hook"])
 
 MAX_WAIT = 30.0
-# A waiter re-reads at least this often, whatever the wake-ups do: rarely when PostgreSQL
-# NOTIFY delivers every replica's changes, often when another process could share a SQLite file.
-RECHECK_NOTIFIED = 5.0
-RECHECK_LOCAL = 1.0
 
 
 @router.post(
@@ -28,12 +23,30 @@ RECHECK_LOCAL = 1.0
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": InvocationOut, "description": "a repeated submission"}},
 )
-def submit(body: InvocationIn, ctx: Ctx, rt: Runtime, caller: Caller) -> Response:
+def submit(
+    body: InvocationIn,
+    ctx: Ctx,
+    rt: Runtime,
+    caller: Caller,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", max_length=256, description="if the body has none"),
+    ] = None,
+    request_id: Annotated[
+        str | None, Header(alias="X-Request-Id", max_length=256, description="if the body has none")
+    ] = None,
+    agent_id: Annotated[
+        str | None, Query(max_length=256, description="if the body has none")
+    ] = None,
+) -> Response:
     inv, created = service.submit(
         ctx.engine,
-        request=body.to_request(),
+        request=body.to_request(
+            idempotency_key=idempotency_key, request_id=request_id, agent_id=agent_id
+        ),
         caller=caller,
         defaults=rt.defaults,
+        judge=rt.judge,
         hub=rt.hub,
     )
     return _json(inv, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
@@ -61,22 +74,7 @@ async def get(
 
     if wait <= 0:
         return _json(await run_in_threadpool(read))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    sub = rt.hub.subscribe()  # before the first read, so no change slips between the two
-    try:
-        while True:
-            inv = await run_in_threadpool(read)
-            left = deadline - loop.time()
-            if inv.status != PENDING or left <= 0:
-                return _json(inv)
-            expires = inv.approval.expires_at if inv.approval else None
-            if expires is not None:
-                left = min(left, max((expires - utcnow()).total_seconds(), 0) + 0.01)
-            recheck = RECHECK_NOTIFIED if rt.hub.via_database else RECHECK_LOCAL
-            await sub.wait_for(lambda c: c.invocation_id == invocation_id, min(left, recheck))
-    finally:
-        rt.hub.unsubscribe(sub)
+    return _json(await waiting.wait_while(rt.hub, read, invocation_id, timeout=wait))
 
 
 @router.patch("/{invocation_id}", response_model=InvocationOut)

@@ -14,11 +14,13 @@ from atryum.gateway import approvals, service, store
 from atryum.gateway.deps import Ctx, Operator, Runtime
 from atryum.gateway.schemas import (
     DecisionIn,
+    DecisionOut,
     EventList,
     EventOut,
     InvocationOut,
     InvocationPage,
 )
+from atryum.identity.principal import OperatorPrincipal
 from atryum.limits import INT32_MAX, Timestamp
 
 router = APIRouter(prefix="/api/v1/review/invocations", tags=["review"])
@@ -43,6 +45,12 @@ def list_invocations(
         tool=tool,
         since=since,
     )
+    return invocation_page(ctx, rt, flt, offset=offset, limit=limit)
+
+
+def invocation_page(
+    ctx: Ctx, rt: Runtime, flt: store.InvocationFilter, *, offset: int, limit: int
+) -> InvocationPage:
     items, total = service.list_invocations(
         ctx.engine, flt=flt, offset=offset, limit=limit, hub=rt.hub
     )
@@ -96,31 +104,37 @@ def get_events(invocation_id: str, ctx: Ctx) -> EventList:
     return EventList(items=[EventOut.of(e) for e in events])
 
 
-@router.post("/{invocation_id}/approve", response_model=InvocationOut)
+@router.post("/{invocation_id}/approve", response_model=DecisionOut)
 def approve(
     invocation_id: str, ctx: Ctx, rt: Runtime, actor: Operator, body: DecisionIn | None = None
-) -> InvocationOut:
-    inv = approvals.decide(
-        ctx.engine,
-        invocation_id=invocation_id,
-        approve=True,
-        reason=body.reason if body else "",
-        actor=actor,
-        hub=rt.hub,
-    )
-    return InvocationOut.of(inv)
+) -> DecisionOut:
+    return _decide(ctx, rt, invocation_id, approve=True, actor=actor, body=body)
 
 
-@router.post("/{invocation_id}/deny", response_model=InvocationOut)
+@router.post("/{invocation_id}/deny", response_model=DecisionOut)
 def deny(
     invocation_id: str, ctx: Ctx, rt: Runtime, actor: Operator, body: DecisionIn | None = None
-) -> InvocationOut:
+) -> DecisionOut:
+    return _decide(ctx, rt, invocation_id, approve=False, actor=actor, body=body)
+
+
+def _decide(
+    ctx: Ctx,
+    rt: Runtime,
+    invocation_id: str,
+    *,
+    approve: bool,
+    actor: OperatorPrincipal,
+    body: DecisionIn | None,
+) -> DecisionOut:
+    draft = body.create_rule if body else None
     inv = approvals.decide(
         ctx.engine,
         invocation_id=invocation_id,
-        approve=False,
-        reason=body.reason if body else "",
+        approve=approve,
+        reason=body.why if body else "",
         actor=actor,
+        create_rule=draft.spec_for if draft else None,
         hub=rt.hub,
     )
-    return InvocationOut.of(inv)
+    return DecisionOut.of(inv)

@@ -30,6 +30,10 @@ def _spec(body: RuleIn) -> rules.RuleSpec:
         agent_cuids=body.agent_cuids,
         description=body.description,
         enabled=body.enabled,
+        atryum_llm_config_id=body.atryum_llm_config_id,
+        model_config_cuid=body.model_config_cuid,
+        min_confidence=body.min_confidence,
+        shadow=body.shadow,
     )
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
 
 from atryum.db.types import utcnow
 from atryum.errors import Conflict, Forbidden, NotFound
-from atryum.gateway import audit, metrics, resolve, store, tx
+from atryum.gateway import audit, metrics, resolve, rules, store, tx
 from atryum.gateway.hub import Change, Hub
 from atryum.gateway.models import (
     A_APPROVED,
@@ -90,10 +91,14 @@ def decide(
     approve: bool,
     reason: str = "",
     actor: OperatorPrincipal | str,
+    create_rule: Callable[[Invocation], rules.RuleSpec] | None = None,
     hub: Hub | None = None,
 ) -> Invocation:
     """A human's decision on a pending call; 409 unless it is still pending (and not overdue),
-    403 when the operator is the call's own identity or one of the same agent (four eyes)."""
+    403 when the operator is the call's own identity or one of the same agent (four eyes).
+
+    `create_rule` (Go's "decide and remember"): the rule it makes for this call is inserted in
+    the same transaction, before the rule that matched the call (last if none did)."""
     new = APPROVED if approve else DENIED
     outbox: list[Change] = []
     problem: str | None = None
@@ -138,6 +143,10 @@ def decide(
                     "decision_at": now,
                 },
             )
+            if create_rule is not None:
+                matched = inv.matched_rule_id
+                anchor = matched if matched and store.get_rule(conn, matched) else None
+                rules.insert_rule(conn, spec=create_rule(inv), insert_before=anchor, actor=actor)
         else:
             fresh = store.get_invocation(conn, invocation_id)
             status = fresh.status if fresh else "gone"

@@ -41,6 +41,27 @@ def event_row(
     }
 
 
+RULE_EVALUATED = "rule_evaluated"  # the charter judge's verdict on one rule (no status change)
+# Event types that record something without changing the status.
+NOTES = frozenset({RULE_EVALUATED})
+
+
+def note_row(
+    *,
+    invocation_id: str,
+    seq: int,
+    type_: str,
+    status: str,
+    now: datetime,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """An event that records something about the invocation without changing its status."""
+    row = event_row(
+        invocation_id=invocation_id, seq=seq, old=status, new=status, actor=None, now=now, data=data
+    )
+    return {**row, "type": type_}
+
+
 def change_status(
     conn: sa.Connection,
     inv: Invocation,
@@ -89,6 +110,10 @@ def rebuild_status(events: Sequence[Event]) -> str | None:
     for expected_seq, event in enumerate(events, start=1):
         if event.seq != expected_seq:
             raise ValueError(f"event {event.id}: seq {event.seq}, expected {expected_seq}")
+        if event.type in NOTES:  # a note: it must leave the status as it is
+            if event.from_status != status or event.status != status:
+                raise ValueError(f"event {event.id}: a {event.type} note changes the status")
+            continue
         if event.from_status != status or not can_change(status, event.status):
             raise ValueError(
                 f"event {event.id}: {event.from_status} → {event.status} after {status}"

@@ -35,6 +35,7 @@ TRANSITIONS: dict[str | None, frozenset[str]] = {
 
 # Approval statuses.
 A_PENDING = "pending"
+A_AI_ESCALATED = "ai_escalated"  # pending: the charter judge asked for a human
 A_AUTO_APPROVED = "auto_approved"
 A_AUTO_DENIED = "auto_denied"
 A_APPROVED = "approved"
@@ -89,7 +90,7 @@ class Invocation:
     status: str
     matched_rule_id: str | None
     result: Any
-    error: str | None
+    error: Any
     submitted_at: datetime
     updated_at: datetime
     completed_at: datetime | None
@@ -121,6 +122,12 @@ class Rule:
     order: int
     created_at: datetime
     updated_at: datetime
+    # `ai_evaluation` only: the judge (an LLM config or a ValidMind model config), the least
+    # confidence an approval needs, and whether the rule only records its verdict (shadow).
+    atryum_llm_config_id: str | None = None
+    model_config_cuid: str | None = None
+    min_confidence: float = 0.0
+    shadow: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,10 +162,12 @@ class AgentState:
 
 @dataclass(frozen=True)
 class RuleView:
-    """A rule with its agents' current states (the API flags stale agents)."""
+    """A rule with its agents' current states (the API flags stale agents) and, for an
+    `ai_evaluation` rule, why its judge cannot answer (disabled or deleted config)."""
 
     rule: Rule
     agents: list[AgentState] = field(default_factory=list)
+    judge_problem: str | None = None
 
     @property
     def stale_agents(self) -> list[str]:

@@ -21,7 +21,8 @@ from atryum.gateway.models import (
 )
 
 Outcome = Literal["approve", "deny", "human"]
-Verdict = Literal["approve", "deny", "human", "next_rule"]
+# "escalate": the judge itself asked for a human (the approval shows `ai_escalated`).
+Verdict = Literal["approve", "deny", "human", "escalate", "next_rule"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Decision:
     reason: str
     rule_id: str | None
     by_default_policy: bool = False
+    escalated: bool = False
 
 
 # Judges a call against the agent's charter for an `ai_evaluation` rule.
@@ -148,6 +150,8 @@ def decide(
             return Decision("human", f"{label} requires human approval", rule.id)
         if rule.action == AI_EVALUATION:
             verdict, why = evaluator(rule, call)
+            if rule.shadow:  # judged and recorded by the evaluator, never deciding
+                continue
             if verdict == "next_rule":
                 deferred.append(rule.id)
                 continue
@@ -155,7 +159,7 @@ def decide(
                 return Decision("approve", f"approved by AI evaluation ({label}): {why}", rule.id)
             if verdict == "deny":
                 return Decision("deny", f"denied by AI evaluation ({label}): {why}", rule.id)
-            return Decision("human", f"{label}: {why}", rule.id)
+            return Decision("human", f"{label}: {why}", rule.id, escalated=verdict == "escalate")
         return Decision("human", f"{label} has an unknown action; a human must decide", rule.id)
     if deferred:
         return Decision(
@@ -170,3 +174,18 @@ def decide(
     return Decision(
         "human", "no rule matched; the default policy asks a human to decide", None, True
     )
+
+
+def _stop_here(rule: Rule, call: Call) -> tuple[Verdict, str]:
+    return "human", "listed"
+
+
+def effective_action(*, rules: Sequence[Rule], call: Call, provider: str) -> str:
+    """The action a call gets by rule or default policy, before any judge or human: the rule
+    `decide` stops at (an `ai_evaluation` rule counts as its own action), else the default
+    policy's equivalent."""
+    decision = decide(rules=rules, call=call, provider=provider, evaluator=_stop_here)
+    if decision.by_default_policy:
+        return {ALWAYS_APPROVE: AUTO_APPROVE, ALWAYS_DENY: AUTO_DENY}.get(provider, HUMAN_APPROVAL)
+    by_id = {r.id: r.action for r in rules}
+    return by_id.get(decision.rule_id or "", HUMAN_APPROVAL)

@@ -1,7 +1,10 @@
 """Which registry agent is calling: runtime id → binding → default agent, failing closed.
 
 A runtime id that belongs to a retired or disabled agent is denied outright; it never falls
-through to the default agent or to rules for all agents (agent-sync.md §3.3, §7.8).
+through to the default agent or to rules for all agents (agent-sync.md §3.3, §7.8). A runtime id
+that belongs to no agent at all is *unregistered*: as in the Go original, only rules for all
+agents and the default policy decide its calls — or, with `[policy] unregistered_agents =
+"deny"`, they are denied (go-compat.md §2).
 
 A verified caller (identity.md §1) is the pair (issuer, agent id): an `agent_ids` entry
 `issuer#name` matches that name from that issuer only, a plain `name` from any issuer. An id
@@ -11,16 +14,12 @@ that reads as another issuer's qualified entry.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import sqlalchemy as sa
 
 from atryum.gateway import store
 from atryum.gateway.models import AgentInfo
-
-T = TypeVar("T")
 
 _RETIRED_BECAUSE = {
     "archived_in_source": "its ValidMind record is archived",
@@ -32,7 +31,7 @@ _RETIRED_BECAUSE = {
 class Resolution:
     agent: AgentInfo | None
     denied: str | None  # reason to deny the call outright
-    via: str  # runtime_id | binding | default | anonymous | unknown
+    via: str  # runtime_id | binding | default | anonymous | unregistered
 
     @property
     def agent_id(self) -> str | None:
@@ -71,31 +70,22 @@ def runtime_keys(runtime_id: str, issuer: str | None) -> list[str]:
     return [qualified] if "#" in runtime_id else [qualified, runtime_id]
 
 
-def _first(
-    conn: sa.Connection, keys: list[str], find: Callable[[sa.Connection, str], T]
-) -> T | None:
-    """The first key's non-empty answer of a store lookup."""
-    for key in keys:
-        if found := find(conn, key):
-            return found
-    return None
-
-
 def resolve(
     conn: sa.Connection,
     runtime_id: str | None,
     *,
     default_agent_id: str | None,
+    unregistered: str = "global_rules",
     issuer: str | None = None,
 ) -> Resolution:
     """`issuer` is set for a verified caller (its token's issuer), None for a hinted id."""
     rid = (runtime_id or "").strip()
     if rid:
         keys = runtime_keys(rid, issuer)
-        agent = _first(conn, keys, store.agent_for_runtime_id)
+        agent = store.agent_for_runtime_id(conn, *keys)
         if agent is not None:
             return _checked(agent, "runtime_id")
-        bound = _first(conn, keys, store.agents_bound_to) or []
+        bound = next((b for key in keys if (b := store.agents_bound_to(conn, key))), [])
         if len(bound) > 1:
             return Resolution(
                 None,
@@ -115,11 +105,12 @@ def resolve(
                 "default",
             )
         return _checked(agent, "default")
-    if rid:
+    if rid and unregistered == "deny":
         return Resolution(
             None,
-            f"agent {rid!r} is not registered in Atryum and no default agent is configured; "
-            "add this id to an agent's agent_ids or set a default agent",
-            "unknown",
+            f"agent {rid!r} is not registered in Atryum and unregistered agents are denied "
+            '([policy] unregistered_agents = "deny"); add this id to an agent\'s agent_ids or '
+            "set a default agent",
+            "unregistered",
         )
-    return Resolution(None, None, "anonymous")
+    return Resolution(None, None, "unregistered" if rid else "anonymous")

@@ -13,6 +13,7 @@ from atryum.db.types import utcnow
 from atryum.errors import InvalidInput, NotFound
 from atryum.gateway import policy, resolve, store, tx
 from atryum.gateway.models import (
+    AUTO_DENY,
     POLICY_PROVIDERS,
     RULE_ACTIONS,
     Policy,
@@ -21,6 +22,7 @@ from atryum.gateway.models import (
 )
 from atryum.gateway.settings import GatewayDefaults
 from atryum.identity.principal import SYSTEM, Actor
+from atryum.judge import service as judge_service
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,13 @@ class RuleSpec:
     tool_patterns: Sequence[str] = ()
     agent_cuids: Sequence[str] = ()
     description: str = ""
-    enabled: bool = True
+    enabled: bool | None = True  # None on a replace: keep the rule's current value
+    # `ai_evaluation` rules (judge.md §1); None on a replace: keep the current value (a Go client
+    # that knows neither field must not turn a shadow rule into a deciding one)
+    atryum_llm_config_id: str | None = None
+    model_config_cuid: str | None = None
+    min_confidence: float | None = None
+    shadow: bool | None = None
 
 
 def _clean(values: Sequence[str], what: str) -> list[str]:
@@ -53,7 +61,11 @@ def _patterns(values: Sequence[str], what: str) -> list[str]:
     return out
 
 
-def _validated(conn: sa.Connection, spec: RuleSpec) -> dict[str, Any]:
+def _validated(
+    conn: sa.Connection, spec: RuleSpec, *, before: Rule | None = None
+) -> dict[str, Any]:
+    """The rule's values; on a replace, fields the spec leaves out (None) keep `before`'s."""
+    enabled = before.enabled if before else True
     if spec.action not in RULE_ACTIONS:
         raise InvalidInput(f"action must be one of {', '.join(RULE_ACTIONS)}, not {spec.action!r}")
     cuids = _clean(spec.agent_cuids, "agent_cuids")
@@ -67,13 +79,25 @@ def _validated(conn: sa.Connection, spec: RuleSpec) -> dict[str, Any]:
         "tool_patterns": _patterns(spec.tool_patterns, "tool_patterns"),
         "agent_cuids": cuids,
         "description": spec.description.strip(),
-        "enabled": bool(spec.enabled),
+        "enabled": enabled if spec.enabled is None else bool(spec.enabled),
+        "shadow": (before.shadow if before else False) if spec.shadow is None else spec.shadow,
+        **judge_service.check_rule_judge(
+            llm_config_id=spec.atryum_llm_config_id,
+            model_config_cuid=spec.model_config_cuid,
+            min_confidence=(before.min_confidence if before else 0.0)
+            if spec.min_confidence is None
+            else spec.min_confidence,
+        ),
     }
 
 
 def _views(conn: sa.Connection, rules: Sequence[Rule]) -> list[RuleView]:
     states = {a.id: a for a in store.agent_states(conn, (c for r in rules for c in r.agent_cuids))}
-    return [RuleView(r, [states[c] for c in r.agent_cuids if c in states]) for r in rules]
+    problems = judge_service.rule_problems(conn, rules)
+    return [
+        RuleView(r, [states[c] for c in r.agent_cuids if c in states], problems.get(r.id))
+        for r in rules
+    ]
 
 
 def _snapshot(rule: Rule) -> dict[str, Any]:
@@ -120,37 +144,48 @@ def create_rule(
     engine: sa.Engine, *, spec: RuleSpec, insert_before: str | None = None, actor: Actor = SYSTEM
 ) -> RuleView:
     """Append, or insert before the rule `insert_before` (`""` = at the top)."""
+    with tx.begin(engine) as conn:
+        created = insert_rule(conn, spec=spec, insert_before=insert_before, actor=actor)
+        return _views(conn, [created])[0]
+
+
+def insert_rule(
+    conn: sa.Connection, *, spec: RuleSpec, insert_before: str | None, actor: Actor
+) -> Rule:
+    """`create_rule` inside the caller's transaction (also used by a decision that creates a
+    rule, go-compat.md §3)."""
     now = utcnow()
     rule_id = store.new_id()
-    with tx.begin(engine) as conn:
-        store.lock_policy(conn, now)
-        values = _validated(conn, spec)
-        order = [r.id for r in store.list_rules(conn)]
-        if insert_before is None:
-            index = len(order)
-        elif insert_before == "":
-            index = 0
-        elif insert_before in order:
-            index = order.index(insert_before)
-        else:
-            raise InvalidInput(f"insert_before: rule {insert_before} not found")
-        store.insert_rule(
-            conn,
-            {**values, "id": rule_id, "position": len(order), "created_at": now, "updated_at": now},
-        )
-        order.insert(index, rule_id)
-        store.set_positions(conn, order)
-        created = _require(conn, rule_id)
-        _record(conn, actor, rule_id, "create", None, created)
-        return _views(conn, [created])[0]
+    store.lock_policy(conn, now)
+    values = _validated(conn, spec)
+    order = [r.id for r in store.list_rules(conn)]
+    if insert_before is None:
+        index = len(order)
+    elif insert_before == "":
+        index = 0
+    elif insert_before in order:
+        index = order.index(insert_before)
+    else:
+        raise InvalidInput(f"insert_before: rule {insert_before} not found")
+    store.insert_rule(
+        conn,
+        {**values, "id": rule_id, "position": len(order), "created_at": now, "updated_at": now},
+    )
+    order.insert(index, rule_id)
+    store.set_positions(conn, order)
+    created = _require(conn, rule_id)
+    _record(conn, actor, rule_id, "create", None, created)
+    return created
 
 
 def replace_rule(
     engine: sa.Engine, *, rule_id: str, spec: RuleSpec, actor: Actor = SYSTEM
 ) -> RuleView:
+    """Replace a rule's fields; `enabled` left out (None) keeps the rule's current value."""
     with tx.begin(engine) as conn:
         before = _require(conn, rule_id)
-        store.update_rule(conn, rule_id, {**_validated(conn, spec), "updated_at": utcnow()})
+        values = _validated(conn, spec, before=before)
+        store.update_rule(conn, rule_id, {**values, "updated_at": utcnow()})
         after = _require(conn, rule_id)
         _record(conn, actor, rule_id, "update", before, after)
         return _views(conn, [after])[0]
@@ -267,7 +302,11 @@ def rules_for_caller(
     (`issuer`: a verified caller's, see `resolve.resolve`)."""
     with tx.begin(engine) as conn:
         resolution = resolve.resolve(
-            conn, agent_id, default_agent_id=store.default_agent_id(conn), issuer=issuer
+            conn,
+            agent_id,
+            default_agent_id=store.default_agent_id(conn),
+            unregistered=defaults.unregistered_agents,
+            issuer=issuer,
         )
         if resolution.denied:
             decision = policy.Decision("deny", resolution.denied, None)
@@ -279,3 +318,39 @@ def rules_for_caller(
             rules=rules, call=call, provider=policy_tx(conn, defaults).provider
         )
         return Applicable(resolution, _views(conn, matching), decision)
+
+
+def actions_for_caller(
+    engine: sa.Engine,
+    *,
+    source: str,
+    tools: Sequence[str],
+    agent_id: str | None,
+    defaults: GatewayDefaults,
+    issuer: str | None = None,
+) -> dict[str, str]:
+    """The action each tool's call would get today by rule or default policy (the MCP proxy's
+    `tools/list`): the rule `policy.decide` stops at, `ai_evaluation` included; a denied
+    agent gets `auto_deny` for every tool. Resolved as `rules_for_caller` resolves."""
+    with tx.begin(engine) as conn:
+        resolution = resolve.resolve(
+            conn,
+            agent_id,
+            default_agent_id=store.default_agent_id(conn),
+            unregistered=defaults.unregistered_agents,
+            issuer=issuer,
+        )
+        if resolution.denied:
+            return dict.fromkeys(tools, AUTO_DENY)
+        enabled = store.list_rules(conn, enabled_only=True)
+        provider = policy_tx(conn, defaults).provider
+    return {
+        tool: policy.effective_action(
+            rules=enabled,
+            call=policy.Call(
+                source=source, tool=tool, agent_record_id=resolution.agent_id, input={}
+            ),
+            provider=provider,
+        )
+        for tool in tools
+    }

@@ -24,6 +24,7 @@ from atryum.gateway.listener import listen
 from atryum.gateway.models import PENDING
 from atryum.gateway.retention import purge_finished
 from atryum.gateway.settings import GatewayDefaults, defaults_from
+from atryum.judge.judge import Judge
 
 log = logging.getLogger("atryum.gateway")
 T = TypeVar("T")
@@ -33,6 +34,7 @@ T = TypeVar("T")
 class GatewayRuntime:
     ctx: Any
     defaults: GatewayDefaults
+    judge: Judge
     hub: Hub = field(default_factory=Hub)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -46,7 +48,9 @@ def runtime_for(ctx: Any) -> GatewayRuntime:
     """The context's runtime; a passive one (hub only, no tasks) if `start` was not called."""
     rt = _RUNTIMES.get(id(ctx))
     if rt is None or rt.ctx is not ctx:
-        rt = _RUNTIMES[id(ctx)] = GatewayRuntime(ctx=ctx, defaults=defaults_from(ctx.config))
+        rt = _RUNTIMES[id(ctx)] = GatewayRuntime(
+            ctx=ctx, defaults=defaults_from(ctx.config), judge=Judge(ctx.config)
+        )
     return rt
 
 
@@ -83,6 +87,7 @@ async def stop(ctx: Any) -> None:
             await task
     rt.tasks.clear()
     metrics.untrack(ctx.engine)
+    rt.judge.close()
     _RUNTIMES.pop(id(ctx), None)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from atryum.body_limits import displayable
 from atryum.gateway.models import AgentState, Approval, Event, Invocation, Policy, RuleView
+from atryum.gateway.rules import RuleSpec
 from atryum.gateway.service import CallRequest
 from atryum.limits import INT32_MAX, Text
 
@@ -31,15 +32,22 @@ class InvocationIn(BaseModel):
     client_version: Opt256 = Field(default=None, max_length=128)
     agent_id: Opt256 = Field(default=None, max_length=256)
 
-    def to_request(self) -> CallRequest:
-        return CallRequest(**self.model_dump())
+    def to_request(self, **fallbacks: str | None) -> CallRequest:
+        """The call; `fallbacks` (e.g. from headers or the query) fill fields the body left out."""
+        values = self.model_dump()
+        for key, value in fallbacks.items():
+            values[key] = values[key] or value or None
+        return CallRequest(**values)
 
 
 class OutcomeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """The executor's report. `result` and `error` are any JSON value (the Go original's hooks
+    send the tool's response object as `error`); unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
     execution_status: Literal["running", "completed", "failed", "cancelled"]
     result: Any = None
-    error: Text | None = None
+    error: Any = None
     message: Text | None = None
 
 
@@ -86,13 +94,13 @@ class InvocationOut(BaseModel):
     client_name: str | None
     client_version: str | None
     result: Any
-    error: str | None
+    error: Any
     submitted_at: datetime
     updated_at: datetime
     completed_at: datetime | None
 
     @classmethod
-    def of(cls, i: Invocation) -> InvocationOut:
+    def of(cls, i: Invocation) -> Self:
         return cls(
             invocation_id=i.id,
             status=i.status,
@@ -148,30 +156,99 @@ class EventList(BaseModel):
     items: list[EventOut]
 
 
-class DecisionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Text = Field(default="", max_length=10_000)
-
-
 # -- rules ------------------------------------------------------------------------------------
 
 Action = Literal["auto_approve", "auto_deny", "human_approval", "ai_evaluation"]
 
 
-class RuleIn(BaseModel):
+class _JudgeRefs(BaseModel):
+    atryum_llm_config_id: Text | None = Field(
+        default=None, max_length=64, description="ai_evaluation: the local LLM config to ask"
+    )
+    model_config_cuid: Text | None = Field(
+        default=None, max_length=128, description="ai_evaluation: the ValidMind model config"
+    )
+
+
+class RuleIn(_JudgeRefs):
     model_config = ConfigDict(extra="forbid")
     action: Action
     server_patterns: list[str] = []
     tool_patterns: list[str] = []
     agent_cuids: list[Text] = []
     description: Text = Field(default="", max_length=10_000)
-    enabled: bool = Field(default=True, strict=True)
+    enabled: bool | None = Field(
+        default=None, strict=True, description="absent: true on create, kept on PUT"
+    )
+    min_confidence: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="ai_evaluation: an approval below this confidence goes to a human "
+        "(absent: 0 on create, kept on PUT)",
+    )
+    shadow: bool | None = Field(
+        default=None,
+        strict=True,
+        description="ai_evaluation: the judge runs and is recorded, but the rule never decides "
+        "(absent: false on create, kept on PUT)",
+    )
 
 
 class RuleCreate(RuleIn):
     insert_before: Text | None = Field(
         default=None, description='a rule id to insert before, or "" for the top; absent = last'
     )
+
+
+class RuleDraft(_JudgeRefs):
+    """Go's `create_rule` on approve/deny. Patterns and agents left out default to this call's
+    server, tool and agent."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Action
+    server_patterns: list[str] | None = None
+    tool_patterns: list[str] | None = None
+    agent_cuids: list[Text] | None = None
+    description: Text = Field(default="", max_length=10_000)
+    enabled: bool = True
+
+    def spec_for(self, inv: Invocation) -> RuleSpec:
+        return RuleSpec(
+            action=self.action,
+            server_patterns=[inv.source] if self.server_patterns is None else self.server_patterns,
+            tool_patterns=[inv.tool] if self.tool_patterns is None else self.tool_patterns,
+            agent_cuids=(
+                ([inv.agent_record_id] if inv.agent_record_id else [])
+                if self.agent_cuids is None
+                else self.agent_cuids
+            ),
+            description=self.description,
+            enabled=self.enabled,
+            atryum_llm_config_id=self.atryum_llm_config_id,
+            model_config_cuid=self.model_config_cuid,
+        )
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Text = Field(default="", max_length=10_000)
+    message: Text = Field(default="", max_length=10_000, description="the Go name of `reason`")
+    create_rule: RuleDraft | None = Field(
+        default=None,
+        description="a rule created in the same transaction, before the rule that matched",
+    )
+    actor_id: Text | None = Field(
+        default=None, description="accepted and ignored: the actor is the operator calling"
+    )
+
+    @property
+    def why(self) -> str:
+        return self.reason or self.message
+
+
+class DecisionOut(InvocationOut):
+    ok: Literal[True] = True
 
 
 class RuleAgentOut(BaseModel):
@@ -199,8 +276,15 @@ class RuleOut(BaseModel):
     description: str
     enabled: bool
     order: int
+    atryum_llm_config_id: str | None
+    model_config_cuid: str | None
     created_at: datetime
     updated_at: datetime
+    min_confidence: float
+    shadow: bool
+    judge_problem: str | None = Field(
+        description="why this ai_evaluation rule's judge cannot answer (calls go to a human)"
+    )
 
     @classmethod
     def of(cls, v: RuleView) -> RuleOut:
@@ -217,8 +301,13 @@ class RuleOut(BaseModel):
             description=r.description,
             enabled=r.enabled,
             order=r.order,
+            atryum_llm_config_id=r.atryum_llm_config_id,
+            model_config_cuid=r.model_config_cuid,
             created_at=r.created_at,
             updated_at=r.updated_at,
+            min_confidence=r.min_confidence,
+            shadow=r.shadow,
+            judge_problem=v.judge_problem,
         )
 
 

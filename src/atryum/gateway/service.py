@@ -2,7 +2,10 @@
 
 One transaction per operation; every status change writes its event in that transaction
 (`audit.change_status`). Failures never approve: an error while loading or evaluating rules
-sends the call to a human, and a retired, disabled or unknown agent is denied before any rule.
+sends the call to a human, and a retired or disabled agent is denied before any rule (an
+unregistered one gets only the rules for all agents, `resolve.py`).
+A call an `ai_evaluation` rule judges is decided in rounds, the judge answering between
+transactions (see `atryum.judge.judge`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from atryum.errors import Conflict, InvalidInput, NotFound
 from atryum.gateway import approvals, audit, metrics, policy, resolve, rules, store, tx
 from atryum.gateway.hub import Change, Hub
 from atryum.gateway.models import (
+    A_AI_ESCALATED,
     A_AUTO_APPROVED,
     A_AUTO_DENIED,
     A_CANCELLED,
@@ -42,6 +46,7 @@ from atryum.gateway.models import (
 )
 from atryum.gateway.settings import GatewayDefaults
 from atryum.identity.tokens import AgentIdentity
+from atryum.judge import judge as judging
 
 log = logging.getLogger("atryum.gateway")
 
@@ -66,6 +71,9 @@ class CallRequest:
     client_name: str | None = None
     client_version: str | None = None
     agent_id: str | None = None
+    # The tool's own description and input schema, when known (MCP upstreams): the judge sees them.
+    tool_description: str = ""
+    tool_schema: Any = None
 
 
 def _dedupe_key(req: CallRequest, identity: str | None, caller: str | None) -> str | None:
@@ -121,11 +129,18 @@ def _decide(
         decision = policy.decide(
             rules=enabled, call=call, provider=pol.provider, evaluator=evaluator
         )
+    except judging.NeedsJudge:
+        raise  # not a failure: the judge answers outside the transaction, then we decide again
     except Exception as exc:  # fail closed: any failure asks a human, never approves
         log.exception("rule evaluation failed; the call goes to a human")
         reason = f"the rules could not be evaluated ({type(exc).__name__}); a human must decide"
         raise _RulesFailed(policy.Decision("human", reason, None)) from exc
     return decision, "default_policy" if decision.by_default_policy else "rule"
+
+
+# Decision rounds for one call: one per judged rule of a `next_rule` chain, plus retries when
+# the rules or the judge's inputs change while it answers. Past that, a human decides.
+MAX_ROUNDS = 8
 
 
 def submit(
@@ -134,25 +149,64 @@ def submit(
     request: CallRequest,
     caller: AgentIdentity | None,
     defaults: GatewayDefaults,
-    evaluator: policy.Evaluator = policy.no_evaluator,
+    evaluator: policy.Evaluator | None = None,
+    judge: judging.Judge | None = None,
     hub: Hub | None = None,
+    executor: str | None = None,
 ) -> tuple[Invocation, bool]:
     """Record a call and decide it. Returns (invocation, created); a repeat returns the first.
 
-    One transaction: the invocation goes received → decided with both events and its approval
-    row. If the rules cannot be loaded or evaluated, that transaction is abandoned and the call
-    is recorded in a fresh one as waiting for a human (a failed statement would otherwise poison
-    the PostgreSQL transaction).
+    With an `executor` (Atryum runs the call itself, the MCP proxy), a new call approved at
+    once is also claimed for it in the same transaction: approved → executing, as
+    `claim_execution` does for one approved later.
+
+    One transaction: the invocation goes received → decided with its events (and the
+    `rule_evaluated` ones of the judge) and its approval row. `ai_evaluation` rules use
+    `evaluator` if given, else `judge`: a question the judge has not answered ends the
+    transaction without a write, is answered outside any transaction, and the next round decides
+    on the then current rules (a compare-and-set on everything the answer depends on). If the
+    rules cannot be loaded or evaluated, the call is recorded in a fresh transaction as waiting
+    for a human (a failed statement would otherwise poison the PostgreSQL transaction).
     """
     if not request.source.strip() or not request.tool.strip():
         raise InvalidInput("source and tool must not be empty")
     started = time.perf_counter()
-    try:
-        inv, created = _submit(engine, request, caller, defaults, evaluator, None, hub)
-    except _RulesFailed as failed:
-        inv, created = _submit(engine, request, caller, defaults, evaluator, failed, hub)
+    answers: dict[str, judging.Result] = {}
+    failed: _RulesFailed | None = None
+    for _ in range(MAX_ROUNDS):
+        try:
+            inv, created, judged = _submit(
+                engine, request, caller, defaults, evaluator, judge, answers, failed, hub, executor
+            )
+            break
+        except _RulesFailed as exc:
+            failed = exc
+        except judging.NeedsJudge as need:
+            assert judge is not None
+            answers[need.question.key] = judge.ask(need.question)
+    else:
+        changing = policy.Decision(
+            "human",
+            "the rules or what the judge sees kept changing while it answered; a human must decide",
+            None,
+        )
+        inv, created, judged = _submit(
+            engine,
+            request,
+            caller,
+            defaults,
+            evaluator,
+            judge,
+            answers,
+            _RulesFailed(changing),
+            hub,
+            executor,
+        )
     if created:
-        label = {APPROVED: A_AUTO_APPROVED, DENIED: A_AUTO_DENIED}.get(inv.status, inv.status)
+        judging.count(judged)
+        label = {APPROVED: A_AUTO_APPROVED, EXECUTING: A_AUTO_APPROVED, DENIED: A_AUTO_DENIED}.get(
+            inv.status, inv.status
+        )
         metrics.DECISIONS.labels(label, inv.matched_rule_id or "none").inc()
         metrics.DECISION_LATENCY.labels("auto").observe(time.perf_counter() - started)
     return inv, created
@@ -163,15 +217,19 @@ def _submit(
     request: CallRequest,
     verified: AgentIdentity | None,
     defaults: GatewayDefaults,
-    evaluator: policy.Evaluator,
+    evaluator: policy.Evaluator | None,
+    judge: judging.Judge | None,
+    answers: dict[str, judging.Result],
     failed: _RulesFailed | None,
     hub: Hub | None,
-) -> tuple[Invocation, bool]:
+    executor: str | None,
+) -> tuple[Invocation, bool, list[judging.Evaluation]]:
     # A verified caller's id replaces the body's agent_id hint; `caller` records who it is.
     identity = verified.agent_id if verified is not None else (request.agent_id or None)
     caller = _key(verified)
     dedupe = _dedupe_key(request, identity, caller)
     outbox: list[Change] = []
+    claimed: Invocation | None = None
     with tx.begin(engine) as conn:
         policy_row, default_agent_id = store.read_policy_and_default_agent(conn)
         pol = rules.policy_of(policy_row, defaults)
@@ -179,6 +237,7 @@ def _submit(
             conn,
             identity,
             default_agent_id=default_agent_id,
+            unregistered=defaults.unregistered_agents,
             issuer=verified.issuer if verified is not None else None,
         )
         call = policy.Call(
@@ -189,12 +248,33 @@ def _submit(
             description=request.description,
             charter=resolution.agent.charter if resolution.agent else "",
         )
-        decision, decided_by = _decide(conn, call, resolution, pol, evaluator, failed)
+        round_ = None
+        if evaluator is None and judge is not None:
+            extra = judging.CallExtra(request.tool_description, request.tool_schema)
+            round_ = judge.round(
+                conn,
+                identity=identity,
+                caller=caller,
+                session_id=request.client_session_id,
+                answers=answers,
+                call_extra=extra,
+            )
+        judged = round_.records if round_ is not None else []
+        decide_with = evaluator or round_ or policy.no_evaluator
+        decision, decided_by = _decide(conn, call, resolution, pol, decide_with, failed)
         status = {"approve": APPROVED, "deny": DENIED, "human": PENDING}[decision.outcome]
         now = utcnow()
         row = _row(request, identity, caller, dedupe, resolution, decision, status, now)
-        if not store.insert_invocation(conn, row):
-            existing = store.find_by_dedupe_key(conn, dedupe) if dedupe else None
+        created = store.insert_invocation(conn, row)
+        existing = None
+        if not created and dedupe:
+            existing = store.find_by_dedupe_key(conn, dedupe)
+            if existing is not None and _request_id_reused(existing, request):
+                store.release_dedupe_key(conn, existing.id, dedupe)
+                created = store.insert_invocation(conn, row)
+                if not created:  # another submission of this request id won the race
+                    existing = store.find_by_dedupe_key(conn, dedupe)
+        if not created:
             if existing is None:
                 raise Conflict("the invocation could not be recorded; try again")
             repeat = _repeat(existing, request, identity)
@@ -208,14 +288,28 @@ def _submit(
                 decided_by,
                 resolution,
                 timedelta(seconds=pol.approval_timeout_seconds),
+                judged,
             )
+            judging.touch_session(conn, caller or identity, request.client_session_id, now=now)
             outbox.append(Change(row["id"], status))
+            if executor is not None:
+                claimed = _claim(conn, row["id"], executor, now, outbox)
     if hub is not None:
         hub.committed(outbox)
     if repeat is not None:
-        return repeat, False
+        return repeat, False, []
+    if claimed is not None:
+        return claimed, True, judged
     row.pop("dedupe_key")
-    return Invocation(**row, result=None, error=None, completed_at=None, approval=approval), True
+    inv = Invocation(**row, result=None, error=None, completed_at=None, approval=approval)
+    return inv, True, judged
+
+
+def _request_id_reused(existing: Invocation, request: CallRequest) -> bool:
+    """A request id (without an idempotency key) names one call only while that call waits for
+    its decision; once decided, an equal request id is a new call — the shared Go hook derives it
+    from a hash of the input when the host gives no tool-use id, so equal inputs repeat."""
+    return not request.idempotency_key and existing.status not in (RECEIVED, PENDING)
 
 
 def _repeat(existing: Invocation, request: CallRequest, identity: str | None) -> Invocation:
@@ -269,24 +363,45 @@ def _record_decision(
     decided_by: str,
     resolution: resolve.Resolution,
     timeout: timedelta,
+    judged: list[judging.Evaluation],
 ) -> Approval:
     """The invocation row was written in its decided status: its two status changes
-    (none → received → decided) get their events, the decision its approval row, and every
-    replica a notification when the transaction commits."""
+    (none → received → decided) get their events, with the judge's `rule_evaluated` events
+    between them, the decision its approval row, and every replica a notification when the
+    transaction commits."""
     inv_id, status, now = row["id"], row["status"], row["submitted_at"]
     received = {"agent_record_id": resolution.agent_id, "resolved_via": resolution.via}
     decided = {"reason": decision.reason, "rule_id": decision.rule_id, "decided_by": decided_by}
+    notes = [
+        audit.note_row(
+            invocation_id=inv_id,
+            seq=2 + i,
+            type_=audit.RULE_EVALUATED,
+            status=RECEIVED,
+            now=now,
+            data=e.event_data(),
+        )
+        for i, e in enumerate(judged)
+    ]
     events = [
         audit.event_row(
             invocation_id=inv_id, seq=1, old=None, new=RECEIVED, actor=None, now=now, data=received
         ),
+        *notes,
         audit.event_row(
-            invocation_id=inv_id, seq=2, old=RECEIVED, new=status, actor=None, now=now, data=decided
+            invocation_id=inv_id,
+            seq=2 + len(notes),
+            old=RECEIVED,
+            new=status,
+            actor=None,
+            now=now,
+            data=decided,
         ),
     ]
     pending = status == PENDING
+    waiting = A_AI_ESCALATED if decision.escalated else A_PENDING
     approval = Approval(
-        status={APPROVED: A_AUTO_APPROVED, DENIED: A_AUTO_DENIED, PENDING: A_PENDING}[status],
+        status={APPROVED: A_AUTO_APPROVED, DENIED: A_AUTO_DENIED, PENDING: waiting}[status],
         reason=decision.reason,
         actor_id=None,
         requested_at=now,
@@ -338,7 +453,7 @@ def report_outcome(
     invocation_id: str,
     execution_status: str,
     result: Any = None,
-    error: str | None = None,
+    error: Any = None,
     message: str | None = None,
     caller: AgentIdentity | None = None,
     hub: Hub | None = None,
@@ -375,6 +490,34 @@ def report_outcome(
     return inv
 
 
+def claim_execution(
+    engine: sa.Engine, *, invocation_id: str, executor: str, hub: Hub | None = None
+) -> Invocation | None:
+    """Atryum runs an approved call itself (the MCP proxy): approved → executing as one
+    compare-and-set, so an invocation runs at most once however many waiters (retries,
+    replicas) reach it. None when it is not, or no longer, approved."""
+    outbox: list[Change] = []
+    with tx.begin(engine) as conn:
+        claimed = _claim(conn, invocation_id, executor, utcnow(), outbox)
+    if hub is not None:
+        hub.committed(outbox)
+    return claimed
+
+
+def _claim(
+    conn: sa.Connection, invocation_id: str, executor: str, now: datetime, outbox: list[Change]
+) -> Invocation | None:
+    inv = store.get_invocation(conn, invocation_id)
+    if inv is None or inv.status != APPROVED:
+        return None
+    data = {"executor": executor}
+    if not audit.change_status(
+        conn, inv, EXECUTING, now=now, actor=executor, data=data, outbox=outbox
+    ):
+        return None
+    return store.get_invocation(conn, invocation_id)
+
+
 def _refusal(inv: Invocation, target: str) -> str | None:
     if inv.status in OUTCOMES:
         return (
@@ -400,7 +543,7 @@ def _apply_outcome(
     inv: Invocation,
     target: str,
     result: Any,
-    error: str | None,
+    error: Any,
     message: str | None,
     now: Any,
     outbox: list[Change],
@@ -410,7 +553,7 @@ def _apply_outcome(
         values["completed_at"] = now
         values["result"] = result
         values["error"] = error
-    data = {k: v for k, v in {"message": message, "error": error}.items() if v}
+    data = {k: v for k, v in {"message": message, "error": error}.items() if v not in (None, "")}
     moved = audit.change_status(
         conn, inv, target, now=now, actor=inv.caller, data=data, values=values, outbox=outbox
     )
@@ -448,3 +591,17 @@ def list_invocations(
     approvals.expire_overdue(engine, hub=hub)
     with tx.begin(engine) as conn:
         return store.list_invocations(conn, flt, offset=offset, limit=limit)
+
+
+def runtime_agent_ids(engine: sa.Engine) -> list[str]:
+    with tx.begin(engine) as conn:
+        return store.runtime_agent_ids(conn)
+
+
+def agent_for_vm_cuid(engine: sa.Engine, *, vm_cuid: str) -> str:
+    """The registry agent id synced from ValidMind record `vm_cuid` (404 if none)."""
+    with tx.begin(engine) as conn:
+        agent_id = store.agent_id_for_vm_cuid(conn, vm_cuid)
+    if agent_id is None:
+        raise NotFound(f"no agent is synced from ValidMind record {vm_cuid}")
+    return agent_id

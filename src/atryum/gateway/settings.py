@@ -17,6 +17,7 @@ class GatewayDefaults:
     provider: str = MANUAL_APPROVAL
     approval_timeout_seconds: int = 3600
     sweep_interval_seconds: float = 5.0
+    unregistered_agents: str = "global_rules"  # or "deny" (resolve.py)
 
 
 def defaults_from(config: Config) -> GatewayDefaults:
@@ -25,4 +26,5 @@ def defaults_from(config: Config) -> GatewayDefaults:
         provider=config.policy.provider,
         approval_timeout_seconds=config.approvals.timeout_seconds,
         sweep_interval_seconds=config.approvals.sweep_interval_seconds,
+        unregistered_agents=config.policy.unregistered_agents,
     )

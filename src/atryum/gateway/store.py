@@ -84,6 +84,15 @@ def find_by_dedupe_key(conn: sa.Connection, dedupe_key: str) -> Invocation | Non
     return _invocation(row) if row else None
 
 
+def release_dedupe_key(conn: sa.Connection, invocation_id: str, dedupe_key: str) -> None:
+    """The invocation no longer answers repeats of its key (a later call takes the key over)."""
+    conn.execute(
+        invocations.update()
+        .where(invocations.c.id == invocation_id, invocations.c.dedupe_key == dedupe_key)
+        .values(dedupe_key=None)
+    )
+
+
 def _insert_ignoring_conflicts(dialect: str) -> Any:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return insert(invocations).on_conflict_do_nothing().returning(invocations.c.id)
@@ -122,6 +131,7 @@ class InvocationFilter:
     source: str | None = None
     tool: str | None = None
     since: datetime | None = None
+    until: datetime | None = None
 
 
 def list_invocations(
@@ -143,6 +153,8 @@ def list_invocations(
         conds.append(invocations.c.tool == flt.tool)
     if flt.since is not None:
         conds.append(invocations.c.submitted_at >= flt.since)
+    if flt.until is not None:
+        conds.append(invocations.c.submitted_at <= flt.until)
     total = conn.execute(sa.select(sa.func.count()).select_from(invocations).where(*conds))
     q = (
         _select_invocations()
@@ -173,6 +185,17 @@ def next_expiry(conn: sa.Connection) -> datetime | None:
     )
     value: datetime | None = conn.execute(q).scalar_one_or_none()
     return value
+
+
+def runtime_agent_ids(conn: sa.Connection) -> list[str]:
+    """The distinct runtime agent ids that submitted invocations."""
+    q = (
+        sa.select(invocations.c.agent_id)
+        .where(invocations.c.agent_id.is_not(None))
+        .distinct()
+        .order_by(invocations.c.agent_id)
+    )
+    return list(conn.execute(q).scalars())
 
 
 def count_by_status(conn: sa.Connection) -> dict[str, int]:
@@ -246,14 +269,15 @@ def insert_decision(
     approval: dict[str, Any],
     notice: dict[str, Any],
 ) -> None:
-    """A new invocation's two events, its approval row and the NOTIFY.
+    """A new invocation's events, its approval row and the NOTIFY.
 
-    On PostgreSQL that is one statement (data-modifying CTEs), sparing round trips on the hook
-    path; on SQLite, local statements.
+    On PostgreSQL, the usual two events are one statement (data-modifying CTEs), sparing round
+    trips on the hook path; otherwise (SQLite, or the judge's events too), several statements.
     """
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or len(events) != 2:
         insert_events(conn, events)
         insert_approval(conn, approval)
+        notify(conn, notice)
         return
     first, second = events
     params = {f"e0_{k}": v for k, v in first.items()}
@@ -296,6 +320,8 @@ def _rule(row: sa.Row[Any]) -> Rule:
     for key in ("server_patterns", "tool_patterns", "agent_cuids"):
         m[key] = list(m[key] or [])
     m["enabled"] = bool(m["enabled"])
+    m["shadow"] = bool(m.get("shadow"))
+    m["min_confidence"] = float(m.get("min_confidence") or 0)
     return Rule(**m)
 
 
@@ -413,6 +439,11 @@ _AGENT_INFO = sa.select(
 _BY_RUNTIME_ID = _AGENT_INFO.join(
     agent_runtime_ids, agent_runtime_ids.c.agent_id == agents.c.id
 ).where(agent_runtime_ids.c.runtime_id == sa.bindparam("rid"))
+_BY_RUNTIME_IDS = (
+    _AGENT_INFO.add_columns(agent_runtime_ids.c.runtime_id)
+    .join(agent_runtime_ids, agent_runtime_ids.c.agent_id == agents.c.id)
+    .where(agent_runtime_ids.c.runtime_id.in_(sa.bindparam("rids", expanding=True)))
+)
 _AGENT_BY_ID = _AGENT_INFO.where(agents.c.id == sa.bindparam("agent_id"))
 _DEFAULT_AGENT = sa.select(agent_sync_settings.c.default_agent_id).where(
     agent_sync_settings.c.id == 1
@@ -432,13 +463,26 @@ def _agent_info(row: Any) -> AgentInfo | None:
     )
 
 
-def agent_for_runtime_id(conn: sa.Connection, runtime_id: str) -> AgentInfo | None:
-    """The agent owning a runtime id, active or retired."""
-    return _agent_info(conn.execute(_BY_RUNTIME_ID, {"rid": runtime_id}).first())
+def agent_for_runtime_id(conn: sa.Connection, runtime_id: str, *fallbacks: str) -> AgentInfo | None:
+    """The agent owning a runtime id (else the first of `fallbacks` that has one, still in one
+    query), active or retired."""
+    if not fallbacks:
+        return _agent_info(conn.execute(_BY_RUNTIME_ID, {"rid": runtime_id}).first())
+    order = [runtime_id, *fallbacks]
+    rows = {r.runtime_id: r for r in conn.execute(_BY_RUNTIME_IDS, {"rids": order})}
+    return next((_agent_info(rows[rid]) for rid in order if rid in rows), None)
 
 
 def agent_info(conn: sa.Connection, agent_id: str) -> AgentInfo | None:
     return _agent_info(conn.execute(_AGENT_BY_ID, {"agent_id": agent_id}).first())
+
+
+def agent_id_for_vm_cuid(conn: sa.Connection, vm_cuid: str) -> str | None:
+    """The registry agent synced from this ValidMind record (active or retired)."""
+    value: str | None = conn.execute(
+        sa.select(agents.c.id).where(agents.c.vm_cuid == vm_cuid)
+    ).scalar_one_or_none()
+    return value
 
 
 def default_agent_id(conn: sa.Connection) -> str | None:

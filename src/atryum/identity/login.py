@@ -25,7 +25,7 @@ from atryum.context import AppContext
 from atryum.db.types import utcnow
 from atryum.errors import Unauthorized
 from atryum.identity import csrf, sessions, store
-from atryum.identity.oidc import ProviderError, endpoint, verify_jwt
+from atryum.identity.oidc import ProviderError, endpoint, verify_id_token
 from atryum.identity.operators import cookie_name, display_name, is_secure
 from atryum.identity.principal import ROLES
 from atryum.identity.roles import role_from_claims
@@ -201,7 +201,7 @@ def callback(
         id_token = tokens.get("id_token")
         if not isinstance(id_token, str):
             raise Unauthorized("the identity provider sent no ID token")
-        claims = verify_jwt(block, id_token, audience=block.admin_client_id)
+        claims = verify_id_token(ctx, block, id_token)
     except ProviderError as exc:
         return _page(ctx, 502, f"the identity provider is unavailable ({exc}); try again")
     except Unauthorized as exc:

@@ -43,9 +43,12 @@ from atryum.identity.roles import (
 
 log = logging.getLogger("atryum.identity")
 
+# The machine key's principal: a viewer that may also trigger syncs (`roles.api_key_may`).
+MACHINE_KEY = OperatorPrincipal(
+    issuer="", subject="api_key", name="machine API key", method="api_key", role="viewer"
+)
 COOKIE = "atryum_session"
 SECURE_COOKIE = "__Host-atryum_session"
-MAX_TOKEN_CHARS = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,6 @@ def display_name(claims: Mapping[str, Any]) -> str:
 
 
 def _bearer(ctx: AppContext, value: str) -> Admitted | Refusal:
-    if len(value) > MAX_TOKEN_CHARS:
-        return Refusal(401, "the bearer token is too large", 'Bearer error="invalid_token"')
     if value.startswith(api_tokens.PREFIX):
         principal = api_tokens.authenticate(ctx.engine, value)
         if principal is None:
@@ -115,7 +116,7 @@ def _bearer(ctx: AppContext, value: str) -> Admitted | Refusal:
             )
         return Admitted(principal)
     try:
-        block, claims = verify_bearer(ctx.config, value)
+        block, identity, claims = verify_bearer(ctx, value)
     except Unauthorized as exc:
         return Refusal(401, exc.message, 'Bearer error="invalid_token"')
     if not block.admin_enabled:
@@ -138,70 +139,70 @@ def _bearer(ctx: AppContext, value: str) -> Admitted | Refusal:
         name=display_name(claims),
         method="bearer",
         role=role,
+        agent_ids=(identity.agent_id,),
     )
     return Admitted(principal)
+
+
+def _machine_key(ctx: AppContext, request: Request) -> Admitted | Refusal:
+    headers = request.headers
+    if not machine_key_matches(
+        ctx.config.api_key, headers.get(KEY_HEADER), headers.get(SECRET_HEADER)
+    ):
+        return Refusal(401, "invalid machine API key or secret")
+    if not api_key_may(request.method, request.url.path):
+        return Refusal(
+            403,
+            "the machine API key may only trigger a sync (POST /api/v1/agents/sync) and read "
+            "the JSON API; use an operator API token for anything else",
+        )
+    return Admitted(MACHINE_KEY)
+
+
+def _credential(ctx: AppContext, request: Request, *, secure: bool) -> Admitted | Refusal:
+    """Who the request says it is: bearer token, machine key or session cookie, in that order."""
+    headers = request.headers
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return Refusal(401, "Authorization must be `Bearer <token>`", "Bearer")
+        return _bearer(ctx, value.strip())
+    if headers.get(KEY_HEADER) is not None or headers.get(SECRET_HEADER) is not None:
+        return _machine_key(ctx, request)
+    session_id = request.cookies.get(cookie_name(secure))
+    if session_id:
+        session = sessions.resume_session(
+            ctx.engine, session_id=session_id, settings=ctx.config.operator
+        )
+        if session is not None:
+            return Admitted(session.principal, csrf_token=session.csrf_token, by_cookie=True)
+    return Refusal(
+        401,
+        "operator authentication is required: log in to the UI, or send an operator API "
+        "token or an admin bearer token as `Authorization: Bearer <token>`",
+        "Bearer",
+    )
 
 
 def authenticate(
     ctx: AppContext, request: Request, route: RouteClass, *, secure: bool
 ) -> Admitted | Refusal:
     """Who the operator is and whether they may use `route` (runs in the thread pool)."""
-    headers = request.headers
-    authorization = headers.get("authorization")
-    admitted: Admitted | Refusal
-    if authorization is not None:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            return Refusal(401, "Authorization must be `Bearer <token>`", "Bearer")
-        admitted = _bearer(ctx, value.strip())
-    elif headers.get(KEY_HEADER) is not None or headers.get(SECRET_HEADER) is not None:
-        if not machine_key_matches(
-            ctx.config.api_key, headers.get(KEY_HEADER), headers.get(SECRET_HEADER)
-        ):
-            return Refusal(401, "invalid machine API key or secret")
-        if not api_key_may(request.method, request.url.path):
-            return Refusal(
-                403,
-                "the machine API key may only trigger a sync (POST /api/v1/agents/sync) and read "
-                "the JSON API; use an operator API token for anything else",
-            )
-        admitted = Admitted(
-            OperatorPrincipal(
-                issuer="",
-                subject="api_key",
-                name="machine API key",
-                method="api_key",
-                role="viewer",
-            )
-        )
-        return admitted
-    elif (session_id := request.cookies.get(cookie_name(secure))) and (
-        session := sessions.resume_session(
-            ctx.engine, session_id=session_id, settings=ctx.config.operator
-        )
-    ):
-        admitted = Admitted(session.principal, csrf_token=session.csrf_token, by_cookie=True)
-    else:
-        return Refusal(
-            401,
-            "operator authentication is required: log in to the UI, or send an operator API "
-            "token or an admin bearer token as `Authorization: Bearer <token>`",
-            "Bearer",
-        )
+    admitted = _credential(ctx, request, secure=secure)
     if isinstance(admitted, Refusal):
         return admitted
     assert route.role is not None
-    if not role_allows(admitted.principal.role, route.role):
+    principal = admitted.principal
+    # the machine key's routes are its own short list, checked with the key
+    if principal is not MACHINE_KEY and not role_allows(principal.role, route.role):
         return Refusal(
-            403,
-            f"{admitted.principal.name} has the role {admitted.principal.role}; "
-            f"this needs {route.role}",
+            403, f"{principal.name} has the role {principal.role}; this needs {route.role}"
         )
     if admitted.by_cookie and request.method not in SAFE_METHODS:
-        origins = _origins(ctx.config, request.scope)
-        if not csrf.proves_same_origin(headers, origins):
+        if not csrf.proves_same_origin(request.headers, _origins(ctx.config, request.scope)):
             return Refusal(403, "a change made with the session cookie must be same-origin")
-        if not csrf.token_matches(headers, admitted.csrf_token):
+        if not csrf.token_matches(request.headers, admitted.csrf_token):
             return Refusal(403, "the CSRF token is missing or wrong; reload the page and try again")
     return admitted
 

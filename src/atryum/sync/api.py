@@ -6,14 +6,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 
-from atryum.auth import KEY_HEADER
+from atryum.auth import machine_key_sent
 from atryum.context import AppContext, get_ctx
 from atryum.errors import InvalidInput, NotConfigured, NotFound, UpstreamError
 from atryum.gateway.deps import Operator
 from atryum.identity.principal import OperatorPrincipal
+from atryum.paging import DEFAULT_LIMIT, Limit, Offset
 from atryum.sync import runs, settings
 from atryum.sync.schemas import (
     AgentRef,
+    ChangeList,
+    ChangeOut,
+    RunDetail,
     RunList,
     RunOut,
     SettingsChangeOut,
@@ -43,21 +47,21 @@ def _require_configured(ctx: AppContext) -> None:
         )
 
 
-def run_view(ctx: AppContext, run_id: str) -> RunOut:
+def run_view(ctx: AppContext, run_id: str) -> RunDetail:
     """The run from the history, or as this process knows it before its row is written.
 
     Memory is read first: a run leaves it only after its row is committed, so if memory does
     not know it, the history does (or nobody does) — no window in which a live run is missed."""
     unwritten = ctx.coordinator.unwritten_view(run_id)
     try:
-        return RunOut.model_validate(runs.get_run(ctx.engine, run_id=run_id))
+        return RunDetail.model_validate(runs.get_run(ctx.engine, run_id=run_id))
     except NotFound:
         if unwritten is None:
             raise
-        return RunOut.model_validate(unwritten)
+        return RunDetail.model_validate(unwritten)
 
 
-@router.post("/api/v1/agents/sync", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED)
+@router.post("/api/v1/agents/sync", response_model=RunDetail, status_code=status.HTTP_202_ACCEPTED)
 def trigger_sync(
     ctx: Ctx,
     request: Request,
@@ -66,9 +70,9 @@ def trigger_sync(
     body: Annotated[SyncRequest | None, Body()] = None,
     dry_run: bool = False,
     wait: bool = False,
-) -> RunOut:
+) -> RunDetail:
     _require_configured(ctx)
-    machine = request.headers.get(KEY_HEADER) is not None  # verified by check_machine_key
+    machine = machine_key_sent(request)  # verified by check_machine_key
     ticket = ctx.coordinator.submit(
         trigger="webhook" if machine else "manual",
         requested_by="machine api key" if machine else operator.label,
@@ -82,14 +86,39 @@ def trigger_sync(
 
 
 @router.get("/api/v1/agents/sync/runs", response_model=RunList)
-def list_runs(ctx: Ctx, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> RunList:
-    items = [RunOut.model_validate(r) for r in runs.list_runs(ctx.engine, limit=limit)]
-    return RunList(items=items)
+def list_runs(ctx: Ctx, offset: Offset = 0, limit: Limit = DEFAULT_LIMIT) -> RunList:
+    """Runs, newest first, without their changes."""
+    rows, total = runs.page_runs(ctx.engine, offset=offset, limit=limit)
+    items = [RunOut.model_validate(r) for r in rows]
+    return RunList(items=items, total=total, offset=offset, limit=limit)
 
 
-@router.get("/api/v1/agents/sync/runs/{run_id}", response_model=RunOut)
-def get_run(run_id: str, ctx: Ctx) -> RunOut:
+@router.get("/api/v1/agents/sync/runs/{run_id}", response_model=RunDetail)
+def get_run(run_id: str, ctx: Ctx) -> RunDetail:
+    """The run with its first changes (`changes_total` says how many there are)."""
     return run_view(ctx, run_id)
+
+
+CHANGE_ACTIONS = ("created", "updated", "restored", "retired", "kept_dependent", "held")
+
+
+@router.get("/api/v1/agents/sync/runs/{run_id}/changes", response_model=ChangeList)
+def list_changes(
+    run_id: str,
+    ctx: Ctx,
+    offset: Offset = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    action: Annotated[
+        str | None, Query(description=f"only changes of one action: {', '.join(CHANGE_ACTIONS)}")
+    ] = None,
+) -> ChangeList:
+    if action is not None and action not in CHANGE_ACTIONS:
+        raise InvalidInput(f"action must be one of {', '.join(CHANGE_ACTIONS)}")
+    rows, total = runs.list_changes(
+        ctx.engine, run_id=run_id, offset=offset, limit=limit, action=action
+    )
+    items = [ChangeOut.model_validate(r) for r in rows]
+    return ChangeList(items=items, total=total, offset=offset, limit=limit)
 
 
 def _settings_out(ctx: AppContext, s: settings.SyncSettings) -> dict[str, object]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,12 +20,13 @@ import sqlalchemy as sa
 
 from atryum.config import Config
 from atryum.db.types import utcnow
-from atryum.sync import run_store
+from atryum.sync import run_store, runs
 from atryum.sync.lock import LockTimeout, sync_lock
 from atryum.sync.service import (
     SETTINGS_CHANGED,
     SKIPPED,
     ClientFactory,
+    Progress,
     RunRequest,
     execute_run,
     start_run,
@@ -49,6 +51,7 @@ class Ticket:
     done: threading.Event = field(default_factory=threading.Event)
     coalesced: int = 0
     triggers: list[str] = field(default_factory=list)
+    progress: Progress | None = None
 
     def request(self) -> RunRequest:
         return RunRequest(
@@ -58,6 +61,7 @@ class Ticket:
             dry_run=self.dry_run,
             allow_removals=self.allow_removals,
             triggers=tuple(self.triggers or [self.trigger]),
+            progress=self.progress,
         )
 
     def queued_view(self) -> dict[str, Any]:
@@ -92,6 +96,7 @@ class SyncCoordinator:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._debounce: threading.Timer | None = None
+        self._quiet_until = 0.0  # monotonic time before which triggers wait for the window
 
     # -- triggers ---------------------------------------------------------------------------
     def submit(
@@ -123,22 +128,39 @@ class SyncCoordinator:
         delay: float,
         on_submit: Callable[[Ticket], None],
     ) -> None:
-        """Submit once, `delay` seconds after the first of a burst of calls."""
+        """Leading-edge debounce: the first call of a quiet period submits at once; calls within
+        `delay` seconds of the last submission wait for the end of that window and then submit
+        once (merging into a queued run, so a burst costs at most one follow-up run)."""
         with self._cond:
-            if self._debounce is not None or self._stopping.is_set():
+            if self._stopping.is_set():
                 return
-            timer = threading.Timer(
-                delay, self._fire_debounced, args=(trigger, requested_by, on_submit)
-            )
-            timer.daemon = True
-            self._debounce = timer
-            timer.start()
+            now = time.monotonic()
+            leading = self._debounce is None and now >= self._quiet_until
+            if leading:
+                self._quiet_until = now + delay
+            elif self._debounce is None:
+                timer = threading.Timer(
+                    self._quiet_until - now,
+                    self._fire_debounced,
+                    args=(trigger, requested_by, delay, on_submit),
+                )
+                timer.daemon = True
+                self._debounce = timer
+                timer.start()
+        if leading:
+            self._submit_then(trigger, requested_by, on_submit)
 
     def _fire_debounced(
-        self, trigger: str, requested_by: str, on_submit: Callable[[Ticket], None]
+        self, trigger: str, requested_by: str, delay: float, on_submit: Callable[[Ticket], None]
     ) -> None:
         with self._cond:
             self._debounce = None
+            self._quiet_until = time.monotonic() + delay
+        self._submit_then(trigger, requested_by, on_submit)
+
+    def _submit_then(
+        self, trigger: str, requested_by: str, on_submit: Callable[[Ticket], None]
+    ) -> None:
         try:
             on_submit(self.submit(trigger=trigger, requested_by=requested_by))
         except Exception:  # a timer thread has nobody to report to but the log
@@ -166,6 +188,7 @@ class SyncCoordinator:
             kwargs.get("requested_by", ""),
             kwargs.get("dry_run", False),
             kwargs.get("allow_removals", False),
+            progress=kwargs.get("progress"),
         )
         return self._execute(ticket)
 
@@ -251,12 +274,9 @@ class SyncCoordinator:
                         "finished_at": now,
                         "error": f"skipped: {exc}",
                         "warnings": [],
-                        "changes": [],
                     },
                 )
-                run = run_store.get_run(conn, ticket.run_id)
-            assert run is not None
-            return run
+            return runs.get_run(self.engine, run_id=ticket.run_id)
 
     def _schedule(self) -> None:
         while not self._stopping.is_set():

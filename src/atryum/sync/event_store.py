@@ -38,10 +38,14 @@ def fold_into_run(conn: sa.Connection, run_id: str, received_until: datetime) ->
     return result.rowcount
 
 
-def list_events(conn: sa.Connection, *, limit: int) -> list[dict[str, Any]]:
+def list_events(
+    conn: sa.Connection, *, offset: int = 0, limit: int
+) -> tuple[list[dict[str, Any]], int]:
     q = (
         sa.select(validmind_events)
         .order_by(validmind_events.c.received_at.desc(), validmind_events.c.id)
+        .offset(offset)
         .limit(limit)
     )
-    return [dict(r._mapping) for r in conn.execute(q)]
+    total = conn.execute(sa.select(sa.func.count()).select_from(validmind_events)).scalar_one()
+    return [dict(r._mapping) for r in conn.execute(q)], int(total)

@@ -122,6 +122,9 @@ def fold_events(engine: sa.Engine, *, run_id: str) -> int:
         return event_store.fold_into_run(conn, run_id, utcnow())
 
 
-def list_events(engine: sa.Engine, *, limit: int = 100) -> list[dict[str, Any]]:
+def list_events(
+    engine: sa.Engine, *, offset: int = 0, limit: int = 100
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of received events, newest first, and how many there are."""
     with engine.begin() as conn:
-        return event_store.list_events(conn, limit=limit)
+        return event_store.list_events(conn, offset=offset, limit=limit)

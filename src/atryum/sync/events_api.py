@@ -6,13 +6,14 @@ import time
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from atryum.context import AppContext, get_ctx
 from atryum.errors import AtryumError, NotConfigured
+from atryum.paging import DEFAULT_LIMIT, Limit, Offset
 from atryum.sync import events
 from atryum.sync.coordinator import Ticket
 from atryum.sync.settings import get_settings
@@ -37,6 +38,9 @@ class EventOut(BaseModel):
 
 class EventList(BaseModel):
     items: list[EventOut]
+    total: int
+    offset: int
+    limit: int
 
 
 async def _read_body(request: Request) -> bytes:
@@ -97,5 +101,8 @@ def _accept(ctx: AppContext, event: events.ChangeEvent) -> JSONResponse:
 
 
 @router.get("/events", response_model=EventList)
-def list_events(ctx: Ctx, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
-    return EventList.model_validate({"items": events.list_events(ctx.engine, limit=limit)})
+def list_events(ctx: Ctx, offset: Offset = 0, limit: Limit = DEFAULT_LIMIT) -> Any:
+    items, total = events.list_events(ctx.engine, offset=offset, limit=limit)
+    return EventList.model_validate(
+        {"items": items, "total": total, "offset": offset, "limit": limit}
+    )

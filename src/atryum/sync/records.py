@@ -54,29 +54,116 @@ def charter_value(custom_fields: dict[str, Any], key: str) -> Any:
     return None
 
 
-def normalize(
-    raw: list[dict[str, Any]], *, charter_field_key: str, org_name: str, slug: str
-) -> NormalizedPull:
-    out = NormalizedPull(org_name=_storable(org_name, "the organization name", []))
-    if len(out.org_name) > ORG_NAME_MAX:
-        out.warnings.append(
-            f"the organization name is longer than {ORG_NAME_MAX} characters; stored shortened"
-        )
-        out.org_name = out.org_name[:ORG_NAME_MAX]
-    for index, rec in enumerate(raw):
+#: A record's source-owned content as staged for the apply: (cuid, name, description, charter,
+#: source_hash); charter None keeps the previous charter.
+Content = tuple[str, str, str, str | None, str]
+
+
+class Normalizer:
+    """Normalizes a pull page by page, as the pages arrive.
+
+    `known` maps the cuid of each active, unflagged agent of the org to its stored source hash.
+    A record whose fingerprint matches costs no write, so its content is not kept: the record is
+    reduced to a fingerprint (cuid, name, hash) and `page` does not return it. Everything else
+    comes back from `page` as `Content` for the caller to stage. Without `known`, records keep
+    their content (`NormalizedPull.records` is then the whole pull)."""
+
+    def __init__(
+        self, *, charter_field_key: str, slug: str, known: dict[str, str | None] | None = None
+    ) -> None:
+        self.out = NormalizedPull()
+        self._charter_key = charter_field_key
+        self._slug = slug
+        self._known = known
+        self._index = 0
+        self._org_set = False
+
+    def set_org_name(self, org_name: str) -> None:
+        if self._org_set:
+            return
+        self._org_set = True
+        out = self.out
+        out.org_name = _storable(org_name, "the organization name", [])
+        if len(out.org_name) > ORG_NAME_MAX:
+            out.warnings.append(
+                f"the organization name is longer than {ORG_NAME_MAX} characters; stored shortened"
+            )
+            out.org_name = out.org_name[:ORG_NAME_MAX]
+
+    def page(self, raw: list[dict[str, Any]]) -> list[Content]:
+        """Normalize one page; returns the content to stage (see the class docstring)."""
+        out, key, known, slug = self.out, self._charter_key, self._known, self._slug
+        records = out.records
+        staged: list[Content] = []
+        for rec in raw:
+            self._index += 1
+            cuid, name, fields = rec.get("cuid"), rec.get("name"), rec.get("custom_fields")
+            # The common, clean record takes this path: every check of `_normalize` passes.
+            if type(cuid) is str and type(name) is str and type(fields) is dict:
+                charter, description = fields.get(key), fields.get("description", "")
+                name = name.strip()
+                if (
+                    type(charter) is str
+                    and type(description) is str
+                    and name
+                    and 0 < len(cuid) <= CUID_MAX
+                    and cuid.strip()
+                    and "\x00" not in cuid
+                    and "\x00" not in name
+                    and "\x00" not in charter
+                    and "\x00" not in description
+                ):
+                    digest = source_hash(
+                        name=name,
+                        description=description,
+                        charter=charter,
+                        org_name=out.org_name,
+                        slug=slug,
+                    )
+                    if known is None:
+                        records.append(PulledRecord(cuid, name, description, charter, digest))
+                    else:
+                        records.append(PulledRecord(cuid, name, "", None, digest))
+                        if known.get(cuid, _UNKNOWN) != digest:
+                            staged.append((cuid, name, description, charter, digest))
+                    continue
+            pulled = self._normalize(rec)
+            if pulled is None:
+                continue
+            if known is None:
+                records.append(pulled)
+                continue
+            # Fingerprint only: the content lives in the staging table (or nowhere, unchanged).
+            records.append(PulledRecord(pulled.cuid, pulled.name, "", None, pulled.source_hash))
+            if known.get(pulled.cuid, _UNKNOWN) != pulled.source_hash:
+                staged.append(
+                    (
+                        pulled.cuid,
+                        pulled.name,
+                        pulled.description,
+                        pulled.charter,
+                        pulled.source_hash,
+                    )
+                )
+        return staged
+
+    def _normalize(self, rec: dict[str, Any]) -> PulledRecord | None:
+        """Every rule, with its warning or problem; None when the record cannot be used."""
+        out, key, index = self.out, self._charter_key, self._index
         cuid = rec.get("cuid")
         if not isinstance(cuid, str) or not cuid.strip():
             out.skipped_invalid += 1
-            out.problems.append(f"record #{index + 1} ({_short(rec.get('name'))}) has no cuid")
-            continue
+            out.problems.append(f"record #{index} ({_short(rec.get('name'))}) has no cuid")
+            return None
         if len(cuid) > CUID_MAX or "\x00" in cuid:
             # It cannot be stored, so it cannot count as present: nothing may be retired.
             out.skipped_invalid += 1
             out.problems.append(
-                f"record #{index + 1} ({_short(rec.get('name'))}) has a cuid Atryum cannot store "
-                f"({_short(cuid)}: more than {CUID_MAX} characters or a NUL character); skipped"
+                f"record #{index} ({_short(rec.get('name'))}) has a cuid Atryum cannot "
+                f"store ({_short(cuid)}: more than {CUID_MAX} characters or a NUL "
+                "character); skipped"
             )
-            continue
+            return None
         name = rec.get("name")
         if isinstance(name, str):
             name = _storable(name, f"record {cuid}: the name", out.warnings)
@@ -86,7 +173,7 @@ def normalize(
         fields = rec.get("custom_fields")
         if not isinstance(fields, dict):
             fields = {}
-        raw_charter = charter_value(fields, charter_field_key)
+        raw_charter = charter_value(fields, key)
         charter: str | None
         if raw_charter is None:
             charter = ""
@@ -95,7 +182,7 @@ def normalize(
         else:
             charter = None
             out.warnings.append(
-                f"record {cuid} ({name}): charter field {charter_field_key!r} is a "
+                f"record {cuid} ({name}): charter field {key!r} is a "
                 f"{type(raw_charter).__name__}, not text; the previous charter was kept"
             )
         if charter:
@@ -103,19 +190,25 @@ def normalize(
         description = fields.get("description")
         description = description if isinstance(description, str) else ""
         description = _storable(description, f"record {cuid}: the description", out.warnings)
-        out.records.append(
-            PulledRecord(
-                cuid=cuid,
-                name=name.strip(),
-                description=description,
-                charter=charter,
-                source_hash=source_hash(
-                    name=name.strip(),
-                    description=description,
-                    charter=raw_charter if raw_charter is not None else "",
-                    org_name=out.org_name,
-                    slug=slug,
-                ),
-            )
+        name = name.strip()
+        digest = source_hash(
+            name=name,
+            description=description,
+            charter=raw_charter if raw_charter is not None else "",
+            org_name=out.org_name,
+            slug=self._slug,
         )
-    return out
+        return PulledRecord(cuid, name, description, charter, digest)
+
+
+_UNKNOWN = object()
+
+
+def normalize(
+    raw: list[dict[str, Any]], *, charter_field_key: str, org_name: str, slug: str
+) -> NormalizedPull:
+    """A whole pull at once, content kept (dry previews, tests)."""
+    normalizer = Normalizer(charter_field_key=charter_field_key, slug=slug)
+    normalizer.set_org_name(org_name)
+    normalizer.page(raw)
+    return normalizer.out

@@ -108,10 +108,27 @@ class RunOut(BaseModel):
     restored: int = 0
     kept_dependent: int = 0
     skipped_invalid: int = 0
+    held: int = 0
+    changes_total: int = 0
     error: str = ""
     warnings: list[str] = []
+
+
+class RunDetail(RunOut):
+    """One run with its first changes; every change: GET …/runs/{id}/changes (paged)."""
+
     changes: list[ChangeOut] = []
 
 
 class RunList(BaseModel):
     items: list[RunOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class ChangeList(BaseModel):
+    items: list[ChangeOut]
+    total: int
+    offset: int
+    limit: int

@@ -2,14 +2,21 @@
 
 The apply, the run record's outcome included, is one database transaction: an error or a crash
 half-way leaves the registry exactly as it was.
+
+The pull streams: a thread fetches the pages while this one loads the registry, fingerprints
+each page as it arrives and stages only what must be written (`atryum.sync.stage_store`), so a
+run holds one page of raw records at a time and costs little more than the fetch itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,15 +24,17 @@ import sqlalchemy as sa
 from atryum.config import SyncConfig
 from atryum.db.types import utcnow
 from atryum.metrics import SYNC_DURATION, SYNC_RUNS
-from atryum.sync import run_store, store
+from atryum.sync import run_store, runs, stage_store, store
 from atryum.sync.planner import LocalAgent, Plan, make_plan
-from atryum.sync.records import NormalizedPull, normalize
+from atryum.sync.records import Content, NormalizedPull, Normalizer
 from atryum.sync.settings import SyncSettings, read_settings_tx
-from atryum.validmind.client import AgentsPull, ValidMindClient, ValidMindError
+from atryum.validmind.client import AgentsPull, PageSink, ValidMindClient, ValidMindError
 
 log = logging.getLogger("atryum.sync")
 
 ClientFactory = Callable[[], ValidMindClient]
+#: Told (records received, total announced) after every page of the pull.
+Progress = Callable[[int, int], None]
 
 RUNNING, SUCCEEDED, PARTIAL, HELD, FAILED, SKIPPED = (
     "running",
@@ -45,7 +54,16 @@ class RunRequest:
     dry_run: bool = False
     allow_removals: bool = False
     triggers: tuple[str, ...] = ()
+    progress: Progress | None = field(default=None, compare=False)
 
+
+#: Records normalized between two chances for the fetching thread to run.
+YIELD_EVERY = 100
+
+REGISTRY_MOVED = (
+    "the registry changed while this run was fetching (an agent of the organization was "
+    "edited, retired or purged), so nothing was applied; sync again"
+)
 
 SETTINGS_CHANGED = (
     "skipped: the sync settings (organization, record type or charter field) changed while this "
@@ -82,7 +100,6 @@ def start_run(engine: sa.Engine, request: RunRequest) -> None:
                 "status": RUNNING,
                 "started_at": utcnow(),
                 "warnings": [],
-                "changes": [],
             },
         )
 
@@ -94,7 +111,8 @@ def execute_run(
     client_factory: ClientFactory,
     sync_defaults: SyncConfig,
 ) -> dict[str, Any]:
-    """Run a sync whose run row `start_run` created; returns the finished run row."""
+    """Run a sync whose run row `start_run` created; returns the finished run (with the first
+    changes)."""
     started = time.monotonic()
     try:
         outcome = _fetch_plan_apply(engine, request, client_factory, sync_defaults)
@@ -110,9 +128,7 @@ def execute_run(
             run_store.update_run(conn, request.run_id, {**outcome, "finished_at": utcnow()})
     SYNC_RUNS.labels(outcome["status"], request.trigger).inc()
     SYNC_DURATION.observe(time.monotonic() - started)
-    with engine.begin() as conn:
-        run = run_store.get_run(conn, request.run_id)
-    assert run is not None
+    run = runs.get_run(engine, run_id=request.run_id)
     log.info(
         "sync run finished run_id=%s trigger=%s status=%s", run["id"], run["trigger"], run["status"]
     )
@@ -135,45 +151,162 @@ def _fetch_plan_apply(
             "the sync scope is not configured: set org_cuid and agent_record_type_slug "
             "(PUT /api/v1/settings)"
         )
-    pull = _fetch(client_factory, settings)
-    norm = normalize(
-        pull.records,
-        charter_field_key=settings.charter_field_key,
-        org_name=pull.org_name,
-        slug=settings.agent_record_type_slug,
-    )
-    problems = pull.problems + norm.problems
-    complete = pull.complete and not norm.problems
-    # What the client noticed about a pull that is still complete (a duplicate cuid dropped, a
-    # server ignoring paging) is a warning; an incomplete pull's problems are the run's error.
-    warnings = (pull.problems if complete else []) + norm.warnings
     try:
-        with engine.begin() as conn:
-            settings = _still_current(conn, settings, sync_defaults)
-            local = store.load_org_agents(conn, settings.org_cuid, settings.default_agent_id)
-            plan = make_plan(
-                local,
-                norm.records,
-                complete=complete,
-                thresholds=settings.thresholds,
-                allow_removals=request.allow_removals,
-            )
-            if not request.dry_run:
-                created_ids = _apply(conn, plan, settings, norm.org_name)
-                outcome = _outcome(
-                    plan, created_ids, complete, problems, warnings, norm, len(pull.records)
-                )
-                run_store.update_run(conn, request.run_id, outcome)
-                return outcome
-        outcome = _outcome(plan, [], complete, problems, warnings, norm, len(pull.records))
-        with engine.begin() as conn:
-            run_store.update_run(conn, request.run_id, outcome)
-        return outcome
+        # One connection for the whole run: its temporary tables hold the staged pull.
+        with engine.connect() as conn:
+            try:
+                return _run_staged(conn, request, client_factory, sync_defaults, settings)
+            finally:
+                if conn.in_transaction():
+                    conn.rollback()
+                with conn.begin():
+                    stage_store.drop(conn)
     except sa.exc.SQLAlchemyError as exc:
         raise RunFailed(
             "database error while applying the sync; nothing was changed: "
             f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:300]}"
         ) from exc
+
+
+def _run_staged(
+    conn: sa.Connection,
+    request: RunRequest,
+    client_factory: ClientFactory,
+    sync_defaults: SyncConfig,
+    settings: SyncSettings,
+) -> dict[str, Any]:
+    org = settings.org_cuid
+    with _PageStream(client_factory, settings) as pages:
+        # The first pages are on their way while the registry loads.
+        with conn.begin():
+            stage_store.create(conn)
+            local = store.load_org_agents(conn, org, settings.default_agent_id)
+            snapshot = store.org_snapshot(conn, org)
+        known = {a.vm_cuid: a.source_hash for a in local if not a.retired and not a.missing}
+        normalizer = Normalizer(
+            charter_field_key=settings.charter_field_key,
+            slug=settings.agent_record_type_slug,
+            known=known,
+        )
+        del known
+        for org_name, page in pages:
+            normalizer.set_org_name(org_name)
+            staged: list[Content] = []
+            for start in range(0, len(page), YIELD_EVERY):
+                staged += normalizer.page(page[start : start + YIELD_EVERY])
+                # Hand the GIL to the fetching thread, whose socket read may be done: without
+                # this it waits out the interpreter's 5 ms switch interval every time.
+                time.sleep(0)
+            if staged:
+                with conn.begin():
+                    stage_store.stage_content(conn, staged)
+            if request.progress is not None:
+                request.progress(pages.received, pages.total)
+        pull = pages.result()
+    normalizer.set_org_name(pull.org_name)
+    norm = normalizer.out
+    problems = pull.problems + norm.problems
+    complete = pull.complete and not norm.problems
+    # What the client noticed about a pull that is still complete (a duplicate cuid dropped, a
+    # server ignoring paging) is a warning; an incomplete pull's problems are the run's error.
+    warnings = (pull.problems if complete else []) + norm.warnings
+    with conn.begin():
+        settings = _still_current(conn, settings, sync_defaults)
+        if store.org_snapshot(conn, org) != snapshot:
+            local = store.load_org_agents(conn, org, settings.default_agent_id)
+        plan = make_plan(
+            local,
+            norm.records,
+            complete=complete,
+            thresholds=settings.thresholds,
+            allow_removals=request.allow_removals,
+        )
+        if not request.dry_run:
+            _apply(conn, plan, settings, norm.org_name)
+        changes = _changes(plan)
+        if not request.dry_run and plan.creates:
+            run_store.add_changes_from(
+                conn, stage_store.created_changes(request.run_id, CREATED_REASON)
+            )
+        else:
+            changes = _creates(plan) + changes
+        run_store.add_changes(conn, request.run_id, changes)
+        outcome = _outcome(plan, complete, problems, warnings, norm, pull.received)
+        run_store.update_run(conn, request.run_id, outcome)
+        return outcome
+
+
+class _PageStream:
+    """The pull in a thread of its own, handed over page by page (at most a few in flight)."""
+
+    DONE = object()
+
+    def __init__(self, client_factory: ClientFactory, settings: SyncSettings) -> None:
+        # Enough pages in flight to cover loading the registry while the first ones arrive.
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=16)
+        self._stop = threading.Event()
+        self._pull: AgentsPull | None = None
+        self._error: BaseException | None = None
+        self.received = 0
+        self.total = 0
+        self._thread = threading.Thread(
+            target=self._fetch, args=(client_factory, settings), name="atryum-sync-fetch"
+        )
+        self._thread.daemon = True
+
+    def __enter__(self) -> _PageStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped()
+
+    def _fetch(self, client_factory: ClientFactory, settings: SyncSettings) -> None:
+        def on_page(org_name: str, total: int, records: list[dict[str, Any]]) -> None:
+            self._put((org_name, total, records))
+
+        try:
+            self._pull = _fetch(client_factory, settings, on_page)
+        except _Stopped:
+            return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._error = exc
+        try:
+            self._put(self.DONE)
+        except _Stopped:
+            return
+
+    def __iter__(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        while True:
+            item = self._queue.get()
+            if item is self.DONE:
+                return
+            org_name, self.total, records = item
+            self.received += len(records)
+            yield org_name, records
+
+    def result(self) -> AgentsPull:
+        if self._error is not None:
+            raise self._error
+        assert self._pull is not None
+        self.total = self._pull.total
+        return self._pull
+
+
+class _Stopped(Exception):
+    """The consumer of a page stream went away."""
 
 
 def _still_current(
@@ -186,10 +319,16 @@ def _still_current(
     return current
 
 
-def _fetch(client_factory: ClientFactory, settings: SyncSettings) -> AgentsPull:
+def _fetch(
+    client_factory: ClientFactory,
+    settings: SyncSettings,
+    on_page: PageSink,
+) -> AgentsPull:
     try:
         with client_factory() as client:
-            pull = client.fetch_agents(settings.org_cuid, settings.agent_record_type_slug)
+            pull = client.fetch_agents(
+                settings.org_cuid, settings.agent_record_type_slug, on_page=on_page
+            )
     except ValidMindError as exc:
         raise RunFailed(f"fetch from ValidMind failed; nothing was changed: {exc}") from exc
     if pull.org_cuid != settings.org_cuid:
@@ -200,14 +339,32 @@ def _fetch(client_factory: ClientFactory, settings: SyncSettings) -> AgentsPull:
     return pull
 
 
-def _apply(conn: sa.Connection, plan: Plan, settings: SyncSettings, org_name: str) -> list[str]:
+def _apply(conn: sa.Connection, plan: Plan, settings: SyncSettings, org_name: str) -> None:
     now = utcnow()
     slug = settings.agent_record_type_slug
-    created_ids = store.insert_synced(
-        conn, plan.creates, org_cuid=settings.org_cuid, org_name=org_name, slug=slug, now=now
-    )
-    for pairs, restore in ((plan.updates, False), (plan.restores, True)):
-        store.refresh_synced(conn, pairs, org_name=org_name, slug=slug, now=now, restore=restore)
+    stage_store.index(conn)
+    writes: list[tuple[str, str, str | None]] = [(r.cuid, "create", None) for r in plan.creates]
+    for action, pairs in (("update", plan.updates), ("restore", plan.restores)):
+        writes += [(rec.cuid, action, agent.id) for agent, rec in pairs]
+    rows = [(seq, *write) for seq, write in enumerate(writes)]
+    stage_store.stage_plan(conn, rows)
+    written = 0
+    if plan.creates:
+        written = stage_store.insert_creates(
+            conn, org_cuid=settings.org_cuid, org_name=org_name, slug=slug, now=now
+        )
+    for action, pairs, restore in (
+        ("update", plan.updates, False),
+        ("restore", plan.restores, True),
+    ):
+        if pairs:
+            n = stage_store.refresh(
+                conn, action, org_name=org_name, slug=slug, now=now, restore=restore
+            )
+            written += n
+    if written != len(rows):
+        # A record planned for a write was not staged: its agent changed after the load.
+        raise RunFailed(REGISTRY_MOVED)
     previous = store.confirmed_at(conn, settings.org_cuid)
     plan.retires, plan.keeps = store.retire_or_keep(
         conn,
@@ -223,7 +380,13 @@ def _apply(conn: sa.Connection, plan: Plan, settings: SyncSettings, org_name: st
         store.set_confirmed(conn, settings.org_cuid, now)
     else:
         store.mark_synced(conn, [a.id for a in plan.unchanged], now)
-    return created_ids
+
+
+CREATED_REASON = "new record in ValidMind"
+KEPT_REASON = (
+    "missing in ValidMind; kept because a managed-agent binding or the default agent setting "
+    "depends on it"
+)
 
 
 def _change(
@@ -238,21 +401,14 @@ def _change(
     }
 
 
-def _outcome(
-    plan: Plan,
-    created_ids: list[str],
-    complete: bool,
-    problems: list[str],
-    warnings: list[str],
-    norm: NormalizedPull,
-    fetched: int,
-) -> dict[str, Any]:
-    skipped_invalid = norm.skipped_invalid
+def _creates(plan: Plan) -> list[dict[str, Any]]:
+    """Planned creates (a dry run: no ids yet)."""
+    return [_change("created", None, r.cuid, r.name, CREATED_REASON) for r in plan.creates]
+
+
+def _changes(plan: Plan) -> list[dict[str, Any]]:
+    """Every change but the creates, in the order the run lists them."""
     changes: list[dict[str, Any]] = []
-    for i, rec in enumerate(plan.creates):
-        change = _change("created", None, rec.cuid, rec.name, "new record in ValidMind")
-        change["agent_id"] = created_ids[i] if created_ids else None
-        changes.append(change)
     for agent, rec in plan.updates:
         why = "record is back in ValidMind" if agent.missing else "record changed in ValidMind"
         changes.append(_change("updated", agent, rec.cuid, rec.name, why))
@@ -263,20 +419,23 @@ def _outcome(
             _change("retired", agent, agent.vm_cuid, agent.name, "archived or deleted in ValidMind")
         )
     for agent in plan.keeps:
-        changes.append(
-            _change(
-                "kept_dependent",
-                agent,
-                agent.vm_cuid,
-                agent.name,
-                "missing in ValidMind; kept because a managed-agent binding or the default "
-                "agent setting depends on it",
-            )
-        )
+        changes.append(_change("kept_dependent", agent, agent.vm_cuid, agent.name, KEPT_REASON))
     for agent in plan.held:
         changes.append(
             _change("held", agent, agent.vm_cuid, agent.name, "would be retired; held for review")
         )
+    return changes
+
+
+def _outcome(
+    plan: Plan,
+    complete: bool,
+    problems: list[str],
+    warnings: list[str],
+    norm: NormalizedPull,
+    fetched: int,
+) -> dict[str, Any]:
+    skipped_invalid = norm.skipped_invalid
     if plan.held:
         status = HELD
         error = (
@@ -289,18 +448,22 @@ def _outcome(
         error = "incomplete pull, nothing was retired: " + "; ".join(problems)
     else:
         status, error = SUCCEEDED, ""
-    return {
-        "status": status,
-        "error": error,
+    counts = {
         "created": len(plan.creates),
         "updated": len(plan.updates),
-        "unchanged": len(plan.unchanged),
         "retired": len(plan.retires),
         "restored": len(plan.restores),
         "kept_dependent": len(plan.keeps),
+        "held": len(plan.held),
+    }
+    return {
+        "status": status,
+        "error": error,
+        **counts,
+        "unchanged": len(plan.unchanged),
         "skipped_invalid": skipped_invalid,
         "fetched": fetched,
         "warnings": warnings,
-        "changes": changes,
+        "changes_total": sum(counts.values()),
         "finished_at": utcnow(),
     }

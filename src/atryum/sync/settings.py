@@ -240,7 +240,9 @@ def update_settings(
             scope = ScopeChange(retire=retired, keep=kept, scope_changed=True)
             store.set_confirmed(conn, None, None)
         if scope.retire or scope.keep:
-            run_store.insert_run(conn, _scope_run(scope, merged, now))
+            run, scope_changes = _scope_run(scope, merged, now)
+            run_store.insert_run(conn, run)
+            run_store.add_changes(conn, run["id"], scope_changes)
         new = read_settings_tx(conn, defaults)
         audit.record_change(
             conn,
@@ -257,7 +259,9 @@ def update_settings(
         return new, scope, current
 
 
-def _scope_run(scope: ScopeChange, new: SyncSettings, now: datetime) -> dict[str, Any]:
+def _scope_run(
+    scope: ScopeChange, new: SyncSettings, now: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The scope change's own entry in the run history, so every retirement is explained."""
     where = f"{new.org_cuid or '(no org)'} / {new.agent_record_type_slug or '(no record type)'}"
 
@@ -270,7 +274,13 @@ def _scope_run(scope: ScopeChange, new: SyncSettings, now: datetime) -> dict[str
             "reason": reason,
         }
 
-    return {
+    changes = [
+        change("retired", a, f"out of scope: sync scope changed to {where}") for a in scope.retire
+    ] + [
+        change("kept_dependent", a, f"out of scope ({where}) but kept: something depends on it")
+        for a in scope.keep
+    ]
+    run = {
         "id": str(uuid.uuid4()),
         "trigger": "settings",
         "requested_by": "settings",
@@ -279,13 +289,7 @@ def _scope_run(scope: ScopeChange, new: SyncSettings, now: datetime) -> dict[str
         "finished_at": now,
         "retired": len(scope.retire),
         "kept_dependent": len(scope.keep),
+        "changes_total": len(changes),
         "warnings": [],
-        "changes": [
-            change("retired", a, f"out of scope: sync scope changed to {where}")
-            for a in scope.retire
-        ]
-        + [
-            change("kept_dependent", a, f"out of scope ({where}) but kept: something depends on it")
-            for a in scope.keep
-        ],
     }
+    return run, changes

@@ -9,10 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from atryum.agents.models import SOURCE_VALIDMIND
-from atryum.agents.store import chunks, new_id
+from atryum.agents.store import chunks
 from atryum.db.tables import agent_sync_settings, agents, managed_agent_bindings
 from atryum.db.types import UTCDateTime
-from atryum.sync.planner import LocalAgent, PulledRecord
+from atryum.sync.planner import LocalAgent
 
 SETTINGS_ID = 1
 
@@ -64,8 +64,19 @@ def load_org_agents(
         agents.c.removed_at.is_not(None),
         agents.c.source_missing_since.is_not(None),
     ).where(in_org)
-    # Plain tuples straight from the driver: this runs over every agent of the org.
-    rows = conn.execute(q.execution_options(yield_per=5000))
+    # This runs over every agent of the org: plain tuples straight from the driver's cursor
+    # (SQLAlchemy's result rows cost more than the query here).
+    compiled = q.compile(dialect=conn.dialect)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        params = compiled.params
+        if conn.dialect.paramstyle == "qmark":
+            cursor.execute(str(compiled), [params[k] for k in compiled.positiontup or ()])
+        else:
+            cursor.execute(str(compiled), params)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     return [
         LocalAgent(i, cuid, name, h, bool(retired), bool(missing), i in dependents)
         for i, cuid, name, h, retired, missing in rows
@@ -99,81 +110,14 @@ def active_synced_outside_scope(
     ]
 
 
-def insert_synced(
-    conn: sa.Connection,
-    records: Sequence[PulledRecord],
-    *,
-    org_cuid: str,
-    org_name: str,
-    slug: str,
-    now: datetime,
-) -> list[str]:
-    rows: list[dict[str, Any]] = [
-        {
-            "id": new_id(),
-            "source": SOURCE_VALIDMIND,
-            "vm_organization_cuid": org_cuid,
-            "vm_organization_name": org_name,
-            "vm_record_type_slug": slug,
-            "vm_cuid": r.cuid,
-            "name": r.name,
-            "description": r.description,
-            "charter": r.charter or "",
-            "enabled": True,
-            "tags": [],
-            "source_hash": r.source_hash,
-            "synced_at": now,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for r in records
-    ]
-    for part in chunks(rows, 2000):
-        conn.execute(agents.insert(), list(part))
-    return [str(row["id"]) for row in rows]
-
-
-def refresh_synced(
-    conn: sa.Connection,
-    pairs: Sequence[tuple[LocalAgent, PulledRecord]],
-    *,
-    org_name: str,
-    slug: str,
-    now: datetime,
-    restore: bool,
-) -> None:
-    """Write source-owned fields; restoring also clears the retirement (same id, same row)."""
-    values: dict[str, Any] = {
-        "name": sa.bindparam("b_name"),
-        "description": sa.bindparam("b_description"),
-        "vm_organization_name": org_name,
-        "vm_record_type_slug": slug,
-        "source_hash": sa.bindparam("b_hash"),
-        "source_missing_since": None,
-        "synced_at": now,
-        "updated_at": now,
-    }
-    if restore:
-        values.update(removed_at=None, removal_reason=None)
-    with_charter = [(a, r) for a, r in pairs if r.charter is not None]
-    keep_charter = [(a, r) for a, r in pairs if r.charter is None]
-    for group, charter in ((with_charter, True), (keep_charter, False)):
-        if not group:
-            continue
-        stmt_values = dict(values, charter=sa.bindparam("b_charter")) if charter else values
-        stmt = agents.update().where(agents.c.id == sa.bindparam("b_id")).values(**stmt_values)
-        params = [
-            {
-                "b_id": a.id,
-                "b_name": r.name,
-                "b_description": r.description,
-                "b_hash": r.source_hash,
-                **({"b_charter": r.charter} if charter else {}),
-            }
-            for a, r in group
-        ]
-        for part in chunks(params, 2000):
-            conn.execute(stmt, list(part))
+def org_snapshot(conn: sa.Connection, org_cuid: str) -> tuple[int, Any]:
+    """(count, last update) of the org's synced agents: if it is the same at apply time as when
+    the agents were loaded, nothing but bindings (which the retirement re-checks) changed."""
+    q = sa.select(sa.func.count(), sa.func.max(agents.c.updated_at)).where(
+        agents.c.source == SOURCE_VALIDMIND, agents.c.vm_organization_cuid == org_cuid
+    )
+    count, last = conn.execute(q).one()
+    return int(count), last
 
 
 def mark_synced(conn: sa.Connection, agent_ids: Sequence[str], now: datetime) -> None:

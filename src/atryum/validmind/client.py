@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -81,10 +82,19 @@ class AgentsPull:
 
     org_cuid: str
     org_name: str
-    records: list[dict[str, Any]]
+    records: list[dict[str, Any]]  # empty when the pull was streamed to an `on_page` callback
     total: int
     complete: bool
     problems: list[str] = field(default_factory=list)
+    received: int = -1  # records received (len(records) unless streamed)
+
+    def __post_init__(self) -> None:
+        if self.received < 0:
+            self.received = len(self.records)
+
+
+#: Receives each page's new records as it arrives: (org_name and total from page 1, records).
+PageSink = Callable[[str, int, list[dict[str, Any]]], None]
 
 
 class _Retryable(Exception):
@@ -248,11 +258,17 @@ class ValidMindClient:
         self._field(endpoint, data, "reason", str)
         return data
 
-    def fetch_agents(self, org_cuid: str, record_type_slug: str) -> AgentsPull:
-        """Pull every active agent record, page by page (see the spec's paging section)."""
+    def fetch_agents(
+        self, org_cuid: str, record_type_slug: str, *, on_page: PageSink | None = None
+    ) -> AgentsPull:
+        """Pull every active agent record, page by page (see the spec's paging section).
+
+        With `on_page`, each page's records go to it as they arrive and are not kept: the pull
+        holds one page at a time, whatever the organization's size."""
         endpoint = "GET /agents"
         limit = self._config.page_size
         records: list[dict[str, Any]] = []
+        received = 0
         seen: set[str] = set()
         problems: list[str] = []
         anomaly = False
@@ -308,6 +324,8 @@ class ValidMindClient:
                         f"page {page} said {page_total}); records may have been missed"
                     )
 
+            empty_page = not results
+            next_field = data.get("next_page", _ABSENT)
             page_cuids = [c for r in results if (c := _cuid(r))]
             if pages_asked > 1 and page_cuids and all(c in seen for c in page_cuids):
                 problems.append(
@@ -319,6 +337,7 @@ class ValidMindClient:
                 break
 
             dropped: list[str] = []
+            fresh: list[dict[str, Any]] = []
             for rec in results:
                 cuid = _cuid(rec)
                 if cuid:
@@ -326,7 +345,12 @@ class ValidMindClient:
                         dropped.append(cuid)
                         continue
                     seen.add(cuid)
-                records.append(rec)
+                fresh.append(rec)
+            received += len(fresh)
+            if on_page is None:
+                records.extend(fresh)
+            else:
+                on_page(org_name, total, fresh)
             if dropped:
                 shown = ", ".join(repr(c) for c in dropped[:5])
                 more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
@@ -335,12 +359,12 @@ class ValidMindClient:
                     f"({shown}{more}); kept the first copy"
                 )
             if pages_asked == 1:
-                first_held_total = len(records) >= total
+                first_held_total = received >= total
 
-            if not results:
+            if empty_page:
                 break
-            if "next_page" in data:
-                nxt = data["next_page"]
+            if next_field is not _ABSENT:
+                nxt = next_field
                 if nxt is None:
                     break
                 if not _is_int(nxt):
@@ -354,7 +378,7 @@ class ValidMindClient:
                     )
                     break
                 next_page = nxt
-            elif len(records) < total:
+            elif received < total:
                 next_page = page + 1
             else:
                 break
@@ -367,9 +391,9 @@ class ValidMindClient:
                 break
             page = next_page
 
-        if len(records) != total:
-            problems.append(f"received {len(records)} of {total} records")
-        complete = not anomaly and len(records) == total
+        if received != total:
+            problems.append(f"received {received} of {total} records")
+        complete = not anomaly and received == total
         return AgentsPull(
             org_cuid=first_org,
             org_name=org_name,
@@ -377,6 +401,7 @@ class ValidMindClient:
             total=total,
             complete=complete,
             problems=problems,
+            received=received,
         )
 
     # ------------------------------------------------------------------ plumbing
@@ -467,8 +492,8 @@ class ValidMindClient:
 
     def _decode(self, endpoint: str, response: httpx2.Response) -> dict[str, Any]:
         status = response.status_code
-        excerpt = self._excerpt(response)
         if not 200 <= status < 300:
+            excerpt = self._excerpt(response)
             raise ValidMindError(
                 endpoint,
                 f"HTTP {status}: {excerpt or '(empty body)'}",
@@ -478,6 +503,7 @@ class ValidMindClient:
         try:
             data = json.loads(response.content)
         except ValueError as exc:
+            excerpt = self._excerpt(response)
             raise ValidMindError(
                 endpoint,
                 f"response is not valid JSON ({exc}): {excerpt or '(empty body)'}",
@@ -485,6 +511,7 @@ class ValidMindClient:
                 body_excerpt=excerpt,
             ) from None
         if not isinstance(data, dict):
+            excerpt = self._excerpt(response)
             raise ValidMindError(
                 endpoint,
                 f"response is {_type_name(data)}, not a JSON object: {excerpt}",
@@ -560,6 +587,9 @@ def _type_name(value: Any) -> str:
         list: "a list",
         dict: "an object",
     }.get(type(value), type(value).__name__)
+
+
+_ABSENT = object()
 
 
 def _cuid(record: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
 from atryum.agents import service as agents
+from atryum.agents.store import AgentFilter
 from atryum.context import AppContext, get_ctx
 from atryum.errors import NotFound
 from atryum.gateway import rules, service
@@ -26,15 +27,18 @@ from atryum.web.gateway_views import (
     agent_choices,
     event_rows,
     invocation_rows,
+    judge_rows,
     pretty_json,
     rule_names,
     rule_rows,
 )
+from atryum.web.judge_ui import judge_choices
 from atryum.web.render import not_found, page, render_fragment
 
 router = APIRouter(include_in_schema=False)
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 PAGE_SIZE = 50
+PICKER_SIZE = 50
 
 
 def _rule_names(ctx: AppContext) -> dict[str, str]:
@@ -96,8 +100,10 @@ def invocation_page(invocation_id: str, ctx: Ctx) -> HTMLResponse:
         row=rows[0],
         inv=inv,
         events=event_rows(events, names),
+        judged=judge_rows(events, names),
         input_json=pretty_json(inv.input),
         result_json=pretty_json(inv.result) if inv.result is not None else "",
+        error_text=inv.error if isinstance(inv.error, str) else pretty_json(inv.error),
     )
 
 
@@ -126,7 +132,8 @@ def new_rule_page(ctx: Ctx) -> HTMLResponse:
         row=None,
         rows=rule_rows(rules.list_rules(ctx.engine)),
         actions=ACTIONS,
-        choices=agent_choices(agents.list_agents(ctx.engine, include_removed=True), []),
+        **_picker(ctx, []),
+        judges=judge_choices(ctx, None, None),
     )
 
 
@@ -144,7 +151,25 @@ def rule_page(rule_id: str, ctx: Ctx) -> HTMLResponse:
         row=row,
         rows=listed,
         actions=ACTIONS,
-        choices=agent_choices(
-            agents.list_agents(ctx.engine, include_removed=True), row.rule.agent_cuids
-        ),
+        **_picker(ctx, row.rule.agent_cuids),
+        judges=judge_choices(ctx, row.rule.atryum_llm_config_id, row.rule.model_config_cuid),
     )
+
+
+def _picker(ctx: AppContext, selected: list[str]) -> dict[str, Any]:
+    """The rule form's agent picker: the rule's agents and the first live ones; the page's
+    script searches the rest as the operator types (GET /api/v1/agents/search)."""
+    found, total = agents.search_agents(
+        ctx.engine, flt=AgentFilter(state="active"), offset=0, limit=PICKER_SIZE
+    )
+    named = []
+    for agent_id in selected:
+        try:
+            named.append(agents.get_agent(ctx.engine, agent_id=agent_id))
+        except NotFound:
+            continue  # the rule page says the agent is gone
+    return {
+        "choices": agent_choices(named, found, selected),
+        "picker_total": total,
+        "picker_size": PICKER_SIZE,
+    }

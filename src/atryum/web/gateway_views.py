@@ -129,6 +129,8 @@ def rule_row(view: RuleView, position: int) -> RuleRow:
             warnings.append(f"This rule names a retired agent: {a.name}")
         elif a.state == "gone":
             warnings.append(f"This rule names an agent that no longer exists: {a.id}")
+    if view.judge_problem:
+        warnings.append(f"The judge of this AI evaluation rule cannot answer: {view.judge_problem}")
     if view.matches_nothing:
         warnings.append(
             "Matches nothing — all its agents are gone or retired. It never widens to all "
@@ -153,15 +155,26 @@ class AgentChoice:
 _STATE_ORDER = {"active": 0, "disabled": 1, "retired": 2}
 
 
-def agent_choices(agents: Iterable[Agent], selected: Sequence[str]) -> list[AgentChoice]:
-    """The agent picker: live agents first, then retired ones (only those a rule names can be
-    kept checked), each with its state, sorted by name."""
-    chosen = set(selected)
-    out = []
-    for a in agents:
-        state = "retired" if a.removed_at is not None else "active" if a.enabled else "disabled"
-        out.append(AgentChoice(a.id, a.name, state, a.id in chosen))
-    return sorted(out, key=lambda c: (_STATE_ORDER[c.state], c.name.casefold(), c.id))
+def agent_choices(
+    selected: Iterable[Agent], found: Iterable[dict[str, Any]], selected_ids: Sequence[str]
+) -> list[AgentChoice]:
+    """The agent picker: the agents a rule names (whatever their state: a retired one can only
+    be taken off) and a first page of live agents (`found`: brief rows of the agent search),
+    live agents first, each with its state, sorted by name."""
+    chosen = set(selected_ids)
+    out = {
+        a.id: AgentChoice(a.id, a.name, agent_state_name(a.removed_at, a.enabled), True)
+        for a in selected
+        if a.id in chosen
+    }
+    for row in found:
+        state = agent_state_name(row["removed_at"], row["enabled"])
+        out.setdefault(row["id"], AgentChoice(row["id"], row["name"], state, False))
+    return sorted(out.values(), key=lambda c: (_STATE_ORDER[c.state], c.name.casefold(), c.id))
+
+
+def agent_state_name(removed_at: object, enabled: bool) -> str:
+    return "retired" if removed_at is not None else "active" if enabled else "disabled"
 
 
 # -- invocations ------------------------------------------------------------------------------
@@ -226,6 +239,54 @@ def event_rows(events: Sequence[Event], names: dict[str, str]) -> list[EventRow]
                 text = DECIDED_BY.get(value, value) if key == "decided_by" else str(value)
                 details.append((label, text))
         out.append(EventRow(e, str(data.get("reason") or ""), rule, details))
+    return out
+
+
+@dataclass(frozen=True)
+class JudgeRow:
+    """One `rule_evaluated` event: what the charter judge said about one rule."""
+
+    rule: str
+    judge: str  # in words: "LLM judge-model-1", "ValidMind mc-sim-default", "no judge"
+    verdict: str  # the judge's verdict, or "no answer"
+    confidence: str
+    outcome: str
+    reason: str
+    latency: str
+    tokens: str
+    cached: bool
+    shadow: bool
+    error: str | None
+
+
+_JUDGES = {"llm": "LLM", "validmind": "ValidMind"}
+
+
+def judge_rows(events: Sequence[Event], names: dict[str, str]) -> list[JudgeRow]:
+    out = []
+    for e in events:
+        if e.type != "rule_evaluated":
+            continue
+        d = e.data or {}
+        kind = _JUDGES.get(str(d.get("judge")), "no judge")
+        model = d.get("model") or d.get("config") or ""
+        tokens = d.get("tokens") or {}
+        tin, tout = tokens.get("input"), tokens.get("output")
+        out.append(
+            JudgeRow(
+                rule=rule_name(str(d.get("rule_id")), names),
+                judge=f"{kind} {model}".strip(),
+                verdict=str(d.get("verdict") or "no answer").replace("_", " "),
+                confidence="—" if d.get("confidence") is None else f"{d['confidence']:.2f}",
+                outcome=str(d.get("outcome") or "").replace("_", " "),
+                reason=str(d.get("reason") or ""),
+                latency="—" if d.get("latency_ms") is None else f"{d['latency_ms']} ms",
+                tokens="—" if tin is None and tout is None else f"{tin or 0} in / {tout or 0} out",
+                cached=bool(d.get("cached")),
+                shadow=bool(d.get("shadow")),
+                error=d.get("error"),
+            )
+        )
     return out
 
 

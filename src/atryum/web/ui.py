@@ -4,22 +4,29 @@ JavaScript calls the JSON API for every change, so there is one write path."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from atryum.agents import service as agents
+from atryum.agents.store import AgentFilter
 from atryum.config import default_config_path
 from atryum.context import AppContext, get_ctx
 from atryum.errors import NotFound
+from atryum.limits import INT32_MAX
 from atryum.sync import api as sync_api
 from atryum.sync import runs, settings
-from atryum.sync.schemas import RunOut
+from atryum.sync.schemas import RunDetail
 from atryum.validmind.client import ValidMindError
+from atryum.web.gateway_ui import PAGE_SIZE
 from atryum.web.gateway_ui import router as gateway_router
+from atryum.web.gateway_views import Paging
 from atryum.web.identity_ui import router as identity_router
+from atryum.web.judge_ui import router as judge_router
 from atryum.web.render import not_found, page
-from atryum.web.views import SOURCES, STATES, describe, matches, run_view
+from atryum.web.servers_ui import router as servers_router
+from atryum.web.views import SOURCES, STATES, describe, run_view
 
 #: How long a live run page waits for a run nobody knows (not in the history, not queued or
 #: waiting in this process) before it says so: a run another replica queued appears within
@@ -28,6 +35,8 @@ UNKNOWN_RUN_GIVE_UP_SECONDS = 30.0
 
 router = APIRouter(include_in_schema=False)
 router.include_router(gateway_router)
+router.include_router(servers_router)
+router.include_router(judge_router)
 router.include_router(identity_router)
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
@@ -47,21 +56,32 @@ def _sync_configured(ctx: AppContext, scope: settings.SyncSettings) -> bool:
 
 @router.get("/ui/")
 def agents_page(
-    ctx: Ctx, q: str = "", source: str = "", state: str = "active", deleted: str = ""
+    ctx: Ctx,
+    q: str = "",
+    source: str = "",
+    state: str = "active",
+    deleted: str = "",
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
 ) -> HTMLResponse:
     state = state if state in STATES else "active"
     source = source if source in SOURCES else ""
     scope = _scope(ctx)
-    listed = agents.list_agents(ctx.engine, include_removed=state in ("retired", "all"))
-    views = [describe(a, scope) for a in listed]
-    shown = [v for v in views if matches(v, text=q.strip(), source=source, state=state)]
+    flt = AgentFilter(text=q[:200], source=source, state=state)
+    listed, total = agents.page_agents(ctx.engine, flt=flt, offset=offset, limit=PAGE_SIZE)
+    empty = (
+        total == 0
+        and not agents.page_agents(ctx.engine, flt=AgentFilter(state="all"), offset=0, limit=1)[1]
+    )
+    href = "/ui/?" + urlencode({"q": q, "source": source, "state": state}) + "&offset="
     return page(
         ctx,
         "agents.html",
         title="Agents",
         nav="agents",
-        views=shown,
-        total=len(views),
+        views=[describe(a, scope) for a in listed],
+        paging=Paging(offset, PAGE_SIZE, total),
+        page_href=href,
+        registry_empty=empty,
         q=q,
         source=source,
         state=state,
@@ -98,7 +118,10 @@ def agent_page(agent_id: str, ctx: Ctx, notice: str = "") -> HTMLResponse:
 @router.get("/ui/sync")
 def sync_page(ctx: Ctx) -> HTMLResponse:
     scope = _scope(ctx)
-    latest = [_normalized(r) for r in runs.list_runs(ctx.engine, limit=1)]
+    latest = [
+        _normalized(runs.get_run(ctx.engine, run_id=r["id"]))
+        for r in runs.list_runs(ctx.engine, limit=1)
+    ]
     return page(
         ctx,
         "sync.html",
@@ -112,19 +135,39 @@ def sync_page(ctx: Ctx) -> HTMLResponse:
 
 
 @router.get("/ui/sync/runs")
-def runs_page(ctx: Ctx) -> HTMLResponse:
-    items = [run_view(_normalized(r)) for r in runs.list_runs(ctx.engine, limit=100)]
-    return page(ctx, "runs.html", title="Sync history", nav="history", items=items)
+def runs_page(ctx: Ctx, offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0) -> HTMLResponse:
+    rows, total = runs.page_runs(ctx.engine, offset=offset, limit=PAGE_SIZE)
+    return page(
+        ctx,
+        "runs.html",
+        title="Sync history",
+        nav="history",
+        items=[run_view(_normalized(r)) for r in rows],
+        paging=Paging(offset, PAGE_SIZE, total),
+    )
 
 
 @router.get("/ui/sync/runs/{run_id}")
-def run_page(run_id: str, ctx: Ctx, started: bool = False) -> HTMLResponse:
+def run_page(
+    run_id: str,
+    ctx: Ctx,
+    started: bool = False,
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
+) -> HTMLResponse:
     """`started` marks a run this browser just triggered: until it is known (queued, waiting or
     recorded; another replica may have queued it) it is shown as starting rather than not found,
-    and the page gives up after `UNKNOWN_RUN_GIVE_UP_SECONDS`."""
+    and the page gives up after `UNKNOWN_RUN_GIVE_UP_SECONDS`. The changes come a page of
+    `runs.CHANGES_PREVIEW` at a time (`offset`)."""
     run = _find_run(ctx, run_id)
     if run is None and not started:
         return not_found(ctx, f"sync run {run_id} not found")
+    changes_paging = None
+    if run is not None and run.get("started_at") is not None:
+        if offset:
+            run["changes"], _ = runs.list_changes(
+                ctx.engine, run_id=run_id, offset=offset, limit=runs.CHANGES_PREVIEW
+            )
+        changes_paging = Paging(offset, runs.CHANGES_PREVIEW, int(run["changes_total"]))
     latest = runs.list_runs(ctx.engine, limit=1)
     is_latest = bool(latest) and latest[0]["id"] == run_id
     return page(
@@ -133,6 +176,7 @@ def run_page(run_id: str, ctx: Ctx, started: bool = False) -> HTMLResponse:
         title="Sync run",
         nav="history",
         rv=run_view(run or _unknown(run_id)),
+        changes_paging=changes_paging,
         known=run is not None,
         can_allow=is_latest and _sync_configured(ctx, _scope(ctx)),
     )
@@ -151,7 +195,7 @@ def run_status(run_id: str, ctx: Ctx) -> dict[str, Any]:
 
 def _normalized(run: dict[str, Any]) -> dict[str, Any]:
     """A run row or queued view with every field of the API's run shape."""
-    return RunOut.model_validate(run).model_dump()
+    return RunDetail.model_validate(run).model_dump()
 
 
 def _unknown(run_id: str) -> dict[str, Any]:

@@ -115,26 +115,6 @@ def _kept_label(agent: Agent, scope: SyncSettings, is_default: bool) -> str:
     return f"{where} — nothing depends on it any more; the next sync retires it"
 
 
-def matches(view: AgentView, *, text: str, source: str, state: str) -> bool:
-    a = view.agent
-    if source and a.source != source:
-        return False
-    if state == "retired" and view.state != "retired":
-        return False
-    if state in ("active", "kept", "disabled") and view.state == "retired":
-        return False
-    if state == "kept" and view.state != "kept":
-        return False
-    if state == "disabled" and a.enabled:
-        return False
-    if not text:
-        return True
-    haystack = [a.name, a.description, a.vm_cuid or "", a.vm_organization_name, *a.tags]
-    haystack += a.agent_ids
-    needle = text.casefold()
-    return any(needle in value.casefold() for value in haystack)
-
-
 @dataclass(frozen=True)
 class ChangeSection:
     action: str
@@ -166,8 +146,9 @@ class RunView:
         """The counts in words, e.g. `4 records fetched from ValidMind: 3 unchanged, 1 retired.`"""
         fetched, *rest = self.counts
         parts = [f"{n} {label}" for label, n in rest if n]
-        if self.held:
-            parts.append(f"{len(self.held)} held for review")
+        held = int(self.run.get("held") or 0)
+        if held:
+            parts.append(f"{held} held for review")
         changed = ", ".join(parts)
         noun = "record" if fetched[1] == 1 else "records"
         return f"{fetched[1]} {noun} fetched from ValidMind: {changed or 'nothing changed'}."

@@ -30,7 +30,24 @@
     agent_cuids: rule.agent_cuids,
     description: rule.description,
     enabled: rule.enabled,
+    atryum_llm_config_id: rule.atryum_llm_config_id,
+    model_config_cuid: rule.model_config_cuid,
+    min_confidence: rule.min_confidence,
+    shadow: rule.shadow,
   });
+
+  // The judge fields of the form: only an AI evaluation rule has a judge.
+  function judgeFields(action) {
+    if (action !== "ai_evaluation") return {};
+    const [kind, ...rest] = el("judge").value.split(":");
+    const ref = rest.join(":") || null;
+    return {
+      atryum_llm_config_id: kind === "llm" ? ref : null,
+      model_config_cuid: kind === "vm" ? ref : null,
+      min_confidence: Number(el("min_confidence").value || 0),
+      shadow: el("rule-shadow").checked,
+    };
+  }
 
   async function run(button, change, selector) {
     clearError("rules-error");
@@ -110,9 +127,75 @@
     restoreFocus();
   }
 
+  // The agent picker searches the registry as the operator types: checked agents stay, the
+  // unchecked ones are replaced by the matches (at most one request in flight, the last wins).
+  function agentSearch() {
+    const input = el("agent-search");
+    const picker = el("agent-picker");
+    if (!input || !picker) return;
+    const status = el("agent-search-status");
+    let timer = null;
+    let asked = 0;
+    const choice = (agent) => {
+      const wrap = document.createElement("div");
+      wrap.className = "field field-check";
+      wrap.dataset.agentChoice = agent.name;
+      wrap.dataset.state = agent.state;
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.id = `agent-${agent.cuid}`;
+      box.name = "agent";
+      box.value = agent.cuid;
+      const label = document.createElement("label");
+      label.htmlFor = box.id;
+      const badge = document.createElement("span");
+      badge.className = `badge badge-${agent.state}`;
+      badge.textContent = agent.state;
+      label.append(`${agent.name} `, badge);
+      wrap.append(box, label);
+      return wrap;
+    };
+    async function search() {
+      const ticket = ++asked;
+      const q = input.value.trim();
+      const url = `/api/v1/agents/search?limit=${input.dataset.limit}&q=${encodeURIComponent(q)}`;
+      let found;
+      try {
+        found = await api("GET", url);
+      } catch (err) {
+        status.textContent = `Search failed: ${err.message}`;
+        return;
+      }
+      if (ticket !== asked) return;
+      const kept = new Set();
+      for (const box of picker.querySelectorAll('input[name="agent"]')) {
+        if (box.checked) kept.add(box.value);
+        else box.closest("[data-agent-choice]").remove();
+      }
+      for (const agent of found.items) {
+        if (!kept.has(agent.cuid)) picker.append(choice(agent));
+      }
+      const shown = found.items.length;
+      status.textContent = found.total === 0 ? "No agents match."
+        : found.total > shown ? `Showing ${shown} of ${found.total} matching agents: type more to narrow.`
+        : `${found.total} matching agent${found.total === 1 ? "" : "s"}.`;
+    }
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(search, 150);
+    });
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") event.preventDefault(); // searching, not submitting the rule
+    });
+  }
+
   function formPage(form) {
+    agentSearch();
     const ruleId = form.dataset.ruleId;
     const patterns = (id) => el(id).value.split(",").map((s) => s.trim()).filter(Boolean);
+    el("action").addEventListener("change", () => {
+      el("judge-fields").hidden = el("action").value !== "ai_evaluation";
+    });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       clearError("form-error");
@@ -123,6 +206,7 @@
         agent_cuids: [...form.querySelectorAll('input[name="agent"]:checked')].map((i) => i.value),
         description: el("rule-description").value.trim(),
         enabled: el("rule-enabled").checked,
+        ...judgeFields(el("action").value),
       };
       const position = el("insert_before");
       if (position && position.value !== "__end__") body.insert_before = position.value;

@@ -1,0 +1,1 @@
+"""Charter judge: `ai_evaluation` rules decide calls against the calling agent's charter."""
