@@ -121,6 +121,7 @@ def pre_tool_use(
         "client_name": "claude-code",
         "client_version": "atryum-hook",
         "agent_id": agent_id,
+        "wait_seconds": max(1, int(timeout)),  # the call expires when this hook stops waiting
     }
     if tool_use_id:
         body["request_id"] = tool_use_id
