@@ -121,7 +121,9 @@ def pre_tool_use(
         "client_name": "claude-code",
         "client_version": "atryum-hook",
         "agent_id": agent_id,
-        "wait_seconds": max(1, int(timeout)),  # the call expires when this hook stops waiting
+        # the call expires when this hook has stopped waiting (its total deadline), even if the
+        # hook cannot withdraw it then
+        "wait_seconds": max(1, int(timeout + DEADLINE_GRACE)),
     }
     if tool_use_id:
         body["request_id"] = tool_use_id
