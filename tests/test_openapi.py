@@ -7,6 +7,7 @@ responses must match the documented schema.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -108,3 +109,19 @@ def test_the_document_shows_the_error_shape_the_api_answers_with(engine: sa.Engi
         r = client.patch("/api/v1/agents/x", json={"enabled": "perhaps"})
         assert r.status_code == 422 and r.json()["error"]["message"].startswith("invalid request")
         assert client.get("/docs").status_code == 200
+
+
+def test_the_docs_load_swagger_ui_from_the_package_not_a_cdn(engine: sa.Engine) -> None:
+    with TestClient(_app(engine)) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        urls = re.findall(r'(?:src|href)="([^"]+)"', page.text) + re.findall(
+            r"url: '([^']+)'", page.text
+        )
+        assert urls and all(u.startswith("/") for u in urls), urls
+        assert "cdn" not in page.text and "https://" not in page.text
+        for url in urls:
+            asset = client.get(url)
+            assert asset.status_code == 200, url
+        assert "SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").text
+        assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN

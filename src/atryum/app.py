@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
@@ -75,6 +76,8 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
         description="Permissions gateway for AI agents, with a registry synced from ValidMind.",
         lifespan=lifespan,
         dependencies=[Depends(check_machine_key), Depends(refuse_nul_params)],
+        docs_url=None,  # served by openapi.install from the package, not a CDN
+        redoc_url=None,  # ReDoc has no installable bundle: it would load from a CDN
     )
     app.state.ctx = ctx
     logsafe.install(logsafe.secrets_of(ctx.config))
@@ -108,14 +111,20 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     return app
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message}}, status_code=status, headers=headers)
+def _error(
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body = {"error": {"message": message, **(details or {})}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AtryumError)
     async def domain_error(_: Request, exc: AtryumError) -> JSONResponse:
-        return _error(exc.status_code, exc.message, exc.headers)
+        return _error(exc.status_code, exc.message, exc.headers, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -236,13 +236,19 @@ def setup_validmind(
     check: Annotated[
         bool, typer.Option(help="Check the scope against ValidMind before saving it")
     ] = True,
+    allow_removals: Annotated[
+        bool,
+        typer.Option(
+            "--allow-removals", help="Apply the change even if it retires more than the thresholds"
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Set the sync scope (organization, record type, charter field); the next sync uses it."""
     from atryum.app import build_context
     from atryum.context import make_client
     from atryum.sync.scope import scope_problem
-    from atryum.sync.settings import update_settings
+    from atryum.sync.settings import ScopeChangeHeld, update_settings
     from atryum.validmind.client import ValidMindError
 
     cfg = _load(config)
@@ -276,7 +282,13 @@ def setup_validmind(
             "agent_record_type_slug": record_type,
             "charter_field_key": charter_field,
         }
-        new, scope, _ = update_settings(ctx.engine, changes=changes, defaults=cfg.sync)
+        new, scope, _ = update_settings(
+            ctx.engine, changes=changes, defaults=cfg.sync, allow_removals=allow_removals
+        )
+    except ScopeChangeHeld as held:
+        message = held.message.replace('"allow_removals": true', "--allow-removals")
+        typer.echo(f"atryum: {message}", err=True)
+        raise typer.Exit(1) from None
     finally:
         ctx.engine.dispose()
     typer.echo(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AtryumError(Exception):
     status_code = 400
     headers: dict[str, str] | None = None  # e.g. a WWW-Authenticate challenge
+    details: dict[str, Any] | None = None  # more fields of the error object, e.g. a held list
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

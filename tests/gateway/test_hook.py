@@ -254,3 +254,72 @@ def test_the_default_state_directory_is_the_users_own(
     state = tmp_path / "state" / "atryum" / "hook"
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     assert sorted(p.name for p in state.iterdir()) == ["toolu_1.json", "toolu_2.json"]
+
+
+def test_a_server_trickling_bytes_cannot_keep_the_hook_past_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each byte resets httpx's read timeout; the hook's total deadline still ends it."""
+    import socket
+    import time
+
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 100000\r\n\r\n")
+        while not stop.wait(0.2):
+            conn.sendall(b" ")
+        conn.close()
+
+    worker = threading.Thread(target=trickle, daemon=True)
+    worker.start()
+    monkeypatch.setattr(hook, "DEADLINE_GRACE", 0.5)
+    started = time.monotonic()
+    try:
+        allow, reason = decision(hook.run(event("Read"), url=f"http://127.0.0.1:{port}", timeout=1))
+    finally:
+        stop.set()
+        listener.close()
+    assert allow == "deny" and "total deadline" in reason
+    assert time.monotonic() - started < 10
+
+
+GUARD = EXAMPLE.parent / "atryum-guard.sh"
+
+
+@pytest.mark.parametrize(
+    ("command", "env"),
+    [
+        (["no-such-atryum-binary", "hook"], {}),  # 127: not on PATH
+        ([sys.executable, "-c", "import sys; sys.exit(1)"], {}),  # an import crash
+        ([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], {}),
+        ([sys.executable, "-c", "import time; time.sleep(30)"], {"ATRYUM_GUARD_SECONDS": "1"}),
+    ],
+)
+def test_the_guard_turns_every_failure_into_a_block(
+    command: list[str], env: dict[str, str]
+) -> None:
+    proc = subprocess.run(
+        ["sh", str(GUARD), *command],
+        input=event("Read"),
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], **env},
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "blocked" in proc.stderr, (proc.returncode, proc.stderr)
+
+
+def test_the_guard_passes_the_hooks_answer_through(server: LiveServer, api: Api) -> None:
+    proc = subprocess.run(
+        ["sh", str(GUARD), sys.executable, "-m", "atryum.cli", "hook", "--url", server.url],
+        input=event("Read"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and decision(proc.stdout)[0] == "allow", proc.stderr

@@ -560,3 +560,18 @@ def test_rebuild_rejects_a_broken_history() -> None:
         audit.rebuild_status([ev(1, None, "received"), ev(3, "received", "approved")])
     with pytest.raises(ValueError):
         audit.rebuild_status([ev(1, None, "received"), ev(2, "pending_approval", "approved")])
+
+
+def test_a_call_expires_when_its_harness_stops_waiting(engine: sa.Engine) -> None:
+    """The hook says how long it waits (`wait_seconds`); past that no one can approve the call
+    (the audit would show an approval for a call that never ran)."""
+    inv = submit(engine, call(wait_seconds=60))
+    assert inv.approval is not None and inv.approval.expires_at is not None
+    assert inv.approval.expires_at - inv.submitted_at == timedelta(seconds=60)
+    longer = submit(engine, call("Write", wait_seconds=10**6))  # never past the policy's timeout
+    assert longer.approval is not None and longer.approval.expires_at is not None
+    assert longer.approval.expires_at - longer.submitted_at == timedelta(seconds=3600)
+    overdue(engine, inv.id)
+    with pytest.raises(Conflict):
+        approvals.decide(engine, invocation_id=inv.id, approve=True, actor="op")
+    assert service.get_invocation(engine, invocation_id=inv.id).status == "expired"

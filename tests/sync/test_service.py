@@ -291,7 +291,10 @@ def test_scope_change_retires_out_of_scope_and_records_it(h: Harness) -> None:
     h.record("A")
     h.sync()
     new, scope, _ = update_settings(
-        h.engine, changes={"agent_record_type_slug": "model"}, defaults=h.config.sync
+        h.engine,
+        changes={"agent_record_type_slug": "model"},
+        defaults=h.config.sync,
+        allow_removals=True,  # it retires every agent: a scope change is held like a sync
     )
     assert new.agent_record_type_slug == "model" and len(scope.retire) == 1
     assert h.by_cuid()[scope.retire[0].vm_cuid].removal_reason == "out_of_scope"
@@ -337,6 +340,7 @@ def test_scope_change_while_fetching_is_not_undone(
     h.sync()
     h.record("C")  # new in the old org: the stale pull would create it
     h.state.add_record_type("org-2", SLUG, "AI Agent")
+    h.state.add_custom_field("org-2", SLUG, "charter", "Charter", "long-text")  # scope checked
     other = h.state.create_record("org-2", SLUG, name="Other", custom_fields={})["cuid"]
     real_fetch = service._fetch
     change: dict[str, Any] = {}
@@ -346,7 +350,8 @@ def test_scope_change_while_fetching_is_not_undone(
         def fetch_then_change_scope(*args: Any) -> Any:
             pull = real_fetch(*args)
             if not change:  # between this run's fetch and its apply
-                r = httpx2.put(f"{server.url}/api/v1/settings", json={"org_cuid": "org-2"})
+                scope = {"org_cuid": "org-2", "allow_removals": True}  # it retires everyone
+                r = httpx2.put(f"{server.url}/api/v1/settings", json=scope)
                 assert r.status_code == 200, r.text
                 change.update(r.json())
             return pull

@@ -149,7 +149,9 @@ def test_configure_sync_archive_and_rescope(ui: UI, sim_state: Any, sqlite_engin
     expect(page.locator("#preview-keep li")).to_have_text(["Pipeline Operator"])
     assert {"Claims Triage", "Support Copilot"} <= _active(sqlite_engine).keys()
     ui.shoot("settings-preview")
-    page.get_by_role("button", name="Confirm and save").click()
+    # it retires every agent nothing depends on: held, as a sync would be, until allowed
+    expect(page.locator("#preview-held")).to_be_visible()
+    page.get_by_role("button", name="Allow these retirements and save").click()
     expect(page.locator("#saved-run-status")).to_have_text("succeeded")
     ui.shoot("settings-saved")
 

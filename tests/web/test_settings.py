@@ -196,3 +196,40 @@ def test_settings_from_the_keyboard_and_a_charter_field_change_needs_no_preview(
     page.locator("#saved-run-link").click()
     expect(page.locator(".run")).to_have_attribute("data-status", "succeeded")
     expect(page.locator(".run")).to_contain_text("settings")
+
+
+def test_a_scope_change_that_retires_everyone_is_held_for_review_then_allowed(
+    ui: UI, sim_state: Any, sqlite_engine: sa.Engine, atryum: LiveServer
+) -> None:
+    """As the Sync page shows a held run: who would be retired, then an explicit allow; until
+    then the registry is untouched (issue 14 row 1)."""
+    page = ui.page
+    sim_state.add_record_type("org-2", SLUG, "AI Agent")
+    sim_state.add_custom_field("org-2", SLUG, "charter", "Charter", "long-text")
+    for name in ("Alpha", "Beta", "Gamma"):
+        sim_state.create_record(ORG, SLUG, name=name, custom_fields={"charter": "c"})
+    update_settings(
+        sqlite_engine,
+        changes={"org_cuid": ORG, "agent_record_type_slug": SLUG, "charter_field_key": "charter"},
+        defaults=SyncConfig(),
+    )
+    atryum.ctx.coordinator.run_blocking(trigger="manual", requested_by="test")
+    assert len(agents.list_agents(sqlite_engine)) == 3
+
+    ui.goto("/ui/settings")
+    page.get_by_label("Organization").select_option(label="Org Two (org-2)")
+    page.get_by_label("Agent record type").select_option(SLUG)
+    expect(page.get_by_label("Charter field")).to_have_value("charter")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#preview-held")).to_contain_text(
+        "Held: the scope change would retire every one of the 3 active synced agents"
+    )
+    expect(page.locator("#preview-retire li")).to_have_text(["Alpha", "Beta", "Gamma"])
+    ui.shoot("settings-held")
+    assert len(agents.list_agents(sqlite_engine)) == 3  # nothing changed yet
+    assert get_settings(sqlite_engine, defaults=SyncConfig()).org_cuid == ORG
+
+    page.get_by_role("button", name="Allow these retirements and save").click()
+    expect(page.locator("#saved-summary")).to_contain_text("Retired: Alpha, Beta, Gamma.")
+    assert agents.list_agents(sqlite_engine) == []
+    assert get_settings(sqlite_engine, defaults=SyncConfig()).org_cuid == "org-2"

@@ -7,11 +7,15 @@ unreachable, an error answer, no decision in time — denies the call (fail clos
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import stat
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +23,35 @@ import httpx2
 import platformdirs
 
 OPEN = {"received", "pending_approval"}
+# The hook's whole run ends this long after its decision wait at the latest, whatever the
+# network does (a server trickling bytes resets every per-read timeout): register the hook with
+# a harness timeout above `--timeout` + DEADLINE_GRACE, so the hook, not the harness, decides.
+DEADLINE_GRACE = 15.0
 MAX_RESULT_CHARS = 64_000
 POLL_WAIT = 25  # seconds per long-poll request (the server caps it at 30)
+
+
+class HookDeadline(Exception):
+    """The hook's total deadline passed: the call is blocked."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise HookDeadline in this (main) thread once `seconds` of wall-clock time have passed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread; `atryum hook` always runs there
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise HookDeadline(f"no answer within the hook's total deadline of {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _decision(allow: bool, reason: str) -> dict[str, Any]:
@@ -90,6 +121,9 @@ def pre_tool_use(
         "client_name": "claude-code",
         "client_version": "atryum-hook",
         "agent_id": agent_id,
+        # the call expires when this hook has stopped waiting (its total deadline), even if the
+        # hook cannot withdraw it then
+        "wait_seconds": max(1, int(timeout + DEADLINE_GRACE)),
     }
     if tool_use_id:
         body["request_id"] = tool_use_id
@@ -164,9 +198,12 @@ def run(
         return json.dumps(_decision(False, f"atryum hook could not read its input: {exc}"))
     kind = event.get("hook_event_name", "PreToolUse")
     try:
-        with httpx2.Client(
-            base_url=url.rstrip("/"), timeout=POLL_WAIT + 10, transport=transport
-        ) as client:
+        with (
+            _deadline(timeout + DEADLINE_GRACE),
+            httpx2.Client(
+                base_url=url.rstrip("/"), timeout=POLL_WAIT + 10, transport=transport
+            ) as client,
+        ):
             if kind == "PostToolUse":
                 post_tool_use(event, client=client)
                 return ""

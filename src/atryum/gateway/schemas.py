@@ -31,6 +31,13 @@ class InvocationIn(BaseModel):
     client_name: Opt256 = Field(default=None, max_length=256)
     client_version: Opt256 = Field(default=None, max_length=128)
     agent_id: Opt256 = Field(default=None, max_length=256)
+    wait_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=INT32_MAX,
+        strict=True,
+        description="how long the harness waits for a decision; the call expires then",
+    )
 
     def to_request(self, **fallbacks: str | None) -> CallRequest:
         """The call; `fallbacks` (e.g. from headers or the query) fill fields the body left out."""

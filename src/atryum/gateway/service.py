@@ -50,6 +50,8 @@ from atryum.judge import judge as judging
 
 log = logging.getLogger("atryum.gateway")
 
+INF = 2**31  # no wait limit given by the harness
+
 EXECUTION_STATUSES = {
     "running": EXECUTING,
     "completed": SUCCEEDED,
@@ -74,6 +76,9 @@ class CallRequest:
     # The tool's own description and input schema, when known (MCP upstreams): the judge sees them.
     tool_description: str = ""
     tool_schema: Any = None
+    # How long the harness waits for a decision: a pending call expires then (never later than
+    # the policy's timeout), so no one can approve a call whose harness has stopped waiting.
+    wait_seconds: int | None = None
 
 
 def _dedupe_key(req: CallRequest, identity: str | None, caller: str | None) -> str | None:
@@ -287,7 +292,7 @@ def _submit(
                 decision,
                 decided_by,
                 resolution,
-                timedelta(seconds=pol.approval_timeout_seconds),
+                timedelta(seconds=min(pol.approval_timeout_seconds, request.wait_seconds or INF)),
                 judged,
             )
             judging.touch_session(conn, caller or identity, request.client_session_id, now=now)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 
 from atryum.auth import machine_key_sent
 from atryum.context import AppContext, get_ctx
-from atryum.errors import InvalidInput, NotConfigured, NotFound
+from atryum.errors import InvalidInput, NotConfigured, NotFound, UpstreamError
 from atryum.gateway.deps import Operator
 from atryum.identity.principal import OperatorPrincipal
 from atryum.paging import DEFAULT_LIMIT, Limit, Offset
@@ -26,6 +26,8 @@ from atryum.sync.schemas import (
     SettingsPreviewOut,
     SyncRequest,
 )
+from atryum.sync.scope import scope_problem
+from atryum.validmind.client import ValidMindError
 
 router = APIRouter(tags=["sync"])
 Ctx = Annotated[AppContext, Depends(get_ctx)]
@@ -133,11 +135,42 @@ def get_settings(ctx: Ctx) -> SettingsOut:
     return SettingsOut.model_validate(_settings_out(ctx, s))
 
 
+def _check_scope(ctx: AppContext, changes: dict[str, Any]) -> None:
+    """A new scope is checked against ValidMind before anything is saved, as `atryum setup
+    validmind` does: a typo'd organization would otherwise retire the registry and then fail
+    every sync with "organization not found"."""
+    merged, scope, _ = settings.preview_settings(
+        ctx.engine, changes=changes, defaults=ctx.config.sync
+    )
+    if not (scope.scope_changed and merged.configured and ctx.config.backend.enabled):
+        return
+    try:
+        with ctx.validmind() as client:
+            problem = scope_problem(
+                client,
+                org_cuid=merged.org_cuid,
+                record_type=merged.agent_record_type_slug,
+                charter_field=merged.charter_field_key,
+            )
+    except ValidMindError as exc:
+        raise UpstreamError(
+            f"could not check the new scope against ValidMind: {exc}. Nothing was saved."
+        ) from exc
+    if problem:
+        raise InvalidInput(f"{problem}. Nothing was saved.")
+
+
 def _change_settings(
     ctx: AppContext, body: SettingsPatch, operator: OperatorPrincipal
 ) -> SettingsChangeOut:
+    changes = body.changes()
+    _check_scope(ctx, changes)
     new, scope, old = settings.update_settings(
-        ctx.engine, changes=body.changes(), defaults=ctx.config.sync, actor=operator
+        ctx.engine,
+        changes=changes,
+        defaults=ctx.config.sync,
+        actor=operator,
+        allow_removals=body.allow_removals,
     )
     run_id = None
     if new.source != old.source and ctx.config.backend.enabled and new.configured:
@@ -164,7 +197,7 @@ def patch_settings(body: SettingsPatch, ctx: Ctx, operator: Operator) -> Setting
 
 @router.post("/api/v1/settings/preview", response_model=SettingsPreviewOut)
 def preview_settings(body: SettingsPatch, ctx: Ctx) -> SettingsPreviewOut:
-    merged, scope = settings.preview_settings(
+    merged, scope, held = settings.preview_settings(
         ctx.engine, changes=body.changes(), defaults=ctx.config.sync
     )
     return SettingsPreviewOut(
@@ -172,4 +205,5 @@ def preview_settings(body: SettingsPatch, ctx: Ctx) -> SettingsPreviewOut:
         scope_changed=scope.scope_changed,
         retire=[AgentRef.of(a) for a in scope.retire],
         keep=[AgentRef.of(a) for a in scope.keep],
+        held_reason=held,
     )

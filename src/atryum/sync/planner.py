@@ -99,13 +99,13 @@ def make_plan(
             continue
         (plan.keeps if agent.dependent else plan.retires).append(agent)
     retirable = sum(1 for a in local if not a.retired and not a.dependent)
-    reason = _hold_reason(len(plan.retires), plan.active_before, retirable, thresholds)
+    reason = hold_reason(len(plan.retires), plan.active_before, retirable, thresholds)
     if reason and not allow_removals:
         plan.held, plan.retires, plan.held_reason = plan.retires, [], reason
     return plan
 
 
-def _hold_reason(retiring: int, active: int, retirable: int, t: Thresholds) -> str:
+def hold_reason(retiring: int, active: int, retirable: int, t: Thresholds) -> str:
     """Why the retirements are held ("" when they are not).
 
     `retirable` counts the active agents nothing depends on: dependents are never retired, so an

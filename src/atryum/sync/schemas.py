@@ -28,9 +28,15 @@ class SettingsPatch(BaseModel):
     interval_seconds: int | None = Field(default=None, ge=5, le=INT32_MAX, strict=True)
     max_removals: int | None = Field(default=None, ge=0, le=INT32_MAX, strict=True)
     max_removal_ratio: float | None = Field(default=None, ge=0, le=1, strict=True)
+    allow_removals: bool = Field(
+        default=False,
+        strict=True,
+        description="apply a scope change even when it would retire more agents than the "
+        "sync's thresholds allow (otherwise it is held: 409, nothing saved)",
+    )
 
     def changes(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.model_fields_set}
+        out = {k: getattr(self, k) for k in self.model_fields_set if k != "allow_removals"}
         # `default_agent_id: null` clears the default agent; other nulls mean "keep".
         return {k: v for k, v in out.items() if v is not None or k == "default_agent_id"}
 
@@ -70,6 +76,10 @@ class SettingsPreviewOut(BaseModel):
     scope_changed: bool
     retire: list[AgentRef]
     keep: list[AgentRef]
+    held_reason: str = Field(
+        default="",
+        description="why saving it would be held (send allow_removals: true to apply it)",
+    )
 
 
 class ChangeOut(BaseModel):

@@ -18,10 +18,10 @@ from atryum.agents import store as agent_store
 from atryum.config import SyncConfig
 from atryum.db.tables import agent_sync_settings
 from atryum.db.types import utcnow
-from atryum.errors import InvalidInput
+from atryum.errors import Conflict, InvalidInput
 from atryum.identity.principal import SYSTEM, Actor
 from atryum.sync import run_store, store
-from atryum.sync.planner import LocalAgent, Thresholds
+from atryum.sync.planner import LocalAgent, Thresholds, hold_reason
 from atryum.sync.records import column_length
 
 EDITABLE = (
@@ -155,18 +155,59 @@ def _merge(current: SyncSettings, changes: dict[str, Any]) -> SyncSettings:
 
 def preview_settings(
     engine: sa.Engine, *, changes: dict[str, Any], defaults: SyncConfig
-) -> tuple[SyncSettings, ScopeChange]:
+) -> tuple[SyncSettings, ScopeChange, str]:
+    """What a change would do: (settings, scope change, why it would be held or "")."""
     changes = _validate(changes)
     with engine.begin() as conn:
         current = read_settings_tx(conn, defaults)
         merged = _merge(current, changes)
-        return merged, _scope_change(conn, merged, current)
+        scope = _scope_change(conn, merged, current)
+        return merged, scope, _held_reason(conn, scope, merged)
+
+
+class ScopeChangeHeld(Conflict):
+    """The scope change would retire too many agents at once; nothing was saved."""
+
+    def __init__(self, message: str, would_retire: list[LocalAgent]) -> None:
+        super().__init__(message)
+        self.details = {
+            "held": True,
+            "would_retire": [
+                {"cuid": a.id, "vm_cuid": a.vm_cuid, "name": a.name} for a in would_retire
+            ],
+        }
+
+
+def _held_reason(conn: sa.Connection, scope: ScopeChange, merged: SyncSettings) -> str:
+    """The sync's mass-retirement valve, for a scope change ("" when it passes): a typo in the
+    organization would otherwise retire every synced agent in one transaction."""
+    active = store.active_synced_outside_scope(conn, None, "", merged.default_agent_id)
+    retirable = sum(1 for a in active if not a.dependent)
+    reason = hold_reason(len(scope.retire), len(active), retirable, merged.thresholds)
+    return f"the scope change {reason.removeprefix('the pull ')}" if reason else ""
+
+
+def _hold(reason: str, scope: ScopeChange) -> ScopeChangeHeld:
+    names = ", ".join(a.name for a in scope.retire[:20])
+    more = f" and {len(scope.retire) - 20} more" if len(scope.retire) > 20 else ""
+    return ScopeChangeHeld(
+        f"held: {reason}. Nothing was saved. It would retire {names}{more}; review them and "
+        'send the change again with "allow_removals": true to apply it.',
+        scope.retire,
+    )
 
 
 def update_settings(
-    engine: sa.Engine, *, changes: dict[str, Any], defaults: SyncConfig, actor: Actor = SYSTEM
+    engine: sa.Engine,
+    *,
+    changes: dict[str, Any],
+    defaults: SyncConfig,
+    actor: Actor = SYSTEM,
+    allow_removals: bool = False,
 ) -> tuple[SyncSettings, ScopeChange, SyncSettings]:
-    """Save (PATCH semantics) and apply the scope change in one transaction.
+    """Save (PATCH semantics) and apply the scope change in one transaction. A change that
+    would retire more than the sync's thresholds allow is held (nothing saved) unless
+    `allow_removals`.
 
     Returns (new settings, what the scope change did, previous settings).
     """
@@ -179,6 +220,9 @@ def update_settings(
         if merged.default_agent_id and agent_store.get_agent(conn, merged.default_agent_id) is None:
             raise InvalidInput(f"default_agent_id {merged.default_agent_id} is not a known agent")
         scope = _scope_change(conn, merged, current)
+        held = _held_reason(conn, scope, merged)
+        if held and not allow_removals:
+            raise _hold(held, scope)
         values = {k: getattr(merged, k) for k in EDITABLE}
         values["updated_at"] = now
         store.write_settings(conn, values)

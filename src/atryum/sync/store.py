@@ -84,19 +84,18 @@ def load_org_agents(
 
 
 def active_synced_outside_scope(
-    conn: sa.Connection, org_cuid: str, slug: str, default_agent_id: str | None
+    conn: sa.Connection, org_cuid: str | None, slug: str, default_agent_id: str | None
 ) -> list[LocalAgent]:
-    """Active synced agents that a scope of (org_cuid, slug) no longer covers."""
+    """Active synced agents that a scope of (org_cuid, slug) no longer covers (all of them when
+    `org_cuid` is None)."""
+    outside = (
+        sa.or_(agents.c.vm_organization_cuid != org_cuid, agents.c.vm_record_type_slug != slug)
+        if org_cuid is not None
+        else sa.true()
+    )
     q = sa.select(
         agents.c.id, agents.c.vm_cuid, agents.c.name, agents.c.source_hash, _bound().label("bound")
-    ).where(
-        agents.c.source == SOURCE_VALIDMIND,
-        agents.c.removed_at.is_(None),
-        sa.or_(
-            agents.c.vm_organization_cuid != org_cuid,
-            agents.c.vm_record_type_slug != slug,
-        ),
-    )
+    ).where(agents.c.source == SOURCE_VALIDMIND, agents.c.removed_at.is_(None), outside)
     return [
         LocalAgent(
             id=r.id,

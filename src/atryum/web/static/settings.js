@@ -162,6 +162,13 @@
       `to ${scopeText(changes.org_name || changes.org_cuid, changes.agent_record_type_slug)}.`;
     names("preview-retire", "preview-retire-count", preview.retire);
     names("preview-keep", "preview-keep-count", preview.keep);
+    // Held like a sync run that retires too many: the operator reviews the list, then allows.
+    const held = el("preview-held");
+    held.hidden = !preview.held_reason;
+    held.textContent = preview.held_reason
+      ? `Held: ${preview.held_reason}. Review who would be retired, then allow it.`
+      : "";
+    el("confirm-save").textContent = preview.held_reason ? "Allow these retirements and save" : "Confirm and save";
     el("saved").hidden = true;
     el("preview").hidden = false;
     el("preview").focus();
@@ -221,7 +228,7 @@
   async function confirmSave() {
     clearError("settings-error");
     try {
-      await save(pending);
+      await save({ ...pending, allow_removals: true }); // the operator confirmed this preview
     } catch (err) {
       el("preview").hidden = true;
       showError("settings-error", err.message);
