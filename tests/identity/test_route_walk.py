@@ -23,6 +23,10 @@ EXEMPT = {
     ("GET", "/api/v1/external/invocations/{invocation_id}"),
     ("PATCH", "/api/v1/external/invocations/{invocation_id}"),
     ("GET", "/api/v1/agent/rules"),
+    ("POST", "/api/v1/invocations"),
+    ("GET", "/mcp/{server}"),
+    ("POST", "/mcp/{server}"),
+    ("DELETE", "/mcp/{server}"),
     ("POST", "/api/v1/validmind/events"),  # HMAC-signed by ValidMind
     ("GET", "/.well-known/oauth-protected-resource"),
     ("GET", "/.well-known/oauth-protected-resource/mcp/{server}"),
