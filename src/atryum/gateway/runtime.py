@@ -42,6 +42,8 @@ class GatewayRuntime:
 
 
 _RUNTIMES: dict[int, GatewayRuntime] = {}
+#: How long `stop` waits for the cancelled background tasks.
+STOP_TIMEOUT = 10.0
 
 
 def runtime_for(ctx: Any) -> GatewayRuntime:
@@ -82,9 +84,10 @@ async def stop(ctx: Any) -> None:
         return
     for task in rt.tasks:
         task.cancel()
-    for task in rt.tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    # Bounded: a background task that does not end when cancelled must not hang the shutdown.
+    _, stuck = await asyncio.wait(rt.tasks, timeout=STOP_TIMEOUT) if rt.tasks else (set(), set())
+    for task in stuck:
+        log.warning("gateway background task did not stop in time task=%s", task.get_name())
     rt.tasks.clear()
     metrics.untrack(ctx.engine)
     rt.judge.close()
