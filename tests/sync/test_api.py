@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx2
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from atryum.app import build_context, create_app
 from atryum.config import Config
-from tests.support import ORG, SLUG, make_config, wait_until
+from tests.gateway.live import Api
+from tests.support import ORG, SLUG, LiveServer, make_config, wait_until
 
 
 @pytest.fixture
@@ -249,3 +253,37 @@ def test_run_changes_are_paged_and_the_run_list_leaves_them_out(
     assert r.status_code == 400 and "action must be one of" in r.json()["error"]["message"]
     assert client.get("/api/v1/agents/sync/runs/nope/changes").status_code == 404
     assert client.get(url, params={"limit": 501}).status_code == 422
+
+
+def test_sync_waiters_never_hold_the_gate(
+    engine: sa.Engine, sim: Any, sim_state: Any, sim_config: Callable[..., Config]
+) -> None:
+    """Issue 14 row 5: 100 `sync?wait=true` callers parked on a stalled ValidMind pull take no
+    thread the hook path needs; its submissions answer at once while they wait."""
+    with LiveServer(build_context(sim_config(sim.url), engine)) as server, Api(server.url) as api:
+        scope = {"org_cuid": ORG, "agent_record_type_slug": SLUG}
+        first = api.ok(api.http.put("/api/v1/settings", json=scope))["sync_run_id"]
+        wait_until(lambda: api.http.get(f"/api/v1/agents/sync/runs/{first}").json()["finished_at"])
+        sim_state.set_faults(delay_seconds=6, times=1)
+        stalled = api.ok(api.http.post("/api/v1/agents/sync"), 202)["id"]
+        limits = httpx2.Limits(max_connections=100)
+        with (
+            ThreadPoolExecutor(100) as pool,
+            httpx2.Client(base_url=server.url, timeout=60, limits=limits) as waiting,
+        ):
+            waiters = [
+                pool.submit(waiting.post, "/api/v1/agents/sync?wait=true") for _ in range(100)
+            ]
+            wait_until(lambda: len(server.server.server_state.tasks) >= 100)  # all in flight
+            latencies = []
+            for _ in range(20):
+                started = time.monotonic()
+                api.submit()
+                latencies.append(time.monotonic() - started)
+            run = api.ok(api.http.get(f"/api/v1/agents/sync/runs/{stalled}"))
+            assert run["status"] == "running"  # measured while ValidMind still stalled
+            assert not any(w.done() for w in waiters)
+            answers = [w.result() for w in waiters]
+        assert {a.status_code for a in answers} == {200}
+        assert {a.json()["status"] for a in answers} == {"succeeded"}
+        assert max(latencies) < 2.0, latencies  # before the fix: held until the stall ended

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
-from starlette.concurrency import run_in_threadpool
 
 from atryum.gateway import service, waiting
 from atryum.gateway.deps import Caller, Ctx, Runtime
+from atryum.gateway.gate_pool import on_gate
 from atryum.gateway.models import Invocation
 from atryum.gateway.schemas import InvocationIn, InvocationOut, OutcomeIn
 
@@ -23,7 +23,7 @@ MAX_WAIT = 30.0
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": InvocationOut, "description": "a repeated submission"}},
 )
-def submit(
+async def submit(
     body: InvocationIn,
     ctx: Ctx,
     rt: Runtime,
@@ -39,7 +39,8 @@ def submit(
         str | None, Query(max_length=256, description="if the body has none")
     ] = None,
 ) -> Response:
-    inv, created = service.submit(
+    inv, created = await on_gate(
+        service.submit,
         ctx.engine,
         request=body.to_request(
             idempotency_key=idempotency_key, request_id=request_id, agent_id=agent_id
@@ -73,13 +74,16 @@ async def get(
         )
 
     if wait <= 0:
-        return _json(await run_in_threadpool(read))
+        return _json(await on_gate(read))
     return _json(await waiting.wait_while(rt.hub, read, invocation_id, timeout=wait))
 
 
 @router.patch("/{invocation_id}", response_model=InvocationOut)
-def report(invocation_id: str, body: OutcomeIn, ctx: Ctx, rt: Runtime, caller: Caller) -> Response:
-    inv = service.report_outcome(
+async def report(
+    invocation_id: str, body: OutcomeIn, ctx: Ctx, rt: Runtime, caller: Caller
+) -> Response:
+    inv = await on_gate(
+        service.report_outcome,
         ctx.engine,
         invocation_id=invocation_id,
         execution_status=body.execution_status,

@@ -12,9 +12,8 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable, Collection
 
-from starlette.concurrency import run_in_threadpool
-
 from atryum.db.types import utcnow
+from atryum.gateway.gate_pool import on_gate
 from atryum.gateway.hub import Hub
 from atryum.gateway.models import PENDING, Invocation
 
@@ -42,7 +41,7 @@ async def wait_while(
     sub = hub.subscribe()  # before the first read
     try:
         while True:
-            inv = await run_in_threadpool(read)
+            inv = await on_gate(read)
             now = loop.time()
             left = deadline - now
             if inv.status not in statuses or left <= 0:

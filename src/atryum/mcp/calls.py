@@ -14,11 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
-
 from atryum.errors import Conflict
 from atryum.gateway import service as gateway
 from atryum.gateway import waiting
+from atryum.gateway.gate_pool import on_gate
 from atryum.gateway.models import (
     APPROVED,
     CANCELLED,
@@ -89,7 +88,7 @@ async def submit(rt: GatewayRuntime, call: ToolCall, caller: AgentIdentity | Non
         )
         return Submitted(inv, created and inv.status == EXECUTING)
 
-    return await run_in_threadpool(decide)
+    return await on_gate(decide)
 
 
 def _claim(rt: GatewayRuntime, invocation_id: str) -> Invocation | None:
@@ -125,11 +124,11 @@ async def finish(
                 rt.hub, read, inv.id, heartbeat=heartbeat, every=PROGRESS_EVERY
             )
         if inv.status == APPROVED:
-            claimed = await run_in_threadpool(_claim, rt, inv.id)
+            claimed = await on_gate(_claim, rt, inv.id)
             if claimed is not None:
                 running = True
                 return await _execute(rt, pool, call, claimed)
-            inv = await run_in_threadpool(read)
+            inv = await on_gate(read)
         if inv.status == EXECUTING:  # another waiter runs it: wait for its outcome
             inv = await waiting.wait_while(
                 rt.hub, read, inv.id, statuses=(EXECUTING, APPROVED), heartbeat=heartbeat
@@ -166,7 +165,7 @@ async def _record(
     message: str | None = None,
 ) -> Invocation:
     """Record an outcome; shielded, so a cancelled request still leaves a terminal status."""
-    job = run_in_threadpool(
+    job = on_gate(
         gateway.report_outcome,
         rt.ctx.engine,
         invocation_id=invocation_id,
@@ -179,9 +178,7 @@ async def _record(
     try:
         return await asyncio.shield(job)
     except Conflict:  # decided meanwhile (e.g. denied while the cancel arrived)
-        return await run_in_threadpool(
-            gateway.get_invocation, rt.ctx.engine, invocation_id=invocation_id
-        )
+        return await on_gate(gateway.get_invocation, rt.ctx.engine, invocation_id=invocation_id)
 
 
 def tool_result(inv: Invocation, rules_text: str = "") -> dict[str, Any]:

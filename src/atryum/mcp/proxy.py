@@ -44,11 +44,11 @@ from mcp_types.version import (
     LATEST_HANDSHAKE_VERSION,
     MODERN_PROTOCOL_VERSIONS,
 )
-from starlette.concurrency import run_in_threadpool
 
 from atryum.gateway import rules
 from atryum.gateway import service as gateway_service
 from atryum.gateway.deps import Caller, Ctx, Runtime
+from atryum.gateway.gate_pool import on_gate
 from atryum.gateway.runtime import GatewayRuntime
 from atryum.identity.tokens import AgentIdentity
 from atryum.mcp import calls
@@ -319,7 +319,7 @@ async def _tools_list(ex: Exchange) -> Response:
     tools = [t for t in result.get("tools", []) if isinstance(t, dict) and "name" in t]
     if "cursor" not in ex.params:
         tools.append(_rules_tool())
-    actions = await run_in_threadpool(
+    actions = await on_gate(
         rules.actions_for_caller,
         ex.gateway.ctx.engine,
         source=ex.server.name,
@@ -388,7 +388,7 @@ async def _rules_get(ex: Exchange, arguments: dict[str, Any]) -> Response:
     names = [t["name"] for t in listing.get("tools", []) if isinstance(t, dict) and "name" in t]
     if isinstance(tool, str) and tool:
         names = [tool]
-    actions = await run_in_threadpool(
+    actions = await on_gate(
         rules.actions_for_caller,
         ex.gateway.ctx.engine,
         source=ex.server.name,
@@ -400,7 +400,7 @@ async def _rules_get(ex: Exchange, arguments: dict[str, Any]) -> Response:
     payload: dict[str, Any] = {"server": ex.server.name, "tools": actions}
     text = json.dumps(payload, indent=2)
     if isinstance(tool, str) and tool:
-        text += "\n" + await run_in_threadpool(_rules_text, ex, tool)
+        text += "\n" + await on_gate(_rules_text, ex, tool)
     result = {"content": [{"type": "text", "text": text}], "structuredContent": payload}
     return _json(ex.result(result))
 
@@ -463,7 +463,7 @@ async def _tools_call(ex: Exchange) -> Response:
             done = await asyncio.shield(task)
         except asyncio.CancelledError:
             if task.cancelled():  # the client cancelled: the call ended cancelled
-                done = await run_in_threadpool(
+                done = await on_gate(
                     gateway_service.get_invocation, ex.gateway.ctx.engine, invocation_id=inv.id
                 )
             else:
@@ -472,7 +472,7 @@ async def _tools_call(ex: Exchange) -> Response:
                 raise
         text = ""
         if done.status in ("denied", "expired"):
-            text = await run_in_threadpool(_rules_text, ex, name)
+            text = await on_gate(_rules_text, ex, name)
         return ex.result(calls.tool_result(done, text))
 
     if not streaming:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from atryum.auth import machine_key_sent
 from atryum.context import AppContext, get_ctx
@@ -62,7 +63,7 @@ def run_view(ctx: AppContext, run_id: str) -> RunDetail:
 
 
 @router.post("/api/v1/agents/sync", response_model=RunDetail, status_code=status.HTTP_202_ACCEPTED)
-def trigger_sync(
+async def trigger_sync(
     ctx: Ctx,
     request: Request,
     response: Response,
@@ -71,7 +72,9 @@ def trigger_sync(
     dry_run: bool = False,
     wait: bool = False,
 ) -> RunDetail:
-    _require_configured(ctx)
+    """Queue a sync (merged into one already queued). `wait=true` answers when it ended (200)
+    or after 10 minutes (202); the wait holds no thread."""
+    await run_in_threadpool(_require_configured, ctx)
     machine = machine_key_sent(request)  # verified by check_machine_key
     ticket = ctx.coordinator.submit(
         trigger="webhook" if machine else "manual",
@@ -80,9 +83,9 @@ def trigger_sync(
         allow_removals=bool(body and body.allow_removals),
     )
     if wait:
-        ticket.done.wait(WAIT_SECONDS)
-        response.status_code = status.HTTP_200_OK if ticket.done.is_set() else 202
-    return run_view(ctx, ticket.run_id)
+        ended = await ticket.wait(WAIT_SECONDS)
+        response.status_code = status.HTTP_200_OK if ended else status.HTTP_202_ACCEPTED
+    return await run_in_threadpool(run_view, ctx, ticket.run_id)
 
 
 @router.get("/api/v1/agents/sync/runs", response_model=RunList)

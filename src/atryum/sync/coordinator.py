@@ -7,6 +7,8 @@ that queued run, so a burst of triggers costs at most one follow-up run.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -52,6 +54,42 @@ class Ticket:
     coalesced: int = 0
     triggers: list[str] = field(default_factory=list)
     progress: Progress | None = None
+    _on_done: list[Callable[[], None]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def finish(self) -> None:
+        """The run ended (written or crashed): set `done` and tell the async waiters."""
+        with self._lock:
+            self.done.set()
+            callbacks, self._on_done = self._on_done, []
+        for callback in callbacks:
+            callback()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the run without holding a thread (issue 14 row 5: long
+        waits never take a worker thread); True if it ended."""
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+
+        def resolve() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(resolve)
+
+        with self._lock:
+            if self.done.is_set():
+                return True
+            self._on_done.append(wake)
+        try:
+            await asyncio.wait_for(ended, timeout)
+        except TimeoutError:
+            with self._lock:
+                if wake in self._on_done:
+                    self._on_done.remove(wake)
+        return self.done.is_set()
 
     def request(self) -> RunRequest:
         return RunRequest(
@@ -247,7 +285,7 @@ class SyncCoordinator:
             finally:
                 with self._cond:
                     self._current = None
-                ticket.done.set()
+                ticket.finish()
 
     def _execute(self, ticket: Ticket) -> dict[str, Any]:
         request = ticket.request()
