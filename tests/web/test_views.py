@@ -69,6 +69,7 @@ def test_runs_are_told_in_words_and_numbers() -> None:
             status="held",
             fetched=1,
             unchanged=1,
+            held=1,
             changes=[{"action": "held", "name": "Gone", "agent_id": "a2", "reason": "r"}],
         )
     )
