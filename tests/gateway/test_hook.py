@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from atryum.cli import app as cli_app
 from atryum.gateway import hook
-from tests.gateway.live import Api
+from tests.gateway.live import REVIEW, Api
 from tests.support import LiveServer, free_port, make_config, wait_until
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "claude-code" / "atryum_hook.py"
@@ -107,6 +107,42 @@ def test_no_decision_in_time_withdraws_and_denies(server: LiveServer, api: Api) 
     allow, reason = decision(hook.run(event("Write"), url=server.url, timeout=1))
     assert allow == "deny" and "no decision" in reason
     assert only_invocation(api)["status"] == "cancelled"
+
+
+class _UnreachableAfterSubmit(httpx2.BaseTransport):
+    """Real HTTP for the submission; afterwards Atryum is unreachable (the network broke)."""
+
+    def __init__(self) -> None:
+        self.real = httpx2.HTTPTransport()
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.method != "POST":
+            raise httpx2.ConnectError("connection refused", request=request)
+        return self.real.handle_request(request)
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def test_a_call_given_up_on_is_withdrawn_once_atryum_is_reachable(
+    server: LiveServer, api: Api, tmp_path: Path
+) -> None:
+    """Issue 14 row 9: the hook lost Atryum while a human had yet to decide; the call must not
+    stay approvable. The next hook run that reaches Atryum withdraws it."""
+    out = hook.run(event("Write"), url=server.url, transport=_UnreachableAfterSubmit())
+    allow, reason = decision(out)
+    assert allow == "deny" and "could not be reached" in reason
+    abandoned = only_invocation(api)
+    assert abandoned["status"] == "pending_approval"  # Atryum could not be told yet
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    hook.run(event("Read", "toolu_2"), url=nowhere)  # still unreachable: kept for later
+    assert list((tmp_path / "hook-state").glob("abandoned-*"))
+    assert decision(hook.run(event("Read", "toolu_3"), url=server.url))[0] == "allow"
+    inv_id = abandoned["invocation_id"]
+    assert api.poll(inv_id)["status"] == "cancelled"
+    r = api.http.post(f"{REVIEW}/{inv_id}/approve", json={"reason": "late"})
+    assert r.status_code == 409  # no approval for a call that never ran
+    assert not list((tmp_path / "hook-state").glob("abandoned-*"))
 
 
 def test_fails_closed(server: LiveServer, api: Api) -> None:

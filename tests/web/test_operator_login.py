@@ -101,7 +101,7 @@ def test_log_in_approve_and_find_your_name_on_the_call(
     ui.goto("/ui/rules/new")
     page.get_by_label("Tools").fill("rm")
     page.get_by_role("button", name="Create rule").click()
-    page.wait_for_url(re.compile(r"/ui/rules"))
+    page.wait_for_url(re.compile(r"/ui/rules\?notice=created"))
     ui.nav("Audit")
     row = page.locator("#audit-table tr[data-entity='rule']").first
     expect(row.locator(".audit-actor")).to_contain_text("Alice Admin")

@@ -91,6 +91,47 @@ def _state_file(tool_use_id: str) -> Path:
     return _state_dir() / (re.sub(r"[^A-Za-z0-9_.-]", "_", tool_use_id) + ".json")
 
 
+ABANDONED = "abandoned-"
+CANCEL_TIMEOUT = 3.0  # per withdrawal request: a withdrawal never holds a hook up for long
+MAX_RETRIES_PER_RUN = 20
+
+
+def _withdraw(client: httpx2.Client, invocation_id: str) -> bool:
+    """PATCH the call `cancelled`; True when Atryum has it settled (cancelled now, or already
+    decided or finished: 409, or gone: 404), False when it could not be told."""
+    try:
+        r = client.patch(
+            f"/api/v1/external/invocations/{invocation_id}",
+            json={"execution_status": "cancelled", "message": "the hook stopped waiting"},
+            timeout=CANCEL_TIMEOUT,
+        )
+    except (httpx2.HTTPError, OSError):
+        return False
+    return r.status_code in (200, 404, 409)
+
+
+def _abandon(client: httpx2.Client, invocation_id: str) -> None:
+    """The hook gives up on a call it submitted: withdraw it, or, if Atryum cannot be told now,
+    remember it so that the next hook run withdraws it (issue 14 row 9: nobody approves a call
+    that never ran)."""
+    if not _withdraw(client, invocation_id):
+        name = ABANDONED + re.sub(r"[^A-Za-z0-9_.-]", "_", invocation_id) + ".json"
+        (_state_dir() / name).write_text(json.dumps({"invocation_id": invocation_id}))
+
+
+def _withdraw_abandoned(client: httpx2.Client) -> None:
+    """Withdraw the calls earlier runs gave up on while Atryum was unreachable."""
+    for path in sorted(_state_dir().glob(ABANDONED + "*.json"))[:MAX_RETRIES_PER_RUN]:
+        try:
+            invocation_id = str(json.loads(path.read_text())["invocation_id"])
+        except (ValueError, KeyError, TypeError, OSError):
+            path.unlink(missing_ok=True)  # unreadable: nothing to withdraw
+            continue
+        if not _withdraw(client, invocation_id):
+            return  # still unreachable: the next run tries again
+        path.unlink(missing_ok=True)
+
+
 def _error_text(r: httpx2.Response) -> str:
     try:
         return str(r.json()["error"]["message"])
@@ -132,22 +173,13 @@ def pre_tool_use(
     if r.status_code not in (200, 201):
         return _decision(False, f"Atryum refused the call: {_error_text(r)}")
     inv = r.json()
-    deadline = time.monotonic() + timeout
-    while inv["status"] in OPEN:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            client.patch(
-                f"/api/v1/external/invocations/{inv['invocation_id']}",
-                json={"execution_status": "cancelled", "message": "the hook stopped waiting"},
-            )
-            return _decision(False, f"no decision from Atryum within {timeout:.0f} s")
-        r = client.get(
-            f"/api/v1/external/invocations/{inv['invocation_id']}",
-            params={"wait": min(POLL_WAIT, max(int(left), 1))},
-        )
-        if r.status_code != 200:
-            return _decision(False, f"Atryum answered with an error: {_error_text(r)}")
-        inv = r.json()
+    try:
+        inv = _wait_for_decision(client, inv, timeout)
+    except BaseException:  # unreachable, the total deadline, anything: the call is given up on
+        submitted = inv.get("invocation_id") if isinstance(inv, dict) else None
+        if isinstance(submitted, str):  # an answered call is settled: withdrawing it is a 409
+            _abandon(client, submitted)
+        raise
     reason = (inv.get("approval") or {}).get("reason") or inv["status"]
     if inv["status"] != "approved":
         return _decision(False, f"Atryum: {inv['status']}: {reason}")
@@ -158,6 +190,26 @@ def pre_tool_use(
     if state is not None:
         state.write_text(json.dumps({"invocation_id": inv["invocation_id"]}))
     return _decision(True, f"Atryum: approved: {reason}")
+
+
+class NoDecision(Exception):
+    """No decision in time, or an error answer while waiting: the call is blocked."""
+
+
+def _wait_for_decision(client: httpx2.Client, inv: dict[str, Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while inv["status"] in OPEN:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise NoDecision(f"no decision from Atryum within {timeout:.0f} s")
+        r = client.get(
+            f"/api/v1/external/invocations/{inv['invocation_id']}",
+            params={"wait": min(POLL_WAIT, max(int(left), 1))},
+        )
+        if r.status_code != 200:
+            raise NoDecision(f"Atryum answered with an error: {_error_text(r)}")
+        inv = r.json()
+    return inv
 
 
 def post_tool_use(event: dict[str, Any], *, client: httpx2.Client) -> None:
@@ -204,12 +256,15 @@ def run(
                 base_url=url.rstrip("/"), timeout=POLL_WAIT + 10, transport=transport
             ) as client,
         ):
+            _withdraw_abandoned(client)
             if kind == "PostToolUse":
                 post_tool_use(event, client=client)
                 return ""
             out = pre_tool_use(
                 event, client=client, source=source, agent_id=agent_id, timeout=timeout
             )
+    except NoDecision as exc:
+        out = _decision(False, str(exc))
     except (httpx2.HTTPError, OSError) as exc:
         if kind == "PostToolUse":
             return ""  # the outcome report is best effort; the tool has already run
