@@ -54,11 +54,26 @@ def atryum(tmp_path: Path, db_url: str, idp: Idp) -> Iterator[AtryumProcess]:
         proc.stop()
 
 
-def run_hook(
-    atryum: AtryumProcess, tmp: Path, event: dict[str, Any], **env: str
-) -> subprocess.Popen[str]:
-    if not HOOK_SCRIPT.is_file():
+#: The hooks under test: the Go original's shared hook, run by Node, and our `atryum hook`.
+HOOKS = {
+    "go-shared-hook": ["node", str(HOOK_SCRIPT)],
+    "atryum-hook": [str(Path(sys.executable).with_name("atryum")), "hook"],
+}
+#: What each says when its token command fails.
+COMMAND_FAILED = {"go-shared-hook": "failed to gate", "atryum-hook": "token command failed"}
+
+
+@pytest.fixture(params=list(HOOKS))
+def hook(request: pytest.FixtureRequest) -> str:
+    if request.param == "go-shared-hook" and not HOOK_SCRIPT.is_file():
         pytest.fail(f"the Go original's hook is not at {HOOK_SCRIPT}; set ATRYUM_GO_ORIGINAL")
+    name: str = request.param
+    return name
+
+
+def run_hook(
+    atryum: AtryumProcess, tmp: Path, hook: str, event: dict[str, Any], **env: str
+) -> subprocess.Popen[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("ATRYUM_")}
     hook_env = {
         **base,
@@ -72,7 +87,7 @@ def run_hook(
     event_file.write_text(json.dumps(event))
     with event_file.open() as stdin:
         return subprocess.Popen(
-            ["node", str(HOOK_SCRIPT)],
+            HOOKS[hook],
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -131,28 +146,28 @@ def invocations(atryum: AtryumProcess) -> list[dict[str, Any]]:
 
 
 def test_access_token_gates_the_hook_and_no_token_is_denied(
-    atryum: AtryumProcess, idp: Idp, tmp_path: Path
+    atryum: AtryumProcess, idp: Idp, tmp_path: Path, hook: str
 ) -> None:
     # no token: the submission is refused (401) and the hook denies the call
-    verdict, reason = decision(run_hook(atryum, tmp_path, pre("Read", "toolu_0")))
+    verdict, reason = decision(run_hook(atryum, tmp_path, hook, pre("Read", "toolu_0")))
     assert verdict == "deny" and "401" in reason
     assert invocations(atryum) == []
     # a body agent_id cannot stand in for a token
-    hinted = run_hook(atryum, tmp_path, pre("Read", "toolu_0"), ATRYUM_AGENT_ID="agent-rs")
+    hinted = run_hook(atryum, tmp_path, hook, pre("Read", "toolu_0"), ATRYUM_AGENT_ID="agent-rs")
     assert decision(hinted)[0] == "deny"
 
     token = idp.mint("agent-rs")
     env = {"ATRYUM_ACCESS_TOKEN": token}
-    assert decision(run_hook(atryum, tmp_path, pre("Read", "toolu_1"), **env))[0] == "allow"
-    assert decision(run_hook(atryum, tmp_path, pre("Delete", "toolu_2"), **env))[0] == "deny"
-    run_hook(atryum, tmp_path, post_event("toolu_1"), **env).communicate(timeout=60)
+    assert decision(run_hook(atryum, tmp_path, hook, pre("Read", "toolu_1"), **env))[0] == "allow"
+    assert decision(run_hook(atryum, tmp_path, hook, pre("Delete", "toolu_2"), **env))[0] == "deny"
+    run_hook(atryum, tmp_path, hook, post_event("toolu_1"), **env).communicate(timeout=60)
     by_tool = {i["tool"]: i for i in invocations(atryum)}
     assert by_tool["Read"]["status"] == "succeeded"
     assert by_tool["Read"]["agent_id"] == "agent-rs" and by_tool["Read"]["agent_name"] == "Bot"
     assert by_tool["Delete"]["status"] == "denied"
 
     # a call that waits for a person: the hook polls with its token until the operator decides
-    waiting = run_hook(atryum, tmp_path, pre("Bash", "toolu_3"), **env)
+    waiting = run_hook(atryum, tmp_path, hook, pre("Bash", "toolu_3"), **env)
     pending = wait_until(
         lambda: [i for i in invocations(atryum) if i["status"] == "pending_approval"]
     )
@@ -168,7 +183,7 @@ def test_access_token_gates_the_hook_and_no_token_is_denied(
 
 
 def test_token_command_mints_refreshes_on_expiry_and_retries_once_on_401(
-    atryum: AtryumProcess, idp: Idp, tmp_path: Path
+    atryum: AtryumProcess, idp: Idp, tmp_path: Path, hook: str
 ) -> None:
     mint_log = tmp_path / "mints.log"
     client = idp.clients["agent-short"]  # its tokens live 3 s
@@ -188,23 +203,25 @@ def test_token_command_mints_refreshes_on_expiry_and_retries_once_on_401(
     def mints() -> list[str]:
         return mint_log.read_text().splitlines() if mint_log.exists() else []
 
-    assert decision(run_hook(atryum, tmp_path, pre("Read", "toolu_1"), **env))[0] == "allow"
+    assert decision(run_hook(atryum, tmp_path, hook, pre("Read", "toolu_1"), **env))[0] == "allow"
     assert mints() == ["https://elsewhere.example/", idp.resource]  # retried once after 401
     minted_at = time.time()
     # the next hook process reuses the cached token while it is valid
-    assert decision(run_hook(atryum, tmp_path, pre("Read", "toolu_2"), **env))[0] == "allow"
+    assert decision(run_hook(atryum, tmp_path, hook, pre("Read", "toolu_2"), **env))[0] == "allow"
     if time.time() < minted_at + 2:
         assert len(mints()) == 2
     # once it has expired the hook mints a fresh one before calling Atryum
     wait_until(lambda: time.time() > minted_at + 3.5, timeout=10)
-    assert decision(run_hook(atryum, tmp_path, pre("Read", "toolu_3"), **env))[0] == "allow"
+    assert decision(run_hook(atryum, tmp_path, hook, pre("Read", "toolu_3"), **env))[0] == "allow"
     assert len(mints()) == 3
     calls = [i for i in invocations(atryum) if i["tool"] == "Read"]
     assert len(calls) == 3 and {i["agent_id"] for i in calls} == {"agent-short"}
 
 
-def test_a_token_command_that_fails_denies_the_call(atryum: AtryumProcess, tmp_path: Path) -> None:
+def test_a_token_command_that_fails_denies_the_call(
+    atryum: AtryumProcess, tmp_path: Path, hook: str
+) -> None:
     env = {"ATRYUM_TOKEN_COMMAND": f"{sys.executable} -c 'raise SystemExit(3)'"}
-    verdict, reason = decision(run_hook(atryum, tmp_path, pre("Read", "toolu_1"), **env))
-    assert verdict == "deny" and "failed to gate" in reason
+    verdict, reason = decision(run_hook(atryum, tmp_path, hook, pre("Read", "toolu_1"), **env))
+    assert verdict == "deny" and COMMAND_FAILED[hook] in reason
     assert invocations(atryum) == []

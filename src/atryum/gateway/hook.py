@@ -1,8 +1,10 @@
 """`atryum hook`: a Claude Code hook that gates each tool call through Atryum (spec §2).
 
 PreToolUse: post the intended call, wait for the decision, print Claude Code's allow/deny JSON.
-PostToolUse: report the outcome of the approved call. Anything that goes wrong — Atryum
-unreachable, an error answer, no decision in time — denies the call (fail closed).
+PostToolUse: report the outcome of the approved call. With Atryum's `[[auth]]` on, it sends the
+bearer token of ATRYUM_ACCESS_TOKEN or ATRYUM_TOKEN_COMMAND (`hook_token`). Anything that goes
+wrong — Atryum unreachable, an error answer, no decision in time — denies the call (fail
+closed).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 
 import httpx2
 import platformdirs
+
+from atryum.gateway.hook_token import BearerAuth, TokenSource
 
 OPEN = {"received", "pending_approval"}
 # The hook's whole run ends this long after its decision wait at the latest, whatever the
@@ -70,11 +74,13 @@ class UnsafeStateDir(Exception):
 
 def _state_dir() -> Path:
     """The directory approved call ids wait in for PostToolUse: the user's state directory
-    unless ATRYUM_HOOK_STATE_DIR says otherwise. It must be a directory of this user that no one
-    else can write or read (0700): anyone who can write it could swap the invocation a report
-    goes to, so a shared or foreign directory is refused, never used."""
+    unless ATRYUM_HOOK_STATE_DIR (or ATRYUM_STATE_DIR) says otherwise. It must be a directory
+    of this user that no one else can write or read (0700): anyone who can write it could swap
+    the invocation a report goes to, so a shared or foreign directory is refused, never used."""
     base = (
-        os.environ.get("ATRYUM_HOOK_STATE_DIR") or platformdirs.user_state_path("atryum") / "hook"
+        os.environ.get("ATRYUM_HOOK_STATE_DIR")
+        or os.environ.get("ATRYUM_STATE_DIR")  # the Go original's hook's name for it
+        or platformdirs.user_state_path("atryum") / "hook"
     )
     path = Path(base)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -134,7 +140,7 @@ def _withdraw_abandoned(client: httpx2.Client) -> None:
 
 def _error_text(r: httpx2.Response) -> str:
     try:
-        return str(r.json()["error"]["message"])
+        return f"HTTP {r.status_code}: {r.json()['error']['message']}"
     except (ValueError, KeyError, TypeError):
         return f"HTTP {r.status_code}"
 
@@ -253,7 +259,10 @@ def run(
         with (
             _deadline(timeout + DEADLINE_GRACE),
             httpx2.Client(
-                base_url=url.rstrip("/"), timeout=POLL_WAIT + 10, transport=transport
+                base_url=url.rstrip("/"),
+                timeout=POLL_WAIT + 10,
+                transport=transport,
+                auth=BearerAuth(TokenSource.from_env(url, _state_dir)),
             ) as client,
         ):
             _withdraw_abandoned(client)
