@@ -93,6 +93,9 @@ def test_an_offset_past_the_database_integers_is_422(client: TestClient, path: s
     assert_still_writable(client)
 
 
+LLM = {"name": "j", "provider": "openai", "model": "m"}
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "field"),
     [
@@ -103,6 +106,15 @@ def test_an_offset_past_the_database_integers_is_422(client: TestClient, path: s
         ("post", "/api/v1/rules", {"action": "auto_deny", "enabled": 1}, "enabled"),
         ("post", "/api/v1/agents", {"name": "a", "enabled": 0}, "enabled"),
         ("post", "/api/v1/agents/sync", {"allow_removals": 1}, "allow_removals"),
+        ("post", "/api/v1/servers", {"name": "s", "command": "x", "enabled": 1}, "enabled"),
+        (
+            "post",
+            "/api/v1/servers",
+            {"name": "s", "command": "x", "timeout_seconds": True},
+            "timeout_seconds",
+        ),
+        ("post", "/api/v1/llm-configs", {**LLM, "enabled": "yes"}, "enabled"),
+        ("post", "/api/v1/llm-configs", {**LLM, "timeout_seconds": False}, "timeout_seconds"),
     ],
 )
 def test_booleans_are_not_numbers_and_numbers_are_not_text(
@@ -113,3 +125,5 @@ def test_booleans_are_not_numbers_and_numbers_are_not_text(
     assert (client.get("/api/v1/policy").json(), client.get("/api/v1/settings").json()) == before
     assert client.get("/api/v1/rules").json()["items"] == []
     assert client.get("/api/v1/agents").json()["items"] == []
+    assert client.get("/api/v1/servers").json()["items"] == []
+    assert client.get("/api/v1/llm-configs").json()["items"] == []

@@ -29,8 +29,8 @@ class LlmConfigIn(BaseModel):
     model: Text = Field(min_length=1, max_length=256)
     api_key: Text | None = Field(default=None, max_length=4096, description="write-only")
     base_url: Text = Field(default="", max_length=2048)
-    enabled: bool = True
-    timeout_seconds: float = Field(default=20, gt=0, le=300)
+    enabled: bool = Field(default=True, strict=True)
+    timeout_seconds: float = Field(default=20, gt=0, le=300, strict=True)
 
 
 class LlmConfigPatch(BaseModel):
@@ -42,8 +42,8 @@ class LlmConfigPatch(BaseModel):
         default=None, max_length=4096, description='write-only; "" clears it, "***" keeps it'
     )
     base_url: Text | None = Field(default=None, max_length=2048)
-    enabled: bool | None = None
-    timeout_seconds: float | None = Field(default=None, gt=0, le=300)
+    enabled: bool | None = Field(default=None, strict=True)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=300, strict=True)
 
 
 class LlmConfigOut(BaseModel):

@@ -53,8 +53,8 @@ class ServerIn(BaseModel):
     env: dict[Text, Text] = {}
     auth_token: Text | None = None
     headers: dict[Text, Text] = {}
-    timeout_seconds: int = Field(default=30, ge=1, le=service.MAX_TIMEOUT)
-    enabled: bool = True
+    timeout_seconds: int = Field(default=30, ge=1, le=service.MAX_TIMEOUT, strict=True)
+    enabled: bool = Field(default=True, strict=True)
 
     def spec(self) -> service.ServerSpec:
         return service.ServerSpec(**self.model_dump())
