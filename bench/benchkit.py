@@ -1,13 +1,15 @@
-"""What the benchmarks share: a scratch database for one run and a free local port."""
+"""What the benchmarks share: a scratch database for one run, a free local port, open-loop load."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -44,3 +46,36 @@ def scratch_database(dialect: str, workdir: Path | None = None) -> Iterator[str]
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+async def open_loop(
+    one: Callable[[], Awaitable[bool]], rate: int, duration: float
+) -> tuple[list[float], int, float]:
+    """Start `one` at `rate` per second for `duration` s, on schedule whatever the answers take
+    (open loop: a slow server is not given a slower client). Returns (latencies in ms from the
+    scheduled start of the good answers, errors, wall seconds)."""
+    latencies: list[float] = []
+    errors = 0
+
+    async def timed(scheduled: float) -> None:
+        nonlocal errors
+        try:
+            ok = await one()
+        except Exception:
+            ok = False
+        if ok:
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+        else:
+            errors += 1
+
+    total = int(rate * duration)
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(timed(scheduled)))
+    await asyncio.gather(*tasks)
+    return latencies, errors, time.perf_counter() - start

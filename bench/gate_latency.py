@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx2
 
-from benchkit import free_port, scratch_database
+from benchkit import free_port, open_loop, scratch_database
 
 TARGET_RATE, TARGET_P50_MS, TARGET_P99_MS = 200, 5.0, 25.0
 
@@ -102,16 +102,13 @@ async def drive(
     headers: dict[str, str] | None = None,
     agent_id: str | None = None,
 ) -> tuple[list[float], int, float]:
-    """Open-loop load; returns (latencies in ms of good answers, errors, wall seconds)."""
-    latencies: list[float] = []
-    errors = 0
+    """Open-loop hook submissions; returns (latencies in ms of approvals, errors, wall s)."""
     limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
     async with httpx2.AsyncClient(
         base_url=url, timeout=30, limits=limits, headers=headers
     ) as client:
 
-        async def one(scheduled: float) -> None:
-            nonlocal errors
+        async def one() -> bool:
             body = {
                 "source": "claude-code",
                 "tool": "Read",
@@ -120,28 +117,10 @@ async def drive(
                 "client_session_id": "bench",
                 "agent_id": agent_id,
             }
-            try:
-                r = await client.post("/api/v1/external/invocations", json=body)
-                ok = r.status_code in (200, 201) and r.json()["status"] == "approved"
-            except (httpx2.HTTPError, ValueError, KeyError):
-                ok = False
-            if ok:
-                latencies.append((time.perf_counter() - scheduled) * 1000)
-            else:
-                errors += 1
+            r = await client.post("/api/v1/external/invocations", json=body)
+            return r.status_code in (200, 201) and r.json()["status"] == "approved"
 
-        total = int(rate * duration)
-        start = time.perf_counter() + 0.05
-        tasks = []
-        for i in range(total):
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(scheduled)))
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - start
-    return latencies, errors, wall
+        return await open_loop(one, rate, duration)
 
 
 def bench_dialect(dialect: str, rates: list[int], duration: float) -> list[Result]:

@@ -36,7 +36,7 @@ import httpx2
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from benchkit import free_port, scratch_database
+from benchkit import free_port, open_loop, scratch_database
 
 TARGET_RATE, TARGET_P50_MS, TARGET_P99_MS, TARGET_POOL_RATIO = 200, 3.0, 15.0, 20.0
 STDIO = StdioServerParameters(command=sys.executable, args=["-m", "atryum.mcp.demo_server"])
@@ -71,36 +71,6 @@ def _result_of(response: httpx2.Response) -> dict[str, Any]:
         return message
     answer: dict[str, Any] = response.json()
     return answer
-
-
-async def open_loop(
-    one: Callable[[], Awaitable[bool]], rate: int, duration: float
-) -> tuple[list[float], int, float]:
-    latencies: list[float] = []
-    errors = 0
-
-    async def timed(scheduled: float) -> None:
-        nonlocal errors
-        try:
-            ok = await one()
-        except Exception:
-            ok = False
-        if ok:
-            latencies.append((time.perf_counter() - scheduled) * 1000)
-        else:
-            errors += 1
-
-    total = int(rate * duration)
-    start = time.perf_counter() + 0.05
-    tasks = []
-    for i in range(total):
-        scheduled = start + i / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(timed(scheduled)))
-    await asyncio.gather(*tasks)
-    return latencies, errors, time.perf_counter() - start
 
 
 def row(upstream: str, path: str, rate: int, measured: tuple[list[float], int, float]) -> Row:

@@ -5,6 +5,12 @@ commits has its record and a change that rolls back leaves none. Rules, policy, 
 MCP servers, LLM configs and operator tokens all call it from their service functions.
 """
 
-from atryum.audit.store import AuditEntry, AuditFilter, list_changes, record_change
+from atryum.audit.store import (
+    AuditEntry,
+    AuditFilter,
+    list_changes,
+    record_change,
+    record_entity_change,
+)
 
-__all__ = ["AuditEntry", "AuditFilter", "list_changes", "record_change"]
+__all__ = ["AuditEntry", "AuditFilter", "list_changes", "record_change", "record_entity_change"]

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
 from atryum.db.tables import audit_log
 from atryum.db.types import utcnow
 from atryum.identity.principal import OperatorPrincipal
+
+
+class _Entity(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+E = TypeVar("E", bound=_Entity)
 
 
 @dataclass(frozen=True)
@@ -104,3 +113,28 @@ def list_changes(
         .limit(limit)
     )
     return [AuditEntry(**row._mapping) for row in rows], int(total or 0)
+
+
+def record_entity_change(
+    conn: sa.Connection,
+    *,
+    actor: OperatorPrincipal | str,
+    entity: str,
+    action: str,
+    before: E | None,
+    after: E | None,
+    shown: Callable[[E], dict[str, Any]],
+) -> None:
+    """`record_change` of an entity object with an `id`, as `shown` (which masks its secrets)
+    shows it: created (no `before`), changed, or deleted (no `after`)."""
+    subject = after or before
+    assert subject is not None, "a change has a before or an after"
+    record_change(
+        conn,
+        actor=actor,
+        entity=entity,
+        entity_id=subject.id,
+        action=action,
+        before=shown(before) if before is not None else None,
+        after=shown(after) if after is not None else None,
+    )

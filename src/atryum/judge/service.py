@@ -41,28 +41,6 @@ class ConfigSpec:
     timeout_seconds: float | None = None
 
 
-def _record_change(
-    conn: sa.Connection,
-    *,
-    actor: Actor,
-    action: str,
-    before: LlmConfig | None,
-    after: LlmConfig | None,
-) -> None:
-    """The operator-change audit of an LLM config (the key masked)."""
-    subject = after or before
-    assert subject is not None
-    audit.record_change(
-        conn,
-        actor=actor,
-        entity="llm_config",
-        entity_id=subject.id,
-        action=action,
-        before=public_fields(before) if before else None,
-        after=public_fields(after) if after else None,
-    )
-
-
 def public_fields(c: LlmConfig) -> dict[str, Any]:
     """A config as answers show it: the key masked."""
     return {
@@ -151,7 +129,15 @@ def create_config(engine: sa.Engine, *, spec: ConfigSpec, actor: Actor = SYSTEM)
     with tx.begin(engine) as conn:
         store.insert_config(conn, values)
         created = _require(conn, values["id"])
-        _record_change(conn, actor=actor, action="create", before=None, after=created)
+        audit.record_entity_change(
+            conn,
+            actor=actor,
+            entity="llm_config",
+            action="create",
+            before=None,
+            after=created,
+            shown=public_fields,
+        )
         return created
 
 
@@ -163,7 +149,15 @@ def update_config(
         values = {**_merged(before, spec), "updated_at": utcnow()}
         store.update_config(conn, config_id, values)
         after = _require(conn, config_id)
-        _record_change(conn, actor=actor, action="update", before=before, after=after)
+        audit.record_entity_change(
+            conn,
+            actor=actor,
+            entity="llm_config",
+            action="update",
+            before=before,
+            after=after,
+            shown=public_fields,
+        )
         return after
 
 
@@ -172,7 +166,15 @@ def delete_config(engine: sa.Engine, *, config_id: str, actor: Actor = SYSTEM) -
     with tx.begin(engine) as conn:
         before = _require(conn, config_id)
         store.delete_config(conn, config_id)
-        _record_change(conn, actor=actor, action="delete", before=before, after=None)
+        audit.record_entity_change(
+            conn,
+            actor=actor,
+            entity="llm_config",
+            action="delete",
+            before=before,
+            after=None,
+            shown=public_fields,
+        )
         return store.rules_using(conn, config_id)
 
 

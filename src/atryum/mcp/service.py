@@ -141,7 +141,15 @@ def create_server(engine: sa.Engine, *, spec: ServerSpec, actor: Actor) -> Serve
             },
         )
         created = _require(conn, values["name"])
-        _record_change(conn, actor=actor, server=created, action="create", before=None)
+        audit.record_entity_change(
+            conn,
+            actor=actor,
+            entity="mcp_server",
+            action="create",
+            before=None,
+            after=created,
+            shown=masked,
+        )
         return created
 
 
@@ -152,7 +160,15 @@ def replace_server(engine: sa.Engine, *, name: str, spec: ServerSpec, actor: Act
         _unique(conn, values, old.id)
         store.update(conn, old.id, {**values, "updated_at": utcnow()})
         new = _require(conn, values["name"])
-        _record_change(conn, actor=actor, server=new, action="update", before=old)
+        audit.record_entity_change(
+            conn,
+            actor=actor,
+            entity="mcp_server",
+            action="update",
+            before=old,
+            after=new,
+            shown=masked,
+        )
         return new
 
 
@@ -162,11 +178,27 @@ def delete_server(engine: sa.Engine, *, name: str, disable: bool, actor: Actor) 
         old = _require(conn, name)
         if not disable:
             store.delete(conn, old.id)
-            _record_change(conn, actor=actor, server=None, action="delete", before=old)
+            audit.record_entity_change(
+                conn,
+                actor=actor,
+                entity="mcp_server",
+                action="delete",
+                before=old,
+                after=None,
+                shown=masked,
+            )
             return None
         store.update(conn, old.id, {"enabled": False, "updated_at": utcnow()})
         new = _require(conn, old.name)
-        _record_change(conn, actor=actor, server=new, action="disable", before=old)
+        audit.record_entity_change(
+            conn,
+            actor=actor,
+            entity="mcp_server",
+            action="disable",
+            before=old,
+            after=new,
+            shown=masked,
+        )
         return new
 
 
@@ -245,20 +277,3 @@ def masked(server: Server) -> dict[str, Any]:
         "created_at": server.created_at,
         "updated_at": server.updated_at,
     }
-
-
-def _record_change(
-    conn: sa.Connection, *, actor: Actor, server: Server | None, action: str, before: Server | None
-) -> None:
-    """The operator-change audit, in the change's transaction; secrets masked."""
-    subject = server or before
-    assert subject is not None
-    audit.record_change(
-        conn,
-        actor=actor,
-        entity="mcp_server",
-        entity_id=subject.id,
-        action=action,
-        before=masked(before) if before else None,
-        after=masked(server) if server else None,
-    )
