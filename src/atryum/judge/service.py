@@ -129,15 +129,7 @@ def create_config(engine: sa.Engine, *, spec: ConfigSpec, actor: Actor = SYSTEM)
     with tx.begin(engine) as conn:
         store.insert_config(conn, values)
         created = _require(conn, values["id"])
-        audit.record_entity_change(
-            conn,
-            actor=actor,
-            entity="llm_config",
-            action="create",
-            before=None,
-            after=created,
-            shown=public_fields,
-        )
+        _audited(conn, actor, "create", before=None, after=created)
         return created
 
 
@@ -149,15 +141,7 @@ def update_config(
         values = {**_merged(before, spec), "updated_at": utcnow()}
         store.update_config(conn, config_id, values)
         after = _require(conn, config_id)
-        audit.record_entity_change(
-            conn,
-            actor=actor,
-            entity="llm_config",
-            action="update",
-            before=before,
-            after=after,
-            shown=public_fields,
-        )
+        _audited(conn, actor, "update", before=before, after=after)
         return after
 
 
@@ -166,15 +150,7 @@ def delete_config(engine: sa.Engine, *, config_id: str, actor: Actor = SYSTEM) -
     with tx.begin(engine) as conn:
         before = _require(conn, config_id)
         store.delete_config(conn, config_id)
-        audit.record_entity_change(
-            conn,
-            actor=actor,
-            entity="llm_config",
-            action="delete",
-            before=before,
-            after=None,
-            shown=public_fields,
-        )
+        _audited(conn, actor, "delete", before=before, after=None)
         return store.rules_using(conn, config_id)
 
 
@@ -259,3 +235,23 @@ def test_config(
 
 def _new_id() -> str:
     return str(uuid.uuid4())
+
+
+def _audited(
+    conn: sa.Connection,
+    actor: Actor,
+    action: str,
+    *,
+    before: LlmConfig | None,
+    after: LlmConfig | None,
+) -> None:
+    """The operator-change audit, in the change's transaction; secrets masked."""
+    audit.record_entity_change(
+        conn,
+        actor=actor,
+        entity="llm_config",
+        action=action,
+        before=before,
+        after=after,
+        shown=public_fields,
+    )

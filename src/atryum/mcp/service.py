@@ -141,15 +141,7 @@ def create_server(engine: sa.Engine, *, spec: ServerSpec, actor: Actor) -> Serve
             },
         )
         created = _require(conn, values["name"])
-        audit.record_entity_change(
-            conn,
-            actor=actor,
-            entity="mcp_server",
-            action="create",
-            before=None,
-            after=created,
-            shown=masked,
-        )
+        _audited(conn, actor, "create", before=None, after=created)
         return created
 
 
@@ -160,15 +152,7 @@ def replace_server(engine: sa.Engine, *, name: str, spec: ServerSpec, actor: Act
         _unique(conn, values, old.id)
         store.update(conn, old.id, {**values, "updated_at": utcnow()})
         new = _require(conn, values["name"])
-        audit.record_entity_change(
-            conn,
-            actor=actor,
-            entity="mcp_server",
-            action="update",
-            before=old,
-            after=new,
-            shown=masked,
-        )
+        _audited(conn, actor, "update", before=old, after=new)
         return new
 
 
@@ -178,27 +162,11 @@ def delete_server(engine: sa.Engine, *, name: str, disable: bool, actor: Actor) 
         old = _require(conn, name)
         if not disable:
             store.delete(conn, old.id)
-            audit.record_entity_change(
-                conn,
-                actor=actor,
-                entity="mcp_server",
-                action="delete",
-                before=old,
-                after=None,
-                shown=masked,
-            )
+            _audited(conn, actor, "delete", before=old, after=None)
             return None
         store.update(conn, old.id, {"enabled": False, "updated_at": utcnow()})
         new = _require(conn, old.name)
-        audit.record_entity_change(
-            conn,
-            actor=actor,
-            entity="mcp_server",
-            action="disable",
-            before=old,
-            after=new,
-            shown=masked,
-        )
+        _audited(conn, actor, "disable", before=old, after=new)
         return new
 
 
@@ -277,3 +245,18 @@ def masked(server: Server) -> dict[str, Any]:
         "created_at": server.created_at,
         "updated_at": server.updated_at,
     }
+
+
+def _audited(
+    conn: sa.Connection, actor: Actor, action: str, *, before: Server | None, after: Server | None
+) -> None:
+    """The operator-change audit, in the change's transaction; secrets masked."""
+    audit.record_entity_change(
+        conn,
+        actor=actor,
+        entity="mcp_server",
+        action=action,
+        before=before,
+        after=after,
+        shown=masked,
+    )
