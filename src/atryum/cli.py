@@ -6,6 +6,7 @@ import contextlib
 import importlib.metadata
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +15,11 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 
+from atryum import logsafe
 from atryum.config import (
     Config,
     ConfigError,
-    LogLevel,
+    find_config_file,
     load_config,
     unimplemented_warnings,
 )
@@ -68,26 +70,7 @@ def version_command() -> None:
     typer.echo(f"atryum {_version()}")
 
 
-def _configure_logging(level: LogLevel = "info") -> None:
-    logging.basicConfig(
-        level=_LOG_LEVELS[level],
-        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-        stream=sys.stderr,
-    )
-
-
-_LOG_LEVELS: dict[LogLevel, int] = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
-
-
 def _load(path: Path | None) -> Config:
-    from atryum import logsafe
-
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -130,14 +113,27 @@ def _migrated(cfg: Config, engine: Any) -> None:
 
 
 @app.command()
-def run(config: ConfigOpt = None) -> None:
+def run(
+    config: ConfigOpt = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            envvar="ATRYUM_WORKERS",
+            help="Server processes on the one port (PostgreSQL only; see README)",
+        ),
+    ] = 1,
+) -> None:
     """Serve Atryum (API, UI, background sync) at [server] listen_addr."""
     from atryum.app import build_context, create_app
     from atryum.identity.hosts import ExposureError, check_exposure
+    from atryum.workers import CONFIG_ENV, WorkersRefused, check_workers
 
     cfg = _load(config)
     level = cfg.server.log_level
-    _configure_logging(level)
+    logsafe.configure(level)
     try:
         check_exposure(cfg)
     except ExposureError as exc:
@@ -147,11 +143,28 @@ def run(config: ConfigOpt = None) -> None:
         logging.getLogger("atryum").warning(warning)
     ctx = build_context(cfg)
     _migrated(cfg, ctx.engine)
+    log_level = logging.getLevelName(logsafe.LEVELS[level]).lower()
+    if workers == 1:
+        uvicorn.run(
+            create_app(ctx), host=cfg.server.host, port=cfg.server.port, log_level=log_level
+        )
+        return
+    try:
+        check_workers(workers, ctx.engine)
+    except WorkersRefused as exc:
+        typer.echo(f"atryum: {exc}", err=True)
+        raise typer.Exit(2) from None
+    ctx.engine.dispose()  # the workers open their own
+    found = find_config_file(config)
+    if found is not None:
+        os.environ[CONFIG_ENV] = str(found)
     uvicorn.run(
-        create_app(ctx),
+        "atryum.workers:worker_app",
+        factory=True,
+        workers=workers,
         host=cfg.server.host,
         port=cfg.server.port,
-        log_level=logging.getLevelName(_LOG_LEVELS[level]).lower(),
+        log_level=log_level,
     )
 
 
@@ -376,7 +389,7 @@ def vm_sim(
     except ValueError as exc:
         typer.echo(f"atryum: bad notify options: {exc}", err=True)
         raise typer.Exit(2) from None
-    _configure_logging()
+    logsafe.configure()
     state = (
         SimState()
         if empty
@@ -396,7 +409,7 @@ def demo(
     """Start the simulator with demo data and Atryum configured against it."""
     from atryum.demo import run_demo
 
-    _configure_logging()
+    logsafe.configure()
     run_demo(port=port, sim_port=sim_port, database=database)
 
 

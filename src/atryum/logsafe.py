@@ -11,6 +11,7 @@ URL, so a `backend.base_url` with userinfo reached the INFO log in clear before 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -74,3 +75,22 @@ def install(secrets: Iterable[str | None]) -> None:
         _secrets.update(s for s in secrets if s and len(s) >= MIN_SECRET_CHARS)
         if logging.getLogRecordFactory() is not _record:
             logging.setLogRecordFactory(_record)
+
+
+LEVELS: dict[str, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def configure(level: str = "info") -> None:
+    """The process's log lines: logfmt-style on stderr at `[server] log_level` (redacted by
+    `install`)."""
+    logging.basicConfig(
+        level=LEVELS[level],
+        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
+        stream=sys.stderr,
+    )
