@@ -4,6 +4,7 @@ in the app's lifespan."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -16,9 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from atryum.errors import InvalidInput
 from atryum.gateway import rules
 from atryum.gateway.deps import Caller, Ctx, Operator, Runtime
+from atryum.gateway.runtime import runtime_for
 from atryum.gateway.schemas import InvocationOut
 from atryum.limits import Text
-from atryum.mcp import calls, proxy, service
+from atryum.mcp import calls, proxy, service, stale
 from atryum.mcp import runtime as mcp_runtime_module
 from atryum.mcp.models import redact
 from atryum.mcp.pool import UpstreamFailure
@@ -29,7 +31,9 @@ from atryum.mcp.runtime import McpRuntime
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     ctx = app.state.ctx
-    app.state.mcp = await run_in_threadpool(mcp_runtime_module.start, ctx)
+    app.state.mcp = rt = await run_in_threadpool(mcp_runtime_module.start, ctx)
+    sweeper = asyncio.create_task(stale.sweep(ctx.engine, runtime_for(ctx).hub))
+    rt.tasks.add(sweeper)
     try:
         yield
     finally:
