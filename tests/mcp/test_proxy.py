@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -392,3 +393,34 @@ def test_upstream_secrets_never_reach_clients_answers_or_logs(
     assert SECRET not in json.dumps([str(leaked), listed, one, invocations])
     assert SECRET not in caplog.text and "token=********" in caplog.text
     assert one["env"]["UPSTREAM_SECRET"] == "********" and one["auth_token"] == "********"
+
+
+@pytest.mark.parametrize("upstreams", ["stdio", "http"], indirect=True)
+def test_the_get_stream_carries_the_upstreams_list_changed_notifications(
+    atryum: Callable[..., LiveServer], upstreams: list[dict[str, Any]]
+) -> None:
+    server = atryum(upstreams)
+    with Api(server.url) as api:
+        api.rule("auto_approve", tool_patterns=["change_tools"], description="harmless")
+    raw = Raw(endpoint(server))
+    raw.initialize()
+    seen: list[dict[str, Any]] = []
+    pinged = threading.Event()
+
+    def listen() -> None:
+        headers = {"Accept": "text/event-stream", "Mcp-Session-Id": raw.session_id or ""}
+        with httpx2.stream("GET", raw.url, headers=headers, timeout=30) as stream:
+            for line in stream.iter_lines():
+                pinged.set()
+                if line.startswith("data: "):
+                    seen.append(json.loads(line.removeprefix("data: ")))
+                    return
+
+    reader = threading.Thread(target=listen, daemon=True)
+    reader.start()
+    assert pinged.wait(20)  # the stream is open and listening
+    # the stream waits for the upstream session before a change can be told: call through it
+    answer = raw.call(7, "tools/call", {"name": "change_tools", "arguments": {}})
+    assert answer["result"]["isError"] is False, answer
+    reader.join(20)
+    assert seen == [{"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}]

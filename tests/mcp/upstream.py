@@ -15,6 +15,7 @@ import os
 import sys
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 
 server = MCPServer("atryum-test-upstream")
 
@@ -60,6 +61,14 @@ async def hang(seconds: float = 3600) -> str:
     _ran("hang")
     await asyncio.sleep(seconds)
     return "woke up"
+
+
+@server.tool()
+async def change_tools(ctx: Context) -> str:
+    """Tell the client the tool list changed (`notifications/tools/list_changed`)."""
+    _ran("change_tools")
+    await ctx.session.send_tool_list_changed()
+    return "announced"
 
 
 @server.tool()

@@ -88,6 +88,17 @@ def _stderr_pipe(server: Server) -> TextIO:
     return os.fdopen(write_fd, "w")
 
 
+#: The upstream's notifications about the server as a whole: every client of it is told.
+#: (Progress and log messages belong to one request of one client and are not broadcast.)
+BROADCAST = (
+    types.ToolListChangedNotification,
+    types.ResourceListChangedNotification,
+    types.PromptListChangedNotification,
+    types.ResourceUpdatedNotification,
+)
+LISTENER_BACKLOG = 100  # notifications a slow client may fall behind by before it misses some
+
+
 class Upstream:
     """One server's shared session and the task that keeps it alive."""
 
@@ -102,6 +113,28 @@ class Upstream:
         self._expired = False
         self.last_error: str | None = None
         self.on_status: Callable[[Server, str | None], Any] | None = None
+        self._listeners: set[asyncio.Queue[dict[str, Any]]] = set()
+
+    # -- notifications to the clients' GET streams ------------------------------------------
+
+    def listen(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(LISTENER_BACKLOG)
+        self._listeners.add(queue)
+        return queue
+
+    def unlisten(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._listeners.discard(queue)
+
+    async def _on_message(self, message: Any) -> None:
+        if not isinstance(message, BROADCAST):
+            return
+        note = {
+            "jsonrpc": "2.0",
+            **message.model_dump(by_alias=True, mode="json", exclude_none=True),
+        }
+        for queue in list(self._listeners):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(note)
 
     # -- supervisor -------------------------------------------------------------------------
 
@@ -209,7 +242,9 @@ class Upstream:
             stack.callback(tg.cancel_scope.cancel)
             tg.start_soon(forward)
             session = await stack.enter_async_context(
-                ClientSession(inbox, write, client_info=CLIENT_INFO)  # timeouts per request
+                ClientSession(  # timeouts per request
+                    inbox, write, client_info=CLIENT_INFO, message_handler=self._on_message
+                )
             )
             with anyio.fail_after(self.startup_timeout):
                 await session.initialize()

@@ -507,19 +507,40 @@ _HANDLERS = {
 
 @router.get("/mcp/{server}")
 async def get(server: str, request: Request, mcp: McpRuntime = Mcp) -> Response:
-    """The server-to-client stream: kept open with pings (Atryum sends no requests to clients)."""
+    """The server-to-client stream: the upstream's notifications about the server as a whole
+    (its tool, resource and prompt lists changed, a resource updated), pings in between.
+    Atryum sends no requests to clients."""
     found = await lookup(mcp, server)
     if isinstance(found, str):
         return _rpc_error(None, INVALID_REQUEST, found, status=404)
     if not _accepts_sse(request):
         return Response(status_code=405, headers={"Allow": "POST, DELETE"})
+    upstream = mcp.pool.get(found)
+    queue = upstream.listen()
+    connecting = asyncio.create_task(upstream.session())  # notifications need a live session
+    mcp.tasks.add(connecting)
 
-    async def pings() -> AsyncIterator[str]:
-        while True:
+    def connected(task: asyncio.Task[Any]) -> None:
+        mcp.tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # a failure is the upstream's status (logged there), not ours
+
+    connecting.add_done_callback(connected)
+
+    async def notes() -> AsyncIterator[str]:
+        try:
             yield ": ping\n\n"
-            await asyncio.sleep(SSE_PING)
+            while True:
+                try:
+                    note = await asyncio.wait_for(queue.get(), SSE_PING)
+                except TimeoutError:
+                    yield ": ping\n\n"
+                    continue
+                yield f"event: message\ndata: {json.dumps(note)}\n\n"
+        finally:
+            upstream.unlisten(queue)
 
-    return StreamingResponse(pings(), media_type="text/event-stream")
+    return StreamingResponse(notes(), media_type="text/event-stream")
 
 
 @router.delete("/mcp/{server}")
