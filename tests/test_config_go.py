@@ -47,6 +47,18 @@ headers = { "X-Tenant" = "t" }
 
 [plans]
 enabled = true
+
+[[upstreams]]
+name = "slack"
+mode = "http"
+base_url = "https://mcp.slack.example/mcp"
+oauth_client_id = "1234567890.abcdef"
+oauth_client_secret = "oauth-shhhhh"
+oauth_scopes = "chat:write channels:history"
+
+[[upstreams]]
+name = "calc"
+command = "calc-mcp"
 """
 
 
@@ -64,9 +76,11 @@ def test_every_go_key_loads(tmp_path: Path) -> None:
     assert config.managed_agents[0].poll_interval_millis == 500
     assert config.otel.exporters[0].name == "langfuse"
     warnings = unimplemented_warnings(config)
-    assert [w.split("[")[1].split("]")[0] for w in warnings] == ["managed_agents", "otel", "plans"]
+    sections = [w.split("[")[1].split("]")[0] for w in warnings]
+    assert sections == ["managed_agents", "otel", "plans", ""]  # "" is [[upstreams]]
+    assert "'slack'" in warnings[-1] and "oauth_*" in warnings[-1] and "calc" not in warnings[-1]
     assert all(str(path) in w for w in warnings)
-    assert not any("secret" in w for w in warnings)
+    assert not any("secret" in w or "shhhhh" in w for w in warnings)
 
 
 def test_database_url_wins_over_database_path(tmp_path: Path) -> None:

@@ -326,13 +326,22 @@ UNIMPLEMENTED: dict[str, str] = {
 
 
 def unimplemented_warnings(config: Config) -> list[str]:
-    """One warning per Go section in the file whose feature Atryum does not have yet."""
-    return [
+    """One warning per Go section in the file whose feature Atryum does not have yet, and one
+    per upstream whose `oauth_*` keys (the Go original's upstream OAuth sign-in) it ignores."""
+    sections = [
         f"{config.source}: [{key}] is accepted for compatibility with the Go original, but "
         f"{what} is not implemented yet; the section is ignored"
         for key, what in UNIMPLEMENTED.items()
         if key in config.model_fields_set
     ]
+    oauth = [
+        f"{config.source}: [[upstreams]] {up.name!r}: the oauth_* keys are accepted for "
+        "compatibility with the Go original, but upstream OAuth sign-in is not implemented yet; "
+        "the server is reached without it (use auth_token or headers)"
+        for up in config.upstreams
+        if any(key.startswith("oauth_") for key in up.model_fields_set)
+    ]
+    return sections + oauth
 
 
 def default_config_path() -> Path:
