@@ -37,7 +37,7 @@ def machine_key_sent(request: Request) -> bool:
     return sent and request.app.state.ctx.config.api_key.configured
 
 
-def check_machine_key(request: Request) -> None:
+async def check_machine_key(request: Request) -> None:
     if not machine_key_sent(request):
         return  # operator routes decide what an absent key means (atryum.identity.operators)
     configured = request.app.state.ctx.config.api_key
@@ -47,7 +47,7 @@ def check_machine_key(request: Request) -> None:
         raise Unauthorized("invalid machine API key or secret")
 
 
-def require_machine_key(request: Request) -> None:
+async def require_machine_key(request: Request) -> None:
     """The legacy reporting routes: only for machine callers holding the `[api_key]` pair."""
     configured = request.app.state.ctx.config.api_key
     if not configured.configured:

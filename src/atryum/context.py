@@ -32,6 +32,6 @@ def make_client(config: Config) -> ValidMindClient:
     return ValidMindClient(config.backend)
 
 
-def get_ctx(request: Request) -> AppContext:
+async def get_ctx(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx

@@ -53,7 +53,7 @@ def _header_safe(value: str) -> str:
 Cuid = Annotated[str, AfterValidator(_no_nul), AfterValidator(_header_safe)]
 
 
-def refuse_nul_params(request: Request) -> None:
+async def refuse_nul_params(request: Request) -> None:
     """App-wide dependency: path and query parameters are looked up in text columns too."""
     errors = [
         {"loc": (where, name), "msg": NUL_MESSAGE, "type": "nul_character"}

@@ -10,17 +10,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from atryum.context import AppContext
+from atryum.context import AppContext, get_ctx
 from atryum.gateway.runtime import GatewayRuntime, runtime_for
 from atryum.identity.inbound import agent_caller
 from atryum.identity.operators import operator_of
 from atryum.identity.principal import OperatorPrincipal
 from atryum.identity.tokens import AgentIdentity
-
-
-async def get_ctx(request: Request) -> AppContext:
-    ctx: AppContext = request.app.state.ctx
-    return ctx
 
 
 async def get_runtime(request: Request) -> GatewayRuntime:

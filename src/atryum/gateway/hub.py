@@ -26,8 +26,11 @@ RESYNC = Change(None, None)
 
 
 class Subscription:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, wants: Callable[[Change], bool] | None = None
+    ) -> None:
         self.loop = loop
+        self.wants = wants
         self.queue: asyncio.Queue[Change] = asyncio.Queue(maxsize=_QUEUE_MAX)
 
     def _put(self, change: Change) -> None:
@@ -62,8 +65,11 @@ class Hub:
         # True while a PostgreSQL listener delivers every change (ours included) from the database.
         self.via_database = False
 
-    def subscribe(self) -> Subscription:
-        sub = Subscription(asyncio.get_running_loop())
+    def subscribe(self, wants: Callable[[Change], bool] | None = None) -> Subscription:
+        """A subscription to every change, or only to those `wants` accepts (and resyncs): the
+        filter runs in the publishing thread, so an unwanted change never wakes the loop (a
+        wake-up per committed call cost the hook path a sixth of its CPU)."""
+        sub = Subscription(asyncio.get_running_loop(), wants)
         with self._lock:
             self._subs.add(sub)
         return sub
@@ -80,6 +86,9 @@ class Hub:
         with self._lock:
             subs = list(self._subs)
         for sub in subs:
+            wanted = sub.wants is None or change.invocation_id is None or sub.wants(change)
+            if not wanted:
+                continue
             try:
                 sub.loop.call_soon_threadsafe(sub._put, change)
             except RuntimeError:  # its event loop has closed

@@ -129,7 +129,7 @@ async def _retain(rt: GatewayRuntime) -> None:
 async def _sweep(rt: GatewayRuntime) -> None:
     """Expire overdue pending calls; sleeps until the next deadline or a new pending call."""
     interval = rt.defaults.sweep_interval_seconds
-    sub = rt.hub.subscribe()
+    sub = rt.hub.subscribe(wants=lambda c: c.status == PENDING)
     try:
         while True:
             wait = interval

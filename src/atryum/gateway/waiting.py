@@ -38,7 +38,7 @@ async def wait_while(
     loop = asyncio.get_running_loop()
     deadline = math.inf if timeout is None else loop.time() + timeout
     next_beat = loop.time() + every
-    sub = hub.subscribe()  # before the first read
+    sub = hub.subscribe(wants=lambda c: c.invocation_id == invocation_id)  # before the read
     try:
         while True:
             inv = await on_gate(read)

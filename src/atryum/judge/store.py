@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,10 +72,25 @@ def rules_using(conn: sa.Connection, config_id: str) -> list[str]:
 # -- client sessions --------------------------------------------------------------------------
 
 
+TOUCH_EVERY = timedelta(minutes=1)
+
+
 def touch_session(
     conn: sa.Connection, agent_key: str, session_id: str, *, now: datetime, cutoff: datetime
 ) -> None:
-    """Mark the session seen now; one unseen since `cutoff` starts afresh (sliding TTL)."""
+    """Mark the session seen now; one unseen since `cutoff` starts afresh (sliding TTL).
+
+    A session seen within TOUCH_EVERY is left as it is: against a TTL of days a minute's
+    precision is plenty, and a write per call would queue every call of a busy session on
+    that one row (PostgreSQL row lock, SQLite's write)."""
+    seen = conn.execute(
+        sa.select(client_sessions.c.last_seen_at).where(
+            client_sessions.c.agent_key == agent_key,
+            client_sessions.c.client_session_id == session_id,
+        )
+    ).scalar()
+    if seen is not None and now - TOUCH_EVERY <= seen <= now:
+        return
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = insert(client_sessions).values(
         agent_key=agent_key, client_session_id=session_id, started_at=now, last_seen_at=now
