@@ -415,11 +415,15 @@ async def _tools_call(ex: Exchange) -> Response:
     if name == RULES_TOOL:
         return await _rules_get(ex, arguments)
     client_name, client_version = ex.client()
+    scoped = f"{ex.session_id}:{json.dumps(ex.rid)}" if ex.session_id else None
     call = calls.ToolCall(
         server=ex.server,
         tool=name,
         arguments=arguments,
-        request_id=f"{ex.session_id}:{json.dumps(ex.rid)}" if ex.session_id else None,
+        request_id=scoped,
+        # A retry of the same request (a reconnect, a restart of Atryum) resumes the call,
+        # whatever became of it meanwhile: approved, it runs once; finished, its result returns.
+        idempotency_key=f"mcp:{scoped}" if scoped else None,
         client_session_id=ex.session_id,
         client_name=client_name,
         client_version=client_version,
