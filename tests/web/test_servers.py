@@ -38,7 +38,7 @@ def test_servers_list_test_tools_add_and_disable(
     row = page.locator("#server-calc")
     expect(row.locator("[data-status]")).to_have_text("unknown")
     row.get_by_role("button", name="Test server calc").click()
-    expect(row.locator("[data-test-result]")).to_have_text("Connected: 6 tools.")
+    expect(row.locator("[data-test-result]")).to_have_text("Connected: 7 tools.")
     expect(row.locator("[data-status]")).to_have_text("connected")
     ui.shoot("servers")
 
