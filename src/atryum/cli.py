@@ -418,9 +418,19 @@ def hook(
     url: Annotated[
         str, typer.Option(envvar="ATRYUM_URL", help="Atryum's base URL")
     ] = "http://127.0.0.1:8080",
+    host: Annotated[
+        str,
+        typer.Option(
+            envvar="ATRYUM_HOOK_HOST", help="The harness: claude, cursor or codex (its answer form)"
+        ),
+    ] = "claude",
     source: Annotated[
-        str, typer.Option(envvar="ATRYUM_SOURCE", help="Harness name recorded as the source")
-    ] = "claude-code",
+        str | None,
+        typer.Option(
+            envvar="ATRYUM_SOURCE",
+            help="Recorded as the call's source (default: claude-code, cursor or codex)",
+        ),
+    ] = None,
     agent_id: Annotated[
         str | None, typer.Option(envvar="ATRYUM_AGENT_ID", help="Runtime agent id to present")
     ] = None,
@@ -428,11 +438,20 @@ def hook(
         float, typer.Option(help="Seconds to wait for a human decision before denying")
     ] = 600.0,
 ) -> None:
-    """Claude Code hook: read the hook event on stdin, ask Atryum, print allow/deny JSON."""
+    """Claude Code, Cursor or Codex hook: read the hook event on stdin, ask Atryum, print the
+    harness's allow/deny JSON."""
     from atryum.gateway.hook import run as run_hook
+    from atryum.gateway.hook_hosts import host_of
 
     try:
-        out = run_hook(sys.stdin.read(), url=url, source=source, agent_id=agent_id, timeout=timeout)
+        out = run_hook(
+            sys.stdin.read(),
+            url=url,
+            host=host_of(host),
+            source=source,
+            agent_id=agent_id,
+            timeout=timeout,
+        )
     except BaseException as exc:  # exit code 2 is Claude Code's "block": never fail open
         typer.echo(f"atryum hook failed ({type(exc).__name__}); the call was blocked", err=True)
         raise typer.Exit(2) from exc

@@ -359,3 +359,33 @@ def test_the_guard_passes_the_hooks_answer_through(server: LiveServer, api: Api)
         timeout=60,
     )
     assert proc.returncode == 0 and decision(proc.stdout)[0] == "allow", proc.stderr
+
+
+def test_cursor_is_answered_in_its_own_form_and_its_outcome_recorded(
+    server: LiveServer, api: Api
+) -> None:
+    """Cursor's preToolUse has no tool-use id and reads `{"permission": …}`: a deny must be a
+    deny in that form (Claude's form would be ignored, and the call would run)."""
+    call = {"conversation_id": "c1", "tool_name": "Read", "tool_input": {"path": "/etc/hosts"}}
+    pre = json.dumps({"hook_event_name": "preToolUse", **call})
+    allowed = json.loads(hook.run(pre, url=server.url, host="cursor"))
+    assert allowed["permission"] == "allow"
+    post = json.dumps({"hook_event_name": "postToolUse", **call, "tool_response": "127.0.0.1"})
+    assert hook.run(post, url=server.url, host="cursor") == ""
+    shell = {"hook_event_name": "preToolUse", "tool_name": "Bash", "tool_input": {"command": "ls"}}
+    denied = json.loads(hook.run(json.dumps(shell), url=server.url, host="cursor"))
+    assert denied["permission"] == "deny" and "no shell" in denied["message"]
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    unreachable = json.loads(hook.run(json.dumps(shell), url=nowhere, host="cursor"))
+    assert unreachable["permission"] == "deny"
+    calls = {i["tool"]: i for i in api.ok(api.http.get("/api/v1/review/invocations"))["items"]}
+    assert calls["Read"]["status"] == "succeeded" and calls["Read"]["source"] == "cursor"
+    assert calls["Bash"]["status"] == "denied"
+    assert hook.run('{"hook_event_name": "sessionStart"}', url=nowhere, host="cursor") == "{}"
+
+
+def test_codex_is_answered_as_claude_code_is(server: LiveServer, api: Api) -> None:
+    out = hook.run(event("Bash"), url=server.url, host="codex")
+    assert decision(out)[0] == "deny"
+    (call,) = api.ok(api.http.get("/api/v1/review/invocations"))["items"]
+    assert call["source"] == "codex"

@@ -24,6 +24,7 @@ from typing import Any
 import httpx2
 import platformdirs
 
+from atryum.gateway import hook_hosts as hosts
 from atryum.gateway.hook_token import BearerAuth, TokenSource
 
 OPEN = {"received", "pending_approval"}
@@ -56,16 +57,6 @@ def _deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-def _decision(allow: bool, reason: str) -> dict[str, Any]:
-    return {
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": "allow" if allow else "deny",
-            "permissionDecisionReason": reason,
-        }
-    }
 
 
 class UnsafeStateDir(Exception):
@@ -149,35 +140,36 @@ def pre_tool_use(
     event: dict[str, Any],
     *,
     client: httpx2.Client,
+    host: hosts.Host,
     source: str,
     agent_id: str | None,
     timeout: float,
 ) -> dict[str, Any]:
-    tool_use_id = str(event.get("tool_use_id") or "")
-    state = _state_file(tool_use_id) if tool_use_id else None  # refused before anything is asked
-    session = str(event.get("session_id") or "")
-    tool_input = event.get("tool_input")
+    tool_use_id = hosts.tool_use_id(event)
+    state = _state_file(tool_use_id)  # refused before anything is asked
+    session = hosts.session_id(event)
+    tool_input = hosts.tool_input(event)
     body: dict[str, Any] = {
         "source": source,
-        "tool": str(event.get("tool_name") or ""),
+        "tool": hosts.tool_name(event),
         "input": tool_input if isinstance(tool_input, dict) else {"value": tool_input},
         "description": str((tool_input or {}).get("description", ""))
         if isinstance(tool_input, dict)
         else "",
         "client_session_id": session or None,
-        "client_name": "claude-code",
+        "client_name": hosts.default_source(host),
         "client_version": "atryum-hook",
         "agent_id": agent_id,
         # the call expires when this hook has stopped waiting (its total deadline), even if the
         # hook cannot withdraw it then
         "wait_seconds": max(1, int(timeout + DEADLINE_GRACE)),
     }
-    if tool_use_id:
-        body["request_id"] = tool_use_id
+    body["request_id"] = tool_use_id
+    if hosts.given_tool_use_id(event):  # a derived id names equal calls alike: no key then
         body["idempotency_key"] = f"{source}:{session}:{tool_use_id}"
     r = client.post("/api/v1/external/invocations", json=body)
     if r.status_code not in (200, 201):
-        return _decision(False, f"Atryum refused the call: {_error_text(r)}")
+        return hosts.answer(host, False, f"Atryum refused the call: {_error_text(r)}")
     inv = r.json()
     try:
         inv = _wait_for_decision(client, inv, timeout)
@@ -188,14 +180,13 @@ def pre_tool_use(
         raise
     reason = (inv.get("approval") or {}).get("reason") or inv["status"]
     if inv["status"] != "approved":
-        return _decision(False, f"Atryum: {inv['status']}: {reason}")
+        return hosts.answer(host, False, f"Atryum: {inv['status']}: {reason}")
     client.patch(
         f"/api/v1/external/invocations/{inv['invocation_id']}",
         json={"execution_status": "running"},
     )
-    if state is not None:
-        state.write_text(json.dumps({"invocation_id": inv["invocation_id"]}))
-    return _decision(True, f"Atryum: approved: {reason}")
+    state.write_text(json.dumps({"invocation_id": inv["invocation_id"]}))
+    return hosts.answer(host, True, f"Atryum: approved: {reason}")
 
 
 class NoDecision(Exception):
@@ -218,19 +209,30 @@ def _wait_for_decision(client: httpx2.Client, inv: dict[str, Any], timeout: floa
     return inv
 
 
+def _failed(event: dict[str, Any], result: Any) -> bool:
+    """The harness reported the tool failed (as the Go hook reads it)."""
+    if (event.get("tool_response_status") or event.get("status")) == "error":
+        return True
+    if not isinstance(result, dict):
+        return False
+    return (
+        result.get("is_error") is True
+        or result.get("isError") is True
+        or result.get("success") is False
+        or result.get("error") is not None
+    )
+
+
 def post_tool_use(event: dict[str, Any], *, client: httpx2.Client) -> None:
-    tool_use_id = str(event.get("tool_use_id") or "")
-    if not tool_use_id:
-        return
-    path = _state_file(tool_use_id)
+    path = _state_file(hosts.tool_use_id(event))
     if not path.exists():
         return  # not a call this hook approved
     invocation_id = json.loads(path.read_text())["invocation_id"]
-    result = event.get("tool_response")
+    result = hosts.tool_result(event)
+    failed = _failed(event, result)
     text = json.dumps(result, default=str)
     if len(text) > MAX_RESULT_CHARS:
         result = {"truncated": True, "preview": text[:MAX_RESULT_CHARS]}
-    failed = isinstance(result, dict) and result.get("is_error") is True
     client.patch(
         f"/api/v1/external/invocations/{invocation_id}",
         json={"execution_status": "failed" if failed else "completed", "result": result},
@@ -242,19 +244,23 @@ def run(
     stdin_text: str,
     *,
     url: str,
-    source: str = "claude-code",
+    host: hosts.Host = "claude",
+    source: str | None = None,
     agent_id: str | None = None,
     timeout: float = 600.0,
     transport: httpx2.BaseTransport | None = None,
 ) -> str:
-    """Handle one hook event; returns what to print on stdout (empty for PostToolUse)."""
+    """Handle one hook event of the harness `host`; returns what to print on stdout (empty for
+    PostToolUse, `{}` for SessionStart). `source` defaults to the harness's name."""
     try:
         event = json.loads(stdin_text or "{}")
         if not isinstance(event, dict):
             raise ValueError("hook input is not a JSON object")
     except ValueError as exc:
-        return json.dumps(_decision(False, f"atryum hook could not read its input: {exc}"))
-    kind = event.get("hook_event_name", "PreToolUse")
+        return json.dumps(hosts.answer(host, False, f"atryum hook could not read its input: {exc}"))
+    kind = hosts.kind_of(event)
+    if kind == "session_start":
+        return "{}"
     try:
         with (
             _deadline(timeout + DEADLINE_GRACE),
@@ -266,22 +272,29 @@ def run(
             ) as client,
         ):
             _withdraw_abandoned(client)
-            if kind == "PostToolUse":
+            if kind == "post":
                 post_tool_use(event, client=client)
                 return ""
             out = pre_tool_use(
-                event, client=client, source=source, agent_id=agent_id, timeout=timeout
+                event,
+                client=client,
+                host=host,
+                source=source or hosts.default_source(host),
+                agent_id=agent_id,
+                timeout=timeout,
             )
     except NoDecision as exc:
-        out = _decision(False, str(exc))
+        out = hosts.answer(host, False, str(exc))
     except (httpx2.HTTPError, OSError) as exc:
-        if kind == "PostToolUse":
+        if kind == "post":
             return ""  # the outcome report is best effort; the tool has already run
-        out = _decision(False, f"Atryum at {url} could not be reached ({exc}); blocked")
+        out = hosts.answer(host, False, f"Atryum at {url} could not be reached ({exc}); blocked")
     except Exception as exc:  # fail closed: whatever went wrong, the call does not run
-        if kind == "PostToolUse":
+        if kind == "post":
             return ""
-        out = _decision(
-            False, f"the Atryum hook failed ({type(exc).__name__}: {exc}); the call was blocked"
+        out = hosts.answer(
+            host,
+            False,
+            f"the Atryum hook failed ({type(exc).__name__}: {exc}); the call was blocked",
         )
     return json.dumps(out)
