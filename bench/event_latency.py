@@ -53,6 +53,7 @@ def main() -> None:
     state = SimState()
     state.add_org(ORG, "Bench Org")
     state.add_record_type(ORG, SLUG, "AI Agent")
+    state.add_custom_field(ORG, SLUG, "charter", "Charter", "long-text")
     cuids = state.bulk_create(ORG, SLUG, count=max(100, args.changes + 60))
     port = free_port()
     atryum_url = f"http://127.0.0.1:{port}"
@@ -80,7 +81,8 @@ def main() -> None:
                         return False
 
                 poll(up, 30)
-                api.put("/api/v1/settings", json={"org_cuid": ORG, "agent_record_type_slug": SLUG})
+                scope = {"org_cuid": ORG, "agent_record_type_slug": SLUG}
+                api.put("/api/v1/settings", json=scope).raise_for_status()
 
                 def active() -> set[str]:
                     page = api.get("/api/v1/agents", params={"limit": 500}).json()
