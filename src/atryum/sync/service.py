@@ -132,7 +132,26 @@ def execute_run(
     log.info(
         "sync run finished run_id=%s trigger=%s status=%s", run["id"], run["trigger"], run["status"]
     )
+    _refresh_statistics(engine, run)
     return run
+
+
+#: A run that changed this many agents refreshes PostgreSQL's statistics of the registry at once,
+#: so that its name-ordered pages use their index from the first look after a big first sync
+#: (autovacuum would, a minute or more later; SQLite's planner needs none).
+ANALYZE_AFTER = 1000
+
+
+def _refresh_statistics(engine: sa.Engine, run: dict[str, Any]) -> None:
+    changed = sum(int(run.get(k) or 0) for k in ("created", "updated", "restored", "retired"))
+    if engine.dialect.name != "postgresql" or run.get("dry_run") or changed < ANALYZE_AFTER:
+        return
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("ANALYZE agents"))
+            conn.commit()
+    except sa.exc.SQLAlchemyError:  # statistics are an optimisation: the run has succeeded
+        log.warning("ANALYZE agents after sync run %s failed", run["id"], exc_info=True)
 
 
 def _fetch_plan_apply(

@@ -133,6 +133,15 @@ window.atryum = (() => {
   // The reloaded page keeps `started` until the run has finished (another replica may answer it
   // before the run is recorded); a run nobody knows is marked unknown in place.
   function followLiveRun() {
+    const shown = document.querySelector(".run[data-status]");
+    if (shown && FINISHED.has(shown.dataset.status)) {
+      // rendered finished (it ended while the page reloaded): the address drops `started` too
+      const url = new URL(location.href);
+      if (url.searchParams.has("started")) {
+        url.searchParams.delete("started");
+        history.replaceState(null, "", url);
+      }
+    }
     const section = document.querySelector("[data-live]");
     if (!section) return;
     follow(section.dataset.runId, (status) => {
