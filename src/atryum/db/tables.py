@@ -42,6 +42,14 @@ agents = sa.Table(
 
 # Agent lists are active agents in name order, paged, counted (0006).
 sa.Index("ix_agents_lower_name", agents.c.removed_at, sa.func.lower(agents.c.name), agents.c.id)
+# … and the one PostgreSQL's planner takes for them (0007).
+sa.Index(
+    "ix_agents_active_name",
+    sa.func.lower(agents.c.name),
+    agents.c.id,
+    postgresql_where=agents.c.removed_at.is_(None),
+    sqlite_where=agents.c.removed_at.is_(None),
+)
 
 # A runtime id (JWT client id, harness agent id) belongs to at most one agent: the primary key
 # enforces it in the database. The API shows them as the agent's `agent_ids` list.
