@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -55,11 +56,22 @@ def wait_until(check: Callable[[], Any], *, timeout: float = 10.0, interval: flo
         time.sleep(interval)
 
 
+#: Listening ports for test servers, below the kernel's ephemeral range (32768-60999): a port
+#: from that range, freed while a process restarts on it (kill -9, then start), can be taken in
+#: between as the source port of any outgoing connection of a parallel test.
+_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A free port for a test server; random, so parallel workers rarely draw the same one."""
+    while True:
+        port = random.choice(_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 class LiveServer:
