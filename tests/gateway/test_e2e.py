@@ -249,25 +249,26 @@ def test_two_replicas_share_decisions(
 
 
 def test_review_stream_pushes_every_change(engine: sa.Engine, live_atryum: Live) -> None:
+    """Each change is pushed as it happens. (The stream sends an invocation's state when it
+    reads it, so changes made faster than it reads may arrive as the newest state: the test
+    makes each change once the previous one has been seen, as a reviewer's page would.)"""
     with live_atryum(make_config(), engine) as server, Api(server.url) as api:
         ids: list[str] = []
+        with SSEReader(
+            server.url, lambda events: bool(ids) and "succeeded" in stream.statuses(ids[0])
+        ) as stream:
 
-        def finished(events: list[dict[str, Any]]) -> bool:
-            return bool(ids) and any(
-                e["event"] == "invocation"
-                and e["data"]["invocation_id"] == ids[0]
-                and e["data"]["status"] == "succeeded"
-                for e in events
-            )
+            def pushed(status: str) -> None:
+                wait_until(lambda: status in stream.statuses(ids[0]), timeout=15)
 
-        with SSEReader(server.url, finished) as stream:
-            inv = api.submit("Bash")
-            ids.append(inv["invocation_id"])
-            api.decide(inv["invocation_id"], "approve")
+            ids.append(api.submit("Bash")["invocation_id"])
+            pushed("pending_approval")
+            api.decide(ids[0], "approve")
+            pushed("approved")
             api.ok(
                 api.http.patch(
                     f"/api/v1/external/invocations/{ids[0]}", json={"execution_status": "completed"}
                 )
             )
-            wait_until(lambda: finished(stream.events), timeout=15)
+            pushed("succeeded")
         assert stream.statuses(ids[0]) == ["pending_approval", "approved", "succeeded"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from playwright.sync_api import ConsoleMessage, Error, Page
+from playwright.sync_api import ConsoleMessage, Error, Locator, Page
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 WIDTHS = (1280, 390)
@@ -47,7 +47,14 @@ class UI:
     def nav(self, name: str) -> None:
         """Follow a link of the header's main navigation (a link may carry a count: `(3)`)."""
         nav = self.page.get_by_role("navigation", name="Main")
-        nav.get_by_role("link", name=re.compile(rf"^{re.escape(name)}( \(\d+\))?$")).click()
+        self.follow(nav.get_by_role("link", name=re.compile(rf"^{re.escape(name)}( \(\d+\))?$")))
+
+    def follow(self, link: Locator) -> None:
+        """Click a link and wait for the new page to load. The click returns once the page is
+        committed, but its deferred scripts (the handlers a test uses next) run just before
+        `load`: on a loaded machine a test could otherwise click a button nothing listens to."""
+        link.click()
+        self.page.wait_for_load_state("load")
 
     def tab_order(self, presses: int) -> list[str]:
         """The ids focused from the current element on, pressing Tab `presses` times."""

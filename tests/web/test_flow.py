@@ -85,7 +85,7 @@ def test_configure_sync_archive_and_rescope(ui: UI, sim_state: Any, sqlite_engin
     )
 
     # a manual agent, created through the form
-    page.get_by_role("link", name="New agent").click()
+    ui.follow(page.get_by_role("link", name="New agent"))
     page.get_by_label("Name").fill("Local helper")
     page.get_by_label("Charter").fill("May tidy the wiki.\nMay not delete pages.")
     page.get_by_label("Runtime ids").fill("jwt-local")
@@ -98,7 +98,7 @@ def test_configure_sync_archive_and_rescope(ui: UI, sim_state: Any, sqlite_engin
 
     # a binding on a synced agent: its ValidMind-owned fields are read-only
     ui.nav("Agents")
-    page.get_by_role("link", name="Pipeline Operator").click()
+    ui.follow(page.get_by_role("link", name="Pipeline Operator"))
     expect(page.get_by_role("heading", name="Managed by ValidMind")).to_be_visible()
     assert page.get_by_label("Name").count() == 0
     page.get_by_role("button", name="Add binding").click()
@@ -135,7 +135,7 @@ def test_configure_sync_archive_and_rescope(ui: UI, sim_state: Any, sqlite_engin
     assert _active(sqlite_engine)["Local helper"] == manual
     ui.shoot("agents")
 
-    page.get_by_role("link", name="Show retired agents").click()
+    ui.follow(page.get_by_role("link", name="Show retired agents"))
     retired = page.locator('tr[data-agent="Code Review"]')
     expect(retired).to_contain_text("retired: archived or deleted in ValidMind")
     expect(retired.get_by_role("button", name="Purge")).to_be_visible()

@@ -57,7 +57,7 @@ def test_a_pending_call_appears_live_and_is_approved_with_a_reason(
         expect(_badge(page)).to_have_text("Invocations (1)")
         page_ui.shoot("invocations")
 
-        row.get_by_role("link", name="Bash").click()
+        page_ui.follow(row.get_by_role("link", name="Bash"))
         expect(page.locator("#input-json")).to_contain_text('"command": "rm -rf build"')
         expect(page.locator("#approval-facts")).to_contain_text("pending")
         expect(_history(page)).to_have_text(["received", "pending approval"])
@@ -98,7 +98,7 @@ def test_deny_with_a_reason_and_a_decision_made_elsewhere_is_refused_inline(
         expect(page.locator("tr[data-invocation-id]")).to_have_count(2)
         expect(_badge(page)).to_have_text("Invocations (2)")
 
-        page.get_by_role("link", name="mcp__github__delete_repo").click()
+        page_ui.follow(page.get_by_role("link", name="mcp__github__delete_repo"))
         page.get_by_label("Reason (optional)").fill("Never delete repositories")
         page.get_by_role("button", name="Deny").click()
         expect(page.locator("#invocation-status")).to_have_text("denied")

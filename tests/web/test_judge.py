@@ -37,7 +37,7 @@ def test_an_operator_adds_tests_and_uses_an_llm_judge(
     page_ui.nav("LLM judges")
     expect(page.get_by_text("No LLM judges yet")).to_be_visible()
 
-    page.get_by_role("link", name="Add LLM judge").click()
+    page_ui.follow(page.get_by_role("link", name="Add LLM judge"))
     page.get_by_label("Name").fill("Local llama")
     page.get_by_label("Provider").select_option("openai_compatible")
     page.get_by_label("Model").fill("llama3.1")
@@ -55,7 +55,7 @@ def test_an_operator_adds_tests_and_uses_an_llm_judge(
 
     # a sample call
     llm.script(answer("approved", 0.93, "reading a pull request is allowed"))
-    page.get_by_role("link", name="Edit or test LLM judge Local llama").click()
+    page_ui.follow(page.get_by_role("link", name="Edit or test LLM judge Local llama"))
     expect(page.get_by_label("API key")).to_have_value("")  # write-only
     assert KEY not in page.content()
     page.get_by_role("button", name="Run the sample call").click()

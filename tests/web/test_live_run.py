@@ -130,7 +130,7 @@ def test_a_started_run_nobody_knows_is_given_up_on_with_a_clear_message(
     assert status_reads, "the page never asked for the run's status"
     ui.shoot("run-unknown")
 
-    notice.get_by_role("link", name="sync history").click()
+    ui.follow(notice.get_by_role("link", name="sync history"))
     expect(page).to_have_url(f"{ui.base_url}/ui/sync/runs")
 
 

@@ -71,7 +71,7 @@ def log_in(ui: UI, idp: Idp, user: str, path: str) -> None:
     ui.allow_console_error(r"401")  # the login page itself answers 401
     ui.allow_console_error(re.escape(idp.issuer))  # the provider's own development pages
     ui.goto(path)
-    ui.page.get_by_role("link", name=re.compile(r"^Log in with ")).click()
+    ui.follow(ui.page.get_by_role("link", name=re.compile(r"^Log in with ")))
     ui.page.locator("input[name=login]").fill(user)
     ui.page.locator("input[name=password]").fill("any")
     ui.page.locator("button[type=submit]").click()

@@ -52,7 +52,7 @@ def test_rules_are_created_ordered_disabled_and_flagged_when_their_agent_retires
     expect(page.get_by_text("No rules yet")).to_be_visible()
 
     # an all-agents rule
-    page.get_by_role("link", name="New rule").click()
+    ui.follow(page.get_by_role("link", name="New rule"))
     page.get_by_label("Action").select_option("auto_approve")
     page.get_by_label("Tools").fill("Read, Grep")
     page.get_by_label("Description").fill("Reads are fine")
@@ -64,7 +64,7 @@ def test_rules_are_created_ordered_disabled_and_flagged_when_their_agent_retires
     expect(reads.locator("td[data-label='Tools']")).to_have_text("Read, Grep")
 
     # an agent-scoped rule, picked by name, inserted before the first
-    page.get_by_role("link", name="New rule").click()
+    ui.follow(page.get_by_role("link", name="New rule"))
     picker = page.locator("[data-agent-choice]")
     expect(picker).to_have_text(["Claims bot active", "Ledger bot active", "Ops bot disabled"])
     page.get_by_label("Action").select_option("auto_deny")

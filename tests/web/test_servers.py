@@ -42,7 +42,7 @@ def test_servers_list_test_tools_add_and_disable(
     expect(row.locator("[data-status]")).to_have_text("connected")
     ui.shoot("servers")
 
-    row.get_by_role("link", name="Edit server calc").click()
+    ui.follow(row.get_by_role("link", name="Edit server calc"))
     page.get_by_label("Effective action for").select_option(label="Bot")
     page.get_by_role("button", name="Show tools").click()
     expect(page.locator('tr[data-tool="add"] td[data-label="Action"]')).to_have_text("Approve")
