@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from atryum.agents import store as agent_store
 from atryum.agents.service import BindingInput, update_agent
+from atryum.db.engine import make_engine
 from atryum.db.tables import approvals as approvals_table
 from atryum.db.tables import invocations as invocations_table
 from atryum.db.types import utcnow
@@ -473,6 +474,45 @@ def test_issuer_qualified_agent_ids_match_only_that_issuer(engine: sa.Engine) ->
 
 
 # -- spec §7: must never happen ---------------------------------------------------------------
+
+
+def test_every_rule_change_decides_the_next_call_on_every_replica(
+    engine: sa.Engine, db_url: str
+) -> None:
+    """Decisions take the enabled rules from their process's cache: a rule created, edited,
+    disabled, moved or deleted through any replica decides the very next call everywhere."""
+    other = make_engine(db_url)  # a second replica: its own process cache
+    try:
+        for replica in (engine, other):
+            assert submit(replica).status == "pending_approval"  # both caches filled
+        deny = rule(engine, "auto_deny", tools=["Bash"])
+        for replica in (engine, other):
+            assert submit(replica).status == "denied"
+        rules.replace_rule(
+            other,
+            rule_id=deny.id,
+            spec=rules.RuleSpec(action="auto_approve", tool_patterns=["Bash"]),
+        )
+        for replica in (engine, other):
+            assert submit(replica).status == "approved"
+        first = rule(engine, "auto_deny", tools=["Bash"], insert_before="")
+        for replica in (engine, other):
+            assert submit(replica).status == "denied"
+        rules.move_rule(other, rule_id=first.id, direction="down")
+        for replica in (engine, other):
+            assert submit(replica).status == "approved"
+        rules.replace_rule(
+            engine,
+            rule_id=deny.id,
+            spec=rules.RuleSpec(action="auto_approve", tool_patterns=["Bash"], enabled=False),
+        )
+        for replica in (engine, other):
+            assert submit(replica).status == "denied"
+        rules.delete_rule(other, rule_id=first.id)
+        for replica in (engine, other):
+            assert submit(replica).status == "pending_approval"
+    finally:
+        other.dispose()
 
 
 def test_rule_loading_failure_asks_a_human_never_approves(

@@ -16,6 +16,7 @@ from atryum.db.tables import client_sessions
 from atryum.db.types import utcnow
 from atryum.gateway import rules, service
 from atryum.gateway.runtime import runtime_for
+from atryum.judge import store as judge_store
 from atryum.judge.prompt import SYSTEM_INSTRUCTIONS
 from tests.judge.conftest import CHARTER, Judged
 from tests.judge.llm_server import Captured, Step, answer
@@ -146,6 +147,7 @@ def test_the_session_history_slides_with_use_and_ends_after_7_days(judged: Judge
             conn.execute(
                 client_sessions.update().values(last_seen_at=utcnow() - timedelta(days=days))
             )
+        judge_store._fresh.clear()  # aged behind the process's back, as a restart would see it
 
     age(6)  # used within 7 days: still the same session
     judged.call(input={"n": 3}, client_session_id="s")

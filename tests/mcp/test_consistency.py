@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from atryum.db.tables import approval_rules
 from atryum.gateway import rules, service
 from atryum.gateway.models import APPROVED, DENIED, PENDING
 from atryum.gateway.service import CallRequest
@@ -54,8 +53,8 @@ def test_list_and_call_agree(engine: sa.Engine) -> None:
     )
     @given(specs=rule_specs, provider=providers, caller=st.sampled_from(["rt-a", "rt-b"]))
     def check(specs: list[dict[str, Any]], provider: str, caller: str) -> None:
-        with engine.begin() as conn:
-            conn.execute(sa.delete(approval_rules))
+        for old in rules.list_rules(engine):
+            rules.delete_rule(engine, rule_id=old.rule.id)
         for spec in specs:
             rules.create_rule(
                 engine,

@@ -314,6 +314,8 @@ gateway_policy = sa.Table(
     sa.Column("provider", sa.String(32), nullable=True),
     sa.Column("approval_timeout_seconds", sa.Integer, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Bumped with every write to approval_rules (store.py): the key of the rules cache.
+    sa.Column("rules_version", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint("id = 1", name="ck_gateway_policy_single_row"),
 )
 

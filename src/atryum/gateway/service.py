@@ -120,6 +120,7 @@ def _decide(
     call: policy.Call,
     resolution: resolve.Resolution,
     pol: Policy,
+    rules_version: int | None,
     evaluator: policy.Evaluator,
     failed: _RulesFailed | None,
 ) -> tuple[policy.Decision, str]:
@@ -130,7 +131,7 @@ def _decide(
     if failed is not None:
         return failed.decision, "error"
     try:
-        enabled = store.list_rules(conn, enabled_only=True)
+        enabled = store.enabled_rules(conn, rules_version)
         decision = policy.decide(
             rules=enabled, call=call, provider=pol.provider, evaluator=evaluator
         )
@@ -236,12 +237,12 @@ def _submit(
     outbox: list[Change] = []
     claimed: Invocation | None = None
     with tx.begin(engine) as conn:
-        policy_row, default_agent_id = store.read_policy_and_default_agent(conn)
-        pol = rules.policy_of(policy_row, defaults)
+        snapshot = store.read_gateway_snapshot(conn)
+        pol = rules.policy_of(snapshot.policy_row, defaults)
         resolution = resolve.resolve(
             conn,
             identity,
-            default_agent_id=default_agent_id,
+            default_agent_id=snapshot.default_agent_id,
             unregistered=defaults.unregistered_agents,
             issuer=verified.issuer if verified is not None else None,
         )
@@ -266,7 +267,9 @@ def _submit(
             )
         judged = round_.records if round_ is not None else []
         decide_with = evaluator or round_ or policy.no_evaluator
-        decision, decided_by = _decide(conn, call, resolution, pol, decide_with, failed)
+        decision, decided_by = _decide(
+            conn, call, resolution, pol, snapshot.rules_version, decide_with, failed
+        )
         status = {"approve": APPROVED, "deny": DENIED, "human": PENDING}[decision.outcome]
         now = utcnow()
         row = _row(request, identity, caller, dedupe, resolution, decision, status, now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -332,6 +333,39 @@ def list_rules(conn: sa.Connection, *, enabled_only: bool = False) -> list[Rule]
     return [_rule(r) for r in conn.execute(q)]
 
 
+# The enabled rules of the newest `rules_version` this process has read, per database. A
+# decision reads the version with the policy (`read_gateway_snapshot`) and takes the rules from
+# here while it is the cached one: every rule write bumps it in its own transaction, so a
+# decision never uses rules older than the version its transaction saw. (On PostgreSQL a write
+# committed between the two reads can put newer rules under the older version: a later reader
+# of the newer version misses and reloads; the rules are never older than without the cache.)
+_enabled_cache: weakref.WeakKeyDictionary[sa.Engine, tuple[int, tuple[Rule, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def enabled_rules(conn: sa.Connection, rules_version: int | None) -> Sequence[Rule]:
+    """The enabled rules in order, from the cache while `rules_version` is the cached one
+    (None: no policy row, nothing to key a cache on)."""
+    if rules_version is None:
+        return list_rules(conn, enabled_only=True)
+    cached = _enabled_cache.get(conn.engine)
+    if cached is not None and cached[0] == rules_version:
+        return cached[1]
+    loaded = tuple(list_rules(conn, enabled_only=True))
+    _enabled_cache[conn.engine] = (rules_version, loaded)
+    return loaded
+
+
+def _rules_changed(conn: sa.Connection) -> None:
+    """Every write to approval_rules calls this in its transaction (see `enabled_rules`)."""
+    conn.execute(
+        gateway_policy.update()
+        .where(gateway_policy.c.id == 1)
+        .values(rules_version=gateway_policy.c.rules_version + 1)
+    )
+
+
 def get_rule(conn: sa.Connection, rule_id: str) -> Rule | None:
     row = conn.execute(sa.select(approval_rules).where(approval_rules.c.id == rule_id)).first()
     return _rule(row) if row else None
@@ -339,14 +373,17 @@ def get_rule(conn: sa.Connection, rule_id: str) -> Rule | None:
 
 def insert_rule(conn: sa.Connection, values: dict[str, Any]) -> None:
     conn.execute(approval_rules.insert().values(**values))
+    _rules_changed(conn)
 
 
 def update_rule(conn: sa.Connection, rule_id: str, values: dict[str, Any]) -> None:
     conn.execute(approval_rules.update().where(approval_rules.c.id == rule_id).values(**values))
+    _rules_changed(conn)
 
 
 def delete_rule(conn: sa.Connection, rule_id: str) -> None:
     conn.execute(approval_rules.delete().where(approval_rules.c.id == rule_id))
+    _rules_changed(conn)
 
 
 def set_positions(conn: sa.Connection, ordered_ids: Sequence[str]) -> None:
@@ -362,6 +399,7 @@ def set_positions(conn: sa.Connection, ordered_ids: Sequence[str]) -> None:
             .values(position=sa.bindparam("pos")),
             changed,
         )
+        _rules_changed(conn)
 
 
 # -- default policy ---------------------------------------------------------------------------
@@ -394,21 +432,30 @@ _SNAPSHOT = sa.select(
     .where(gateway_policy.c.id == 1)
     .scalar_subquery(),
     sa.select(gateway_policy.c.updated_at).where(gateway_policy.c.id == 1).scalar_subquery(),
+    sa.select(gateway_policy.c.rules_version).where(gateway_policy.c.id == 1).scalar_subquery(),
     sa.select(agent_sync_settings.c.default_agent_id)
     .where(agent_sync_settings.c.id == 1)
     .scalar_subquery(),
 )
 
 
-def read_policy_and_default_agent(conn: sa.Connection) -> tuple[dict[str, Any], str | None]:
-    """The policy row (empty if none) and the default agent id, in one round trip."""
-    provider, timeout, updated_at, default_agent = conn.execute(_SNAPSHOT).one()
+@dataclass(frozen=True)
+class GatewaySnapshot:
+    policy_row: dict[str, Any]  # its values are None without a policy row
+    rules_version: int | None
+    default_agent_id: str | None
+
+
+def read_gateway_snapshot(conn: sa.Connection) -> GatewaySnapshot:
+    """What a decision reads first, in one round trip: the policy row, the rules' version and
+    the default agent id."""
+    provider, timeout, updated_at, version, default_agent = conn.execute(_SNAPSHOT).one()
     policy_row = {
         "provider": provider,
         "approval_timeout_seconds": timeout,
         "updated_at": updated_at,
     }
-    return policy_row, default_agent
+    return GatewaySnapshot(policy_row, version, default_agent)
 
 
 def write_policy(conn: sa.Connection, values: dict[str, Any]) -> None:

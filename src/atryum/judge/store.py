@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -74,6 +75,14 @@ def rules_using(conn: sa.Connection, config_id: str) -> list[str]:
 
 TOUCH_EVERY = timedelta(minutes=1)
 
+# When this process last saw each session's row fresh, per database: within TOUCH_EVERY of that
+# nothing is read or written (the hook path's hottest statement otherwise). A write counts once
+# its transaction commits. Bounded: emptied when full.
+_fresh: weakref.WeakKeyDictionary[sa.Engine, dict[tuple[str, str], datetime]] = (
+    weakref.WeakKeyDictionary()
+)
+_FRESH_MAX = 10_000
+
 
 def touch_session(
     conn: sa.Connection, agent_key: str, session_id: str, *, now: datetime, cutoff: datetime
@@ -83,6 +92,13 @@ def touch_session(
     A session seen within TOUCH_EVERY is left as it is: against a TTL of days a minute's
     precision is plenty, and a write per call would queue every call of a busy session on
     that one row (PostgreSQL row lock, SQLite's write)."""
+    fresh = _fresh.setdefault(conn.engine, {})
+    key = (agent_key, session_id)
+    known = fresh.get(key)
+    if known is not None and now - TOUCH_EVERY <= known <= now:
+        return
+    if len(fresh) >= _FRESH_MAX:
+        fresh.clear()
     seen = conn.execute(
         sa.select(client_sessions.c.last_seen_at).where(
             client_sessions.c.agent_key == agent_key,
@@ -90,6 +106,7 @@ def touch_session(
         )
     ).scalar()
     if seen is not None and now - TOUCH_EVERY <= seen <= now:
+        fresh[key] = seen
         return
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = insert(client_sessions).values(
@@ -106,6 +123,11 @@ def touch_session(
         },
     )
     conn.execute(stmt)
+
+    def committed(_conn: sa.Connection) -> None:
+        fresh[key] = now
+
+    sa.event.listen(conn, "commit", committed, once=True)
 
 
 def session_history(
