@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,9 +91,25 @@ def _check_histories(url: str) -> None:
         engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def _sqlite_migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database migrated once per test process: each SQLite `engine` starts as a copy of it
+    (a migration costs 0.2 s, a copy 1 ms; the migrations themselves are tested from empty)."""
+    path = tmp_path_factory.mktemp("template") / "atryum.db"
+    eng = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(eng)
+    eng.dispose()  # the last connection's close checkpoints the WAL into the file
+    assert not path.with_name("atryum.db-wal").exists()
+    return path
+
+
 @pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
+def engine(db_url: str, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
     eng = make_engine(db_url)
+    if eng.dialect.name == "sqlite" and eng.url.database:
+        target = Path(eng.url.database)
+        if not target.exists():
+            shutil.copyfile(request.getfixturevalue("_sqlite_migrated"), target)
     migrate.upgrade(eng)
     yield eng
     eng.dispose()
