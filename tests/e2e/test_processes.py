@@ -28,7 +28,7 @@ from tests.e2e.processes import AtryumProcess
 from tests.e2e.registry import atryum_view, settled, validmind_view
 from tests.support import ORG, SLUG, wait_until
 
-RECORDS = 40_000
+RECORDS = 20_000
 WEBHOOK_SECRET = "replica-webhook-secret-" + "w" * 24
 
 
