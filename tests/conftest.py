@@ -103,6 +103,29 @@ def _sqlite_migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def _pg_migration(pg_admin: sa.Engine) -> list[tuple[str, Any]]:
+    """The statements of a migration from empty, recorded once per test process in a schema of
+    its own: each PostgreSQL `engine` replays them (0.2 s instead of Alembic's 0.4 s). None
+    names its schema; each runs in the test's, through the URL's search_path."""
+    schema, url = _pg_schema_url(pg_admin)
+    eng = make_engine(url)
+    recorded: list[tuple[str, Any]] = []
+
+    def record(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
+        assert not many and schema not in statement
+        recorded.append((statement, params))
+
+    sa.event.listen(eng, "before_cursor_execute", record)
+    try:
+        migrate.upgrade(eng)
+    finally:
+        eng.dispose()
+        with pg_admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    return recorded
+
+
 @pytest.fixture
 def engine(db_url: str, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
     eng = make_engine(db_url)
@@ -110,7 +133,13 @@ def engine(db_url: str, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
         target = Path(eng.url.database)
         if not target.exists():
             shutil.copyfile(request.getfixturevalue("_sqlite_migrated"), target)
-    migrate.upgrade(eng)
+    elif eng.dialect.name == "postgresql":
+        with eng.begin() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                for statement, params in request.getfixturevalue("_pg_migration"):
+                    cursor.execute(statement, params)
+    migrate.upgrade(eng)  # at head already: a check
     yield eng
     eng.dispose()
 
