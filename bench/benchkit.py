@@ -37,7 +37,8 @@ def scratch_database(dialect: str, workdir: Path | None = None) -> Iterator[str]
     url = normalize_database_url(PG_URL)
     admin = sa.create_engine(url)
     schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
+    with admin.begin() as conn:  # pg_trgm outside the schema: dropping it would drop the extension
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     try:
         sep = "&" if "?" in url else "?"

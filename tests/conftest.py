@@ -46,6 +46,7 @@ def pg_admin() -> Iterator[sa.Engine]:
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
+        _install_pg_trgm(engine)
     except sa.exc.OperationalError as exc:
         pytest.fail(
             f"PostgreSQL is unreachable at {PG_URL} ({exc.__class__.__name__}); start it or set "
@@ -53,6 +54,14 @@ def pg_admin() -> Iterator[sa.Engine]:
         )
     yield engine
     engine.dispose()
+
+
+def _install_pg_trgm(engine: sa.Engine) -> None:
+    """pg_trgm in `public`, once for every test process: a migration installs it in the current
+    schema when the database has none, and a test's schema is dropped with what it holds."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7310)"))  # one process at a time
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
 
 
 def _pg_schema_url(pg_admin: sa.Engine) -> tuple[str, str]:

@@ -615,3 +615,36 @@ def test_a_call_expires_when_its_harness_stops_waiting(engine: sa.Engine) -> Non
     with pytest.raises(Conflict):
         approvals.decide(engine, invocation_id=inv.id, approve=True, actor="op")
     assert service.get_invocation(engine, invocation_id=inv.id).status == "expired"
+
+
+def test_invocation_pages_tile_the_list_with_their_approvals(engine: sa.Engine) -> None:
+    """Pages (ids first, then their rows) cover every invocation once, newest first, ties in
+    `submitted_at` broken by id, each with its approval; a filter pages the same way."""
+    rule(engine, "auto_approve", tools=["Read"])
+    for i in range(7):
+        submit(engine, call(tool="Read" if i % 2 else "Bash", request_id=f"page-{i}"))
+    with engine.begin() as conn:  # four share one instant
+        same = utcnow()
+        ids = [r.id for r in conn.execute(sa.select(invocations_table.c.id))][:4]
+        conn.execute(
+            invocations_table.update()
+            .where(invocations_table.c.id.in_(ids))
+            .values(submitted_at=same)
+        )
+
+    def tiles(flt: store.InvocationFilter) -> tuple[list[Any], int]:
+        seen: list[Any] = []
+        with engine.begin() as conn:
+            for offset in range(0, 9, 3):
+                page, total = store.list_invocations(conn, flt, offset=offset, limit=3)
+                seen.extend(page)
+        return seen, total
+
+    seen, total = tiles(store.InvocationFilter())
+    assert total == 7 and len({i.id for i in seen}) == 7
+    assert [(i.submitted_at, i.id) for i in seen] == sorted(
+        ((i.submitted_at, i.id) for i in seen), reverse=True
+    )
+    assert {i.approval.status for i in seen if i.tool == "Read"} == {"auto_approved"}
+    reads, n = tiles(store.InvocationFilter(tool="Read"))
+    assert n == 3 and sorted(i.id for i in reads) == sorted(i.id for i in seen if i.tool == "Read")

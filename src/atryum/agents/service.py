@@ -42,8 +42,7 @@ def page_agents(
     if flt.source not in ("", SOURCE_MANUAL, SOURCE_VALIDMIND):
         raise InvalidInput(f"source must be {SOURCE_VALIDMIND} or {SOURCE_MANUAL}")
     with engine.begin() as conn:
-        items = store.list_agents(conn, flt=flt, offset=offset, limit=limit)
-        return items, store.count_agents(conn, flt)
+        return store.page_agents(conn, flt, offset=offset, limit=limit)
 
 
 def search_agents(
@@ -51,8 +50,7 @@ def search_agents(
 ) -> tuple[list[dict[str, Any]], int]:
     """Brief matches for pickers (id, name, state), in name order, and how many match."""
     with engine.begin() as conn:
-        rows = store.search_agents(conn, flt, offset=offset, limit=limit)
-        return rows, store.count_agents(conn, flt)
+        return store.search_agents(conn, flt, offset=offset, limit=limit)
 
 
 def get_agent(engine: sa.Engine, *, agent_id: str) -> Agent:

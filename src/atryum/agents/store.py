@@ -118,14 +118,85 @@ class AgentFilter:
     names_only: bool = False  # search the name and ValidMind cuid only (pickers: fast)
 
 
-def _like(text: str) -> str:
-    escaped = text.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _like(folded: str) -> str:
+    escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
-def _where(flt: AgentFilter) -> list[sa.ColumnElement[bool]]:
-    c = agents.c
-    where: list[sa.ColumnElement[bool]] = []
+#: What db migration 0010 indexed: the agent's searched text on PostgreSQL (the planner takes
+#: its trigram index only for this very expression), its FTS5 trigram table on SQLite.
+_PG_SEARCH_TEXT: sa.ColumnClause[Any] = sa.literal_column(
+    "lower(agents.name || E'\\n' || agents.description || E'\\n' || coalesce(agents.vm_cuid, '') "
+    "|| E'\\n' || agents.vm_organization_name || E'\\n' || agents.tags::text)"
+)
+_search_rows = sa.table("agent_search_rows", sa.column("n"), sa.column("agent_id"))
+_search = sa.table("agent_search", sa.column("rowid"), sa.column("agent_search"))
+#: Substrings shorter than a trigram are not in the index: those searches scan.
+_INDEXED_LENGTH = 3
+#: On SQLite, past this many candidates a walk of the agents in name order is faster than
+#: fetching each candidate (a search for "agent" in 100 000 agents named "Agent …").
+_MAX_CANDIDATES = 2000
+
+
+def _sqlite_candidates(
+    conn: sa.Connection, folded: str, pattern: str, *, runtime_ids: bool
+) -> list[str] | None:
+    """The ids of the agents whose indexed text (or a runtime id) contains `folded`, or None
+    when there are more than _MAX_CANDIDATES."""
+    phrase = '"' + folded.replace('"', '""') + '"'
+    q: sa.CompoundSelect[Any] | sa.Select[Any] = (
+        sa.select(_search_rows.c.agent_id)
+        .select_from(_search.join(_search_rows, _search_rows.c.n == _search.c.rowid))
+        .where(_search.c.agent_search.match(phrase))
+    )
+    if runtime_ids:
+        q = sa.union_all(q, _by_runtime_id(pattern))
+    ids = list(set(conn.execute(q.limit(_MAX_CANDIDATES + 1)).scalars()))
+    return ids if len(ids) <= _MAX_CANDIDATES else None
+
+
+def _by_runtime_id(pattern: str) -> sa.Select[Any]:
+    return sa.select(agent_runtime_ids.c.agent_id).where(
+        sa.func.lower(agent_runtime_ids.c.runtime_id).like(pattern, escape="\\")
+    )
+
+
+def _pg_candidates(pattern: str, *, runtime_ids: bool) -> sa.ColumnElement[bool]:
+    """The agents whose indexed text (or a runtime id) matches `pattern`, through the trigram
+    indexes where the planner expects them to pay."""
+    contains = _PG_SEARCH_TEXT.like(pattern, escape="\\")
+    if not runtime_ids:
+        return contains
+    own = sa.select(agents.c.id).where(contains).correlate(None)
+    return agents.c.id.in_(sa.union_all(own, _by_runtime_id(pattern)))
+
+
+class _Unindexed:
+    """`agents.c` for SQLite written as `+agents.<column>`: the same value, no index."""
+
+    def __getattr__(self, name: str) -> sa.ColumnElement[Any]:
+        return sa.literal_column(f"+agents.{name}", type_=agents.c[name].type)
+
+
+def _where(conn: sa.Connection, flt: AgentFilter) -> list[sa.ColumnElement[bool]]:
+    """The filter as SQL. A text of three or more characters is first looked up in the
+    substring index: its matches are a superset of the exact match below (each searched column
+    is a part of the indexed text), which then runs on them only."""
+    folded = flt.text.strip().casefold()
+    pattern = _like(folded)
+    narrowed: sa.ColumnElement[bool] | None = None
+    c: Any = agents.c
+    if len(folded) >= _INDEXED_LENGTH:
+        if conn.dialect.name == "postgresql":
+            narrowed = _pg_candidates(pattern, runtime_ids=not flt.names_only)
+        else:
+            ids = _sqlite_candidates(conn, folded, pattern, runtime_ids=not flt.names_only)
+            if ids is not None:
+                narrowed = agents.c.id.in_(ids)
+                # Unary + keeps SQLite's planner off the other columns' indexes: it fetches the
+                # candidates by id instead of walking every agent in an index.
+                c = _Unindexed()
+    where: list[sa.ColumnElement[bool]] = [] if narrowed is None else [narrowed]
     if flt.source:
         where.append(c.source == flt.source)
     if flt.state == "retired":
@@ -136,69 +207,74 @@ def _where(flt: AgentFilter) -> list[sa.ColumnElement[bool]]:
         where.append(c.source_missing_since.is_not(None))
     if flt.state == "disabled":
         where.append(c.enabled.is_(False))
-    text = flt.text.strip()
-    if text:
-        pattern = _like(text)
+    if not folded:
+        return where
+    c = agents.c
 
-        def has(col: Any) -> sa.ColumnElement[bool]:
-            return sa.func.lower(col).like(pattern, escape="\\")
+    def has(col: Any) -> sa.ColumnElement[bool]:
+        return sa.func.lower(col).like(pattern, escape="\\")
 
-        if flt.names_only:
-            where.append(sa.or_(has(c.name), has(sa.func.coalesce(c.vm_cuid, ""))))
-            return where
-        runtime = sa.exists().where(
-            agent_runtime_ids.c.agent_id == c.id, has(agent_runtime_ids.c.runtime_id)
+    if flt.names_only:
+        where.append(sa.or_(has(c.name), has(sa.func.coalesce(c.vm_cuid, ""))))
+        return where
+    runtime = sa.exists().where(
+        agent_runtime_ids.c.agent_id == c.id, has(agent_runtime_ids.c.runtime_id)
+    )
+    where.append(
+        sa.or_(
+            has(c.name),
+            has(c.description),
+            has(sa.func.coalesce(c.vm_cuid, "")),
+            has(c.vm_organization_name),
+            has(sa.cast(c.tags, sa.Text)),
+            runtime,
         )
-        where.append(
-            sa.or_(
-                has(c.name),
-                has(c.description),
-                has(sa.func.coalesce(c.vm_cuid, "")),
-                has(c.vm_organization_name),
-                has(sa.cast(c.tags, sa.Text)),
-                runtime,
-            )
-        )
+    )
     return where
 
 
-def list_agents(
-    conn: sa.Connection,
-    *,
-    include_removed: bool = False,
-    flt: AgentFilter | None = None,
-    offset: int = 0,
-    limit: int | None = None,
-) -> list[Agent]:
-    flt = flt or AgentFilter(state="all" if include_removed else "active")
-    q = (
-        _agent_select()
-        .where(*_where(flt))
-        .order_by(sa.func.lower(agents.c.name), agents.c.id)
-        .offset(offset)
-        .limit(limit)
-    )
+def list_agents(conn: sa.Connection, *, include_removed: bool = False) -> list[Agent]:
+    """Every agent (retired ones too if asked), in name order."""
+    flt = AgentFilter(state="all" if include_removed else "active")
+    q = _agent_select().where(*_where(conn, flt)).order_by(*_NAME_ORDER)
     return _hydrate(conn, conn.execute(q).all())
 
 
-def count_agents(conn: sa.Connection, flt: AgentFilter) -> int:
-    q = sa.select(sa.func.count()).select_from(agents).where(*_where(flt))
+_NAME_ORDER = (sa.func.lower(agents.c.name), agents.c.id)
+
+
+def _page_ids(where: Sequence[sa.ColumnElement[bool]], offset: int, limit: int) -> sa.Select[Any]:
+    """One page's ids. The rows are read for those ids only: a deep page's offset walks the
+    name index, not the agents' rows and their computed columns."""
+    return sa.select(agents.c.id).where(*where).order_by(*_NAME_ORDER).offset(offset).limit(limit)
+
+
+def _count(conn: sa.Connection, where: Sequence[sa.ColumnElement[bool]]) -> int:
+    q = sa.select(sa.func.count()).select_from(agents).where(*where)
     return int(conn.execute(q).scalar_one())
+
+
+def page_agents(
+    conn: sa.Connection, flt: AgentFilter, *, offset: int, limit: int
+) -> tuple[list[Agent], int]:
+    """A page of the agents `flt` selects, in name order, and how many it selects."""
+    where = _where(conn, flt)
+    q = _agent_select().where(agents.c.id.in_(_page_ids(where, offset, limit)))
+    return _hydrate(conn, conn.execute(q.order_by(*_NAME_ORDER)).all()), _count(conn, where)
 
 
 def search_agents(
     conn: sa.Connection, flt: AgentFilter, *, offset: int, limit: int
-) -> list[dict[str, Any]]:
-    """Brief rows (no charter, no runtime ids) for pickers, in name order."""
+) -> tuple[list[dict[str, Any]], int]:
+    """Brief rows (no charter, no runtime ids) for pickers, in name order, and how many."""
+    where = _where(conn, flt)
     c = agents.c
     q = (
         sa.select(c.id, c.name, c.vm_cuid, c.source, c.enabled, c.removed_at)
-        .where(*_where(flt))
-        .order_by(sa.func.lower(c.name), c.id)
-        .offset(offset)
-        .limit(limit)
+        .where(c.id.in_(_page_ids(where, offset, limit)))
+        .order_by(*_NAME_ORDER)
     )
-    return [dict(r._mapping) for r in conn.execute(q)]
+    return [dict(r._mapping) for r in conn.execute(q)], _count(conn, where)
 
 
 def get_agent(conn: sa.Connection, agent_id: str) -> Agent | None:

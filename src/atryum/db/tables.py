@@ -236,7 +236,7 @@ invocations = sa.Table(
     sa.CheckConstraint(_in("status", INVOCATION_STATUSES), name="ck_invocations_status"),
     sa.Index("uq_invocations_dedupe_key", "dedupe_key", unique=True),
     sa.Index("ix_invocations_status", "status"),
-    sa.Index("ix_invocations_submitted_at", "submitted_at"),
+    sa.Index("ix_invocations_page", "submitted_at", "id"),
     sa.Index("ix_invocations_agent_record_id", "agent_record_id"),
     sa.Index("ix_invocations_session", "agent_id", "client_session_id", "submitted_at"),
 )

@@ -157,13 +157,11 @@ def list_invocations(
     if flt.until is not None:
         conds.append(invocations.c.submitted_at <= flt.until)
     total = conn.execute(sa.select(sa.func.count()).select_from(invocations).where(*conds))
-    q = (
-        _select_invocations()
-        .where(*conds)
-        .order_by(invocations.c.submitted_at.desc(), invocations.c.id.desc())
-        .offset(offset)
-        .limit(limit)
-    )
+    order = (invocations.c.submitted_at.desc(), invocations.c.id.desc())
+    # The page's ids first (ix_invocations_page covers them), then its rows: a deep page's
+    # offset walks the index, not the invocations joined with their approvals.
+    ids = sa.select(invocations.c.id).where(*conds).order_by(*order).offset(offset).limit(limit)
+    q = _select_invocations().where(invocations.c.id.in_(ids)).order_by(*order)
     return [_invocation(r) for r in conn.execute(q)], int(total.scalar_one())
 
 

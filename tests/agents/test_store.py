@@ -1,0 +1,149 @@
+"""Agent search through its substring index (db 0010) on both dialects: every write reaches the
+index, and the index never hides or adds a match."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from atryum.agents import service, store
+from atryum.agents.store import AgentFilter
+from atryum.db import migrate
+from atryum.db.engine import make_engine
+from atryum.db.tables import agents
+from atryum.db.types import utcnow
+
+
+def _names(engine: sa.Engine, text: str, *, names_only: bool = False) -> list[str]:
+    flt = AgentFilter(text=text, state="all", names_only=names_only)
+    if names_only:
+        rows, total = service.search_agents(engine, flt=flt, offset=0, limit=500)
+        found = [r["name"] for r in rows]
+    else:
+        page, total = service.page_agents(engine, flt=flt, offset=0, limit=500)
+        found = [a.name for a in page]
+    assert total == len(found)
+    return found
+
+
+def _synced(engine: sa.Engine, cuid: str, name: str) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            agents.insert().values(
+                id=f"id-{cuid}",
+                source="validmind",
+                vm_organization_cuid="org",
+                vm_organization_name="Acme Bank",
+                vm_cuid=cuid,
+                name=name,
+                tags=["model-risk"],
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
+def test_search_follows_every_write(engine: sa.Engine) -> None:
+    a = service.create_manual_agent(
+        engine,
+        name="Ledger Reader",
+        description="reads the general ledger",
+        agent_ids=["claude-ledger-01"],
+        tags=["finance-ops"],
+    )
+    _synced(engine, "vm-cuid-7", "Payments Bot")
+    assert _names(engine, "LEDGER READ") == ["Ledger Reader"]  # name, case-insensitively
+    assert _names(engine, "general led") == ["Ledger Reader"]  # description
+    assert _names(engine, "ledger-01") == ["Ledger Reader"]  # runtime id
+    assert _names(engine, "finance-o") == ["Ledger Reader"]  # tags
+    assert _names(engine, "acme ban") == ["Payments Bot"]  # organization name
+    assert _names(engine, "cuid-7", names_only=True) == ["Payments Bot"]  # ValidMind cuid
+    assert _names(engine, "general", names_only=True) == []  # a picker: name and cuid only
+
+    service.update_agent(
+        engine,
+        agent_id=a.id,
+        changes={"name": "Journal Writer", "agent_ids": ["codex-journal"], "tags": []},
+    )
+    assert _names(engine, "ledger read") == []
+    assert _names(engine, "journal wr") == ["Journal Writer"]
+    assert _names(engine, "claude-ledger") == []
+    assert _names(engine, "codex-jo") == ["Journal Writer"]
+    assert _names(engine, "finance") == []
+
+    with engine.begin() as conn:  # the sync writes source fields with set-based SQL
+        conn.execute(agents.update().where(agents.c.vm_cuid == "vm-cuid-7").values(name="Payouts"))
+    assert _names(engine, "payments") == [] and _names(engine, "payou") == ["Payouts"]
+
+    service.delete_agent(engine, agent_id=a.id)
+    assert _names(engine, "journal") == [] and _names(engine, "general led") == []
+    _synced(engine, "vm-cuid-8", "Journal Writer")  # a new row is not answered by the old one
+    assert _names(engine, "journal wr") == ["Journal Writer"]
+    assert _names(engine, "general led") == []
+
+
+def test_index_is_what_the_query_uses(engine: sa.Engine) -> None:
+    """PostgreSQL takes the trigram indexes only for the very expressions they were built on."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's search reads its FTS5 table by name")
+    with engine.connect() as conn:  # with scans and plain index scans off, only a bitmap
+        conn.execute(sa.text("SET enable_seqscan = off"))  # scan of a usable index is left
+        conn.execute(sa.text("SET enable_indexscan = off"))
+        for names_only, index in ((True, "ix_agents_search"), (False, "ix_agent_runtime_ids")):
+            flt = AgentFilter(text="ledger", state="all", names_only=names_only)
+            q = sa.select(agents.c.id).where(*store._where(conn, flt)).compile(conn)
+            plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {q}", q.params).scalars())
+            assert "ix_agents_search" in plan and index in plan, plan
+
+
+def test_0010_indexes_the_agents_already_there(db_url: str) -> None:
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(migrate._alembic_config(conn), "0010_agent_search-1")
+    _synced(engine, "vm-old", "Registered Before")
+    migrate.upgrade(engine)
+    assert _names(engine, "before") == ["Registered Before"]
+    engine.dispose()
+
+
+# Characters whose case folding, LIKE wildcards or FTS5 quoting could part the index from the
+# exact match: `ß` folds to two letters, `İ` lower-cases to two code points.
+ALPHABET = 'abAB ß\u1e9e\u0130iI\u00e9\u00c9"%_\\-\n*:'
+texts = st.text(ALPHABET, min_size=1, max_size=8)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    names=st.lists(texts, min_size=1, max_size=6),
+    descriptions=st.lists(texts, min_size=6, max_size=6),
+    query=texts,
+    names_only=st.booleans(),
+)
+def test_the_index_never_hides_or_adds_a_match(
+    engine: sa.Engine,
+    names: list[str],
+    descriptions: list[str],
+    query: str,
+    names_only: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A search gives the agents a scan of every agent gives, whatever the text."""
+    with engine.begin() as conn:
+        conn.execute(agents.delete())
+    for i, name in enumerate(names):
+        if not name.strip():
+            continue
+        service.create_manual_agent(
+            engine, name=name, description=descriptions[i], agent_ids=[f"rt{i}{name[:3]}"]
+        )
+    indexed = sorted(_names(engine, query, names_only=names_only))
+    with monkeypatch.context() as m:
+        m.setattr(store, "_INDEXED_LENGTH", 10**6)  # every search scans
+        scanned = sorted(_names(engine, query, names_only=names_only))
+    assert indexed == scanned
