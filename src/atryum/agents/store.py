@@ -133,8 +133,8 @@ _search_rows = sa.table("agent_search_rows", sa.column("n"), sa.column("agent_id
 _search = sa.table("agent_search", sa.column("rowid"), sa.column("agent_search"))
 #: Substrings shorter than a trigram are not in the index: those searches scan.
 _INDEXED_LENGTH = 3
-#: On SQLite, past this many candidates a walk of the agents in name order is faster than
-#: fetching each candidate (a search for "agent" in 100 000 agents named "Agent …").
+#: Past this many candidates a walk of the agents in name order is faster than fetching each
+#: candidate (a search for "agent" in 100 000 agents named "Agent …").
 _MAX_CANDIDATES = 2000
 
 
@@ -161,14 +161,19 @@ def _by_runtime_id(pattern: str) -> sa.Select[Any]:
     )
 
 
-def _pg_candidates(pattern: str, *, runtime_ids: bool) -> sa.ColumnElement[bool]:
-    """The agents whose indexed text (or a runtime id) matches `pattern`, through the trigram
-    indexes where the planner expects them to pay."""
+def _pg_candidates(
+    conn: sa.Connection, pattern: str, *, runtime_ids: bool
+) -> sa.ColumnElement[bool] | None:
+    """The agents whose indexed text matches `pattern`, or whose runtime id does (those ids are
+    read first, so that the planner can combine both indexes or walk the name order, as the
+    statistics say); None past _MAX_CANDIDATES runtime ids."""
     contains = _PG_SEARCH_TEXT.like(pattern, escape="\\")
     if not runtime_ids:
         return contains
-    own = sa.select(agents.c.id).where(contains).correlate(None)
-    return agents.c.id.in_(sa.union_all(own, _by_runtime_id(pattern)))
+    ids = list(set(conn.execute(_by_runtime_id(pattern).limit(_MAX_CANDIDATES + 1)).scalars()))
+    if len(ids) > _MAX_CANDIDATES:
+        return None
+    return sa.or_(contains, agents.c.id.in_(ids)) if ids else contains
 
 
 class _Unindexed:
@@ -188,7 +193,7 @@ def _where(conn: sa.Connection, flt: AgentFilter) -> list[sa.ColumnElement[bool]
     c: Any = agents.c
     if len(folded) >= _INDEXED_LENGTH:
         if conn.dialect.name == "postgresql":
-            narrowed = _pg_candidates(pattern, runtime_ids=not flt.names_only)
+            narrowed = _pg_candidates(conn, pattern, runtime_ids=not flt.names_only)
         else:
             ids = _sqlite_candidates(conn, folded, pattern, runtime_ids=not flt.names_only)
             if ids is not None:
