@@ -648,3 +648,29 @@ def test_invocation_pages_tile_the_list_with_their_approvals(engine: sa.Engine) 
     assert {i.approval.status for i in seen if i.tool == "Read"} == {"auto_approved"}
     reads, n = tiles(store.InvocationFilter(tool="Read"))
     assert n == 3 and sorted(i.id for i in reads) == sorted(i.id for i in seen if i.tool == "Read")
+
+
+def test_an_executor_claims_an_approved_call_in_its_decision(engine: sa.Engine) -> None:
+    """The MCP proxy runs an auto-approved call at once: the decision writes it executing, with
+    approved → executing as its third event (the executor as actor), and nobody claims it
+    again; a call that is not approved is not claimed."""
+    rule(engine, "auto_approve", tools=["Read"])
+    inv = submit(engine, call("Read", idempotency_key="claim-1"), executor="mcp-proxy")
+    assert inv.status == "executing" and inv.approval and inv.approval.status == "auto_approved"
+    assert service.get_invocation(engine, invocation_id=inv.id).status == "executing"
+    with engine.begin() as conn:
+        history = [(e.from_status, e.status, e.actor) for e in store.list_events(conn, inv.id)]
+    assert history == [
+        (None, "received", None),
+        ("received", "approved", None),
+        ("approved", "executing", "mcp-proxy"),
+    ]
+    assert service.claim_execution(engine, invocation_id=inv.id, executor="mcp-proxy") is None
+    again = submit(engine, call("Read", idempotency_key="claim-1"), executor="mcp-proxy")
+    assert (again.id, again.status) == (inv.id, "executing")  # a repeat: not claimed twice
+    done = service.report_outcome(
+        engine, invocation_id=inv.id, execution_status="completed", result={"ok": 1}
+    )
+    assert done.status == "succeeded"
+    held = submit(engine, call("Bash", request_id="claim-2"), executor="mcp-proxy")
+    assert held.status == "pending_approval"  # the default asks a human: nothing to claim yet

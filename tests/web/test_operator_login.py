@@ -51,6 +51,7 @@ def pending_call(server: LiveServer, idp: Idp, tool: str = "Bash") -> str:
         server.url + HOOK,
         json={"source": "claude-code", "tool": tool, "input": {"command": "ls"}},
         headers=bearer(idp.mint("agent-rs")),
+        timeout=30,  # the first call fetches the provider's keys: slow on a loaded machine
     )
     assert resp.status_code == 201, resp.text
     inv_id: str = resp.json()["invocation_id"]
@@ -61,7 +62,9 @@ def status_of(server: LiveServer, engine: sa.Engine, inv_id: str) -> str:
     _, admin = api_tokens.create_token(
         engine, name="checker", role="viewer", expires_in=timedelta(minutes=5), actor=CLI
     )
-    resp = httpx2.get(f"{server.url}/api/v1/review/invocations/{inv_id}", headers=bearer(admin))
+    resp = httpx2.get(
+        f"{server.url}/api/v1/review/invocations/{inv_id}", headers=bearer(admin), timeout=30
+    )
     status: str = resp.json()["status"]
     return status
 

@@ -235,7 +235,6 @@ def _submit(
     caller = _key(verified)
     dedupe = _dedupe_key(request, identity, caller)
     outbox: list[Change] = []
-    claimed: Invocation | None = None
     with tx.begin(engine) as conn:
         snapshot = store.read_gateway_snapshot(conn)
         pol = rules.policy_of(snapshot.policy_row, defaults)
@@ -271,8 +270,9 @@ def _submit(
             conn, call, resolution, pol, snapshot.rules_version, decide_with, failed
         )
         status = {"approve": APPROVED, "deny": DENIED, "human": PENDING}[decision.outcome]
+        claimed_by = executor if status == APPROVED else None  # runs at once: written executing
         now = utcnow()
-        row = _row(request, identity, caller, dedupe, resolution, decision, status, now)
+        row = _row(request, identity, caller, dedupe, resolution, decision, status, now, claimed_by)
         created = store.insert_invocation(conn, row)
         existing = None
         if not created and dedupe:
@@ -297,17 +297,14 @@ def _submit(
                 resolution,
                 timedelta(seconds=min(pol.approval_timeout_seconds, request.wait_seconds or INF)),
                 judged,
+                claimed_by,
             )
             judging.touch_session(conn, caller or identity, request.client_session_id, now=now)
-            outbox.append(Change(row["id"], status))
-            if executor is not None:
-                claimed = _claim(conn, row["id"], executor, now, outbox)
+            outbox.append(Change(row["id"], row["status"]))
     if hub is not None:
         hub.committed(outbox)
     if repeat is not None:
         return repeat, False, []
-    if claimed is not None:
-        return claimed, True, judged
     row.pop("dedupe_key")
     inv = Invocation(**row, result=None, error=None, completed_at=None, approval=approval)
     return inv, True, judged
@@ -339,6 +336,7 @@ def _row(
     decision: policy.Decision,
     status: str,
     now: datetime,
+    claimed_by: str | None,
 ) -> dict[str, Any]:
     return {
         "id": store.new_id(),
@@ -357,7 +355,7 @@ def _row(
         "client_session_id": req.client_session_id,
         "client_name": req.client_name,
         "client_version": req.client_version,
-        "status": status,
+        "status": EXECUTING if claimed_by else status,
         "matched_rule_id": decision.rule_id,
         "submitted_at": now,
         "updated_at": now,
@@ -372,12 +370,15 @@ def _record_decision(
     resolution: resolve.Resolution,
     timeout: timedelta,
     judged: list[judging.Evaluation],
+    claimed_by: str | None,
 ) -> Approval:
     """The invocation row was written in its decided status: its two status changes
     (none → received → decided) get their events, with the judge's `rule_evaluated` events
     between them, the decision its approval row, and every replica a notification when the
-    transaction commits."""
-    inv_id, status, now = row["id"], row["status"], row["submitted_at"]
+    transaction commits. An approved call its executor runs at once (`claimed_by`, the MCP
+    proxy) was written executing: approved → executing is its third change."""
+    inv_id, now = row["id"], row["submitted_at"]
+    status = APPROVED if claimed_by else row["status"]
     received = {"agent_record_id": resolution.agent_id, "resolved_via": resolution.via}
     decided = {"reason": decision.reason, "rule_id": decision.rule_id, "decided_by": decided_by}
     notes = [
@@ -406,6 +407,18 @@ def _record_decision(
             data=decided,
         ),
     ]
+    if claimed_by:
+        events.append(
+            audit.event_row(
+                invocation_id=inv_id,
+                seq=3 + len(notes),
+                old=APPROVED,
+                new=EXECUTING,
+                actor=claimed_by,
+                now=now,
+                data={"executor": claimed_by},
+            )
+        )
     pending = status == PENDING
     waiting = A_AI_ESCALATED if decision.escalated else A_PENDING
     approval = Approval(
@@ -420,7 +433,7 @@ def _record_decision(
         conn,
         events,
         {"invocation_id": inv_id, **approval.__dict__},
-        {"id": inv_id, "status": status},
+        {"id": inv_id, "status": row["status"]},
     )
     return approval
 

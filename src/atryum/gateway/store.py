@@ -234,8 +234,8 @@ def update_approval(conn: sa.Connection, invocation_id: str, values: dict[str, A
     )
 
 
-def _pg_decision_statement() -> sa.TextClause:
-    """Both events of a new invocation, its approval row and the NOTIFY in one statement
+def _pg_decision_statement(n_events: int) -> sa.TextClause:
+    """A new invocation's `n_events` events, its approval row and the NOTIFY in one statement
     (data-modifying CTEs). Written as text so that it is compiled once and cached."""
 
     def cols(t: sa.Table) -> str:
@@ -245,21 +245,24 @@ def _pg_decision_statement() -> sa.TextClause:
         return "(" + ", ".join(f":{prefix}{c.name}" for c in t.c) + ")"
 
     ev, ap = invocation_events, approvals
+    prefixes = [f"e{i}_" for i in range(n_events)]
     sql = (
         f"WITH ev AS (INSERT INTO {ev.name} ({cols(ev)}) "
-        f"VALUES {row(ev, 'e0_')}, {row(ev, 'e1_')}), "
+        f"VALUES {', '.join(row(ev, p) for p in prefixes)}), "
         f"ap AS (INSERT INTO {ap.name} ({cols(ap)}) VALUES {row(ap, 'a_')}) "
         f"SELECT pg_notify('{NOTIFY_CHANNEL}', :payload)"
     )
     binds = [
         sa.bindparam(f"{prefix}{c.name}", type_=c.type)
-        for t, prefix in ((ev, "e0_"), (ev, "e1_"), (ap, "a_"))
+        for t, prefix in [*((ev, p) for p in prefixes), (ap, "a_")]
         for c in t.c
     ]
     return sa.text(sql).bindparams(*binds, sa.bindparam("payload", type_=sa.Text))
 
 
-_PG_DECISION = _pg_decision_statement()
+#: The usual decisions: received → decided, and the same → executing when the executor (the MCP
+#: proxy) runs an approved call at once.
+_PG_DECISIONS = {n: _pg_decision_statement(n) for n in (2, 3)}
 
 
 def insert_decision(
@@ -270,20 +273,20 @@ def insert_decision(
 ) -> None:
     """A new invocation's events, its approval row and the NOTIFY.
 
-    On PostgreSQL, the usual two events are one statement (data-modifying CTEs), sparing round
-    trips on the hook path; otherwise (SQLite, or the judge's events too), several statements.
+    On PostgreSQL, the usual two or three events are one statement (data-modifying CTEs),
+    sparing round trips on the hook and MCP paths; otherwise (SQLite, or the judge's events
+    too), several statements.
     """
-    if conn.dialect.name != "postgresql" or len(events) != 2:
+    statement = _PG_DECISIONS.get(len(events))
+    if conn.dialect.name != "postgresql" or statement is None:
         insert_events(conn, events)
         insert_approval(conn, approval)
         notify(conn, notice)
         return
-    first, second = events
-    params = {f"e0_{k}": v for k, v in first.items()}
-    params.update({f"e1_{k}": v for k, v in second.items()})
+    params = {f"e{i}_{k}": v for i, event in enumerate(events) for k, v in event.items()}
     params.update({f"a_{k}": v for k, v in approval.items()})
     params["payload"] = json.dumps(notice, separators=(",", ":"))
-    conn.execute(_PG_DECISION, params)
+    conn.execute(statement, params)
 
 
 # -- events -----------------------------------------------------------------------------------
