@@ -121,7 +121,7 @@ texts = st.text(ALPHABET, min_size=1, max_size=8)
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     names=st.lists(texts, min_size=1, max_size=6),
