@@ -8,7 +8,6 @@ Database errors are logged, never echoed: the body says only a state word.
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any, Literal
 
@@ -24,15 +23,11 @@ router = APIRouter(tags=["ops"])
 DbState = Literal["ok", "unreachable", "migrations_pending"]
 
 
-@functools.cache
-def _head() -> str | None:
-    return migrate.head_revision()
-
-
 def _database_state(engine: sa.Engine, *, check_migrations: bool) -> DbState:
     try:
         if check_migrations:
-            return "ok" if migrate.current_revision(engine) == _head() else "migrations_pending"
+            at_head = migrate.current_revision(engine) == migrate.head_revision()
+            return "ok" if at_head else "migrations_pending"
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as exc:

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 
-import psycopg
 import sqlalchemy as sa
 
 from atryum.gateway.hub import RESYNC, Change, Hub
@@ -34,6 +33,8 @@ def _parse(payload: str) -> Change:
 
 async def listen(engine: sa.Engine, hub: Hub, connected: asyncio.Event) -> None:
     """Run until cancelled; reconnect with backoff after any connection failure."""
+    import psycopg  # PostgreSQL only: an SQLite process never loads the driver
+
     backoff = 0.5
     while True:
         try:

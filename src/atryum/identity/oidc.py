@@ -12,8 +12,6 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-import jwt
-
 from atryum.config import AuthBlock
 from atryum.context import AppContext
 from atryum.errors import Unauthorized
@@ -74,6 +72,8 @@ def verify_id_token(ctx: AppContext, block: AuthBlock, token: str) -> dict[str, 
         candidates = keys.candidates(head.kid, head.alg)
     if not candidates:
         raise Unauthorized("the ID token is signed with a key the issuer does not publish")
+    import jwt  # loaded on first use, as in verifier.py
+
     for key in candidates:
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -101,6 +101,8 @@ def verify_bearer(
         identity = agent_auth_for(ctx).verify(token, fetch=True)
     except TokenRejected as rejected:
         raise Unauthorized(rejected.rejection.message) from None
+    import jwt
+
     # The verifier has just checked this very token's signature and claims.
     claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     audiences = claims.get("aud")

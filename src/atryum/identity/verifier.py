@@ -22,16 +22,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-import jwt
 from prometheus_client import Counter
 
 from atryum.config import AuthBlock
 from atryum.identity import tokens
 from atryum.identity.tokens import AgentIdentity, Expectation, Rejection
 from atryum.metrics import REGISTRY
+
+if TYPE_CHECKING:  # PyJWT and its cryptography load on the first token (a second of start-up)
+    import jwt
 
 log = logging.getLogger("atryum.identity")
 
@@ -106,6 +108,8 @@ class IssuerKeys:
         slot = (id(jwk), alg)
         key = self._parsed.get(slot)
         if key is None:
+            import jwt
+
             key = self._parsed[slot] = jwt.PyJWK(jwk, algorithm=alg)
         return key
 
@@ -271,6 +275,8 @@ def _no_key(head: tokens.Unverified, keys: IssuerKeys) -> str:
 
 
 def _verified_payload(token: str, alg: str, candidates: Sequence[jwt.PyJWK]) -> bytes:
+    import jwt
+
     jws = jwt.PyJWS()
     for key in candidates:
         try:

@@ -20,12 +20,11 @@ from atryum.gateway.deps import Caller, Ctx, Operator, Runtime
 from atryum.gateway.runtime import runtime_for
 from atryum.gateway.schemas import InvocationOut
 from atryum.limits import Text
-from atryum.mcp import calls, proxy, service, stale
+from atryum.mcp import calls, routes, service, stale
 from atryum.mcp import runtime as mcp_runtime_module
+from atryum.mcp.errors import UpstreamFailure
 from atryum.mcp.models import redact
-from atryum.mcp.pool import UpstreamFailure
-from atryum.mcp.proxy import Mcp
-from atryum.mcp.runtime import McpRuntime
+from atryum.mcp.runtime import Mcp, McpRuntime
 
 
 @asynccontextmanager
@@ -259,7 +258,7 @@ async def invoke(
     missing = [k for k in ("server", "tool") if not getattr(body, k).strip()]
     if missing:
         raise InvalidInput(f"missing field(s): {', '.join(missing)}")
-    found = await proxy.lookup(mcp, body.server)
+    found = await mcp.lookup(body.server)
     if isinstance(found, str):
         raise InvalidInput(found)
     call = calls.ToolCall(
@@ -281,4 +280,4 @@ async def invoke(
 
 
 router.include_router(servers)
-router.include_router(proxy.router)
+router.include_router(routes.router)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atryum.errors import Conflict
 from atryum.gateway import service as gateway
@@ -31,8 +31,11 @@ from atryum.gateway.models import (
 )
 from atryum.gateway.runtime import GatewayRuntime
 from atryum.identity.tokens import AgentIdentity
+from atryum.mcp.errors import UpstreamFailure
 from atryum.mcp.models import Server
-from atryum.mcp.pool import Pool, UpstreamFailure
+
+if TYPE_CHECKING:
+    from atryum.mcp.pool import Pool
 
 log = logging.getLogger("atryum.mcp")
 

@@ -36,6 +36,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 from pydantic import BaseModel, ConfigDict
 
+from atryum.mcp.errors import UpstreamError, UpstreamFailure, UpstreamTimeout
 from atryum.mcp.models import HTTP, Server, redact
 
 log = logging.getLogger("atryum.mcp")
@@ -53,22 +54,6 @@ BACKOFF_START, BACKOFF_MAX = 0.2, 30.0
 # A connection that stayed up this long resets the backoff.
 STABLE_AFTER = 10.0
 STARTUP_MIN = 30.0
-
-
-class UpstreamFailure(Exception):
-    """The upstream could not answer. The message names the server and is safe to show."""
-
-
-class UpstreamTimeout(UpstreamFailure):
-    pass
-
-
-class UpstreamError(UpstreamFailure):
-    """The upstream answered with a JSON-RPC error (relayed as it is)."""
-
-    def __init__(self, server: str, error: types.ErrorData) -> None:
-        super().__init__(f"MCP server {server!r}: {error.message}")
-        self.error = error
 
 
 def _stderr_pipe(server: Server) -> TextIO:

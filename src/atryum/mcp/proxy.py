@@ -1,4 +1,5 @@
-"""`/mcp/{server}`: the MCP endpoint clients connect to instead of the upstream server.
+"""`/mcp/{server}` (routed by `routes.py`): the MCP endpoint clients connect to instead of the
+upstream server.
 
 One endpoint serves both protocol eras. Handshake era (2024-11-05 … 2025-11-25): `initialize`
 opens a session whose `Mcp-Session-Id` Atryum issues. Stateless era (2026-07-28): every request
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import mcp_types as types
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from mcp.shared.inbound import (
     ERROR_CODE_HTTP_STATUS,
@@ -47,24 +48,20 @@ from mcp_types.version import (
 
 from atryum.gateway import rules
 from atryum.gateway import service as gateway_service
-from atryum.gateway.deps import Caller, Ctx, Runtime
 from atryum.gateway.gate_pool import on_gate
 from atryum.gateway.runtime import GatewayRuntime
 from atryum.identity.tokens import AgentIdentity
 from atryum.mcp import calls
+from atryum.mcp.errors import UpstreamError, UpstreamFailure
 from atryum.mcp.models import Server
-from atryum.mcp.pool import CLIENT_INFO, UpstreamError, UpstreamFailure
-from atryum.mcp.runtime import ClientSessionInfo, McpRuntime, mcp_runtime
-
-router = APIRouter(tags=["mcp"])
+from atryum.mcp.pool import CLIENT_INFO
+from atryum.mcp.runtime import ClientSessionInfo, McpRuntime
 
 SESSION_HEADER = "mcp-session-id"
 RULES_TOOL = "atryum_rules_get"
 SSE_PING = 15.0
 # Envelope keys of the 2026 `_meta` that belong to this hop, not to the upstream's.
 _ENVELOPE_PREFIX = "io.modelcontextprotocol/"
-
-Mcp = Depends(mcp_runtime)
 
 
 def _rpc(rid: Any, result: dict[str, Any]) -> dict[str, Any]:
@@ -165,24 +162,13 @@ class Exchange:
         return _rpc_error(self.rid, INTERNAL_ERROR, str(exc))
 
 
-async def lookup(mcp: McpRuntime, name: str) -> Server | str:
-    server = await mcp.find(name)
-    if server is None:
-        return f"there is no MCP server {name!r} in this Atryum (see /api/v1/servers)"
-    if not server.enabled:
-        return f"the MCP server {name!r} is disabled in this Atryum"
-    return server
-
-
-@router.post("/mcp/{server}")
 async def post(
     server: str,
     request: Request,
-    ctx: Ctx,
-    rt: Runtime,
-    caller: Caller,
-    mcp: McpRuntime = Mcp,
-    agent_id: str | None = Query(None, description="the agent's id while inbound auth is off"),
+    rt: GatewayRuntime,
+    caller: AgentIdentity | None,
+    mcp: McpRuntime,
+    agent_id: str | None,
 ) -> Response:
     try:
         message = json.loads(await request.body())
@@ -201,7 +187,7 @@ async def post(
         return _rpc_error(
             None, INVALID_REQUEST, "expected a JSON-RPC request or notification", status=400
         )
-    found = await lookup(mcp, server)
+    found = await mcp.lookup(server)
     if isinstance(found, str):
         return _rpc_error(message.get("id"), INVALID_REQUEST, found, status=404)
     if "params" in message and not isinstance(message["params"], dict | None):
@@ -509,12 +495,8 @@ _HANDLERS = {
 }
 
 
-@router.get("/mcp/{server}")
-async def get(server: str, request: Request, mcp: McpRuntime = Mcp) -> Response:
-    """The server-to-client stream: the upstream's notifications about the server as a whole
-    (its tool, resource and prompt lists changed, a resource updated), pings in between.
-    Atryum sends no requests to clients."""
-    found = await lookup(mcp, server)
+async def get(server: str, request: Request, mcp: McpRuntime) -> Response:
+    found = await mcp.lookup(server)
     if isinstance(found, str):
         return _rpc_error(None, INVALID_REQUEST, found, status=404)
     if not _accepts_sse(request):
@@ -547,9 +529,8 @@ async def get(server: str, request: Request, mcp: McpRuntime = Mcp) -> Response:
     return StreamingResponse(notes(), media_type="text/event-stream")
 
 
-@router.delete("/mcp/{server}")
-async def delete(server: str, request: Request, mcp: McpRuntime = Mcp) -> Response:
-    found = await lookup(mcp, server)
+async def delete(server: str, request: Request, mcp: McpRuntime) -> Response:
+    found = await mcp.lookup(server)
     if isinstance(found, str):
         return _rpc_error(None, INVALID_REQUEST, found, status=404)
     session_id = request.headers.get(SESSION_HEADER)

@@ -9,14 +9,16 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from atryum.mcp import service
 from atryum.mcp.models import CONNECTED, ERROR, Server
-from atryum.mcp.pool import Pool
+
+if TYPE_CHECKING:
+    from atryum.mcp.pool import Pool
 
 log = logging.getLogger("atryum.mcp")
 
@@ -39,11 +41,31 @@ class ClientSessionInfo:
 @dataclass
 class McpRuntime:
     engine: Any
-    pool: Pool = field(default_factory=Pool)
+    _pool: Pool | None = None
     sessions: OrderedDict[str, ClientSessionInfo] = field(default_factory=OrderedDict)
     inflight: dict[tuple[str, str], asyncio.Task[Any]] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _lookups: dict[str, tuple[float, Server | None]] = field(default_factory=dict)
+
+    @property
+    def pool(self) -> Pool:
+        """The upstream connections, made on first use: a process whose clients never use the
+        proxy never imports the MCP SDK (over a second of every start-up)."""
+        if self._pool is None:
+            from atryum.mcp.pool import Pool
+
+            self._pool = Pool()
+            self._pool.on_status = self.status_changed
+        return self._pool
+
+    async def lookup(self, name: str) -> Server | str:
+        """The enabled server with this name or slug, or why there is none (safe to show)."""
+        server = await self.find(name)
+        if server is None:
+            return f"there is no MCP server {name!r} in this Atryum (see /api/v1/servers)"
+        if not server.enabled:
+            return f"the MCP server {name!r} is disabled in this Atryum"
+        return server
 
     async def find(self, name: str) -> Server | None:
         """The server with this name or slug (cached for `LOOKUP_TTL` s)."""
@@ -89,12 +111,12 @@ class McpRuntime:
         for task in list(self.tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self.pool.close()
+        if self._pool is not None:
+            await self._pool.close()
 
 
 def start(ctx: Any) -> McpRuntime:
     rt = McpRuntime(engine=ctx.engine)
-    rt.pool.on_status = rt.status_changed
     added = service.bootstrap(ctx.engine, upstreams=ctx.config.upstreams)
     if added:
         log.info("mcp servers seeded from [[upstreams]] count=%d", added)
@@ -104,3 +126,6 @@ def start(ctx: Any) -> McpRuntime:
 async def mcp_runtime(request: Request) -> McpRuntime:
     rt: McpRuntime = request.app.state.mcp
     return rt
+
+
+Mcp = Depends(mcp_runtime)

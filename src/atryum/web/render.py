@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import jinja2
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
@@ -20,17 +20,12 @@ from atryum.identity.login import LOGIN_PATH, login_blocks
 from atryum.identity.operators import current_view
 from atryum.identity.principal import Role
 
+if TYPE_CHECKING:
+    import jinja2
+
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
 STATIC_PATH = "/ui/static"
-
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
-    autoescape=jinja2.select_autoescape(["html"]),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 def when(value: datetime | None) -> str:
@@ -51,9 +46,20 @@ def iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
 
-_env.filters["when"] = when
-_env.filters["iso"] = iso
-_env.filters["moment"] = moment
+@functools.cache
+def _env() -> jinja2.Environment:
+    """Made on the first page (Jinja2's imports are most of a second of start-up)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(when=when, iso=iso, moment=moment)
+    return env
 
 
 def instance_name(config: Config) -> str:
@@ -84,17 +90,21 @@ def page(
         """Attributes that hide a control the operator's role may not use."""
         return Markup("") if can(role) else Markup(f' hidden data-needs="{role}"')
 
-    html = _env.get_template(template).render(
-        title=title,
-        nav=nav,
-        instance=instance_name(config),
-        vm_configured=config.backend.enabled,
-        static=STATIC_PATH,
-        pending=pending_count(ctx) if view is not None else 0,
-        operator=view,
-        can=can,
-        needs=needs,
-        **context,
+    html = (
+        _env()
+        .get_template(template)
+        .render(
+            title=title,
+            nav=nav,
+            instance=instance_name(config),
+            vm_configured=config.backend.enabled,
+            static=STATIC_PATH,
+            pending=pending_count(ctx) if view is not None else 0,
+            operator=view,
+            can=can,
+            needs=needs,
+            **context,
+        )
     )
     return HTMLResponse(html, status_code=status)
 
@@ -117,4 +127,4 @@ def not_found(ctx: AppContext, message: str) -> HTMLResponse:
 
 def render_fragment(template: str, **context: Any) -> HTMLResponse:
     """A piece of a page (no header), for pages that re-read part of themselves."""
-    return HTMLResponse(_env.get_template(template).render(**context))
+    return HTMLResponse(_env().get_template(template).render(**context))
