@@ -10,6 +10,8 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
+from atryum.agents import service as agents
+from atryum.web.gateway_ui import PICKER_SIZE
 from tests.gateway.live import Api
 from tests.mcp.conftest import SECRET, RunLog, stdio_upstream
 from tests.support import LiveServer, make_config
@@ -75,3 +77,34 @@ def test_servers_list_test_tools_add_and_disable(
     page.locator("#server-calc").get_by_role("button", name="Disable server calc").click()
     page.locator("#confirm-ok").click()
     expect(page.locator("#server-calc td[data-label='Enabled']")).to_have_text("Disabled")
+
+
+def test_the_tools_agent_list_is_bounded_and_searches_the_registry(
+    server: LiveServer, sqlite_engine: sa.Engine, open_ui: Callable[[LiveServer], UI]
+) -> None:
+    """With more agents than the list shows, the page names how many and typing finds any one;
+    the tools then carry that agent's actions."""
+    for i in range(PICKER_SIZE + 5):
+        agents.create_manual_agent(sqlite_engine, name=f"Agent {i:03}", agent_ids=[f"rt-{i}"])
+    zed = agents.create_manual_agent(sqlite_engine, name="Zed", agent_ids=["rt-zed"])
+    with Api(server.url) as api:
+        api.rule("auto_approve", tool_patterns=["write_note"], agent_cuids=[zed.id])
+    ui = open_ui(server)
+    page = ui.page
+    ui.goto("/ui/servers/calc")
+    total = PICKER_SIZE + 7  # and Zed and Bot
+    expect(page.locator("#tools-agent-status")).to_have_text(
+        f"Showing the first {PICKER_SIZE} of {total} agents: type to find others."
+    )
+    assert page.locator("#tools-agent option").count() == PICKER_SIZE + 1  # and anonymous
+    assert page.locator("#tools-agent option", has_text="Zed").count() == 0
+    page.get_by_label("Find agents").fill("zed")
+    expect(page.locator("#tools-agent-status")).to_have_text("1 matching agent.")
+    page.get_by_label("Effective action for").select_option(label="Zed")
+    page.get_by_role("button", name="Show tools").click()
+    expect(page.locator('tr[data-tool="write_note"] td[data-label="Action"]')).to_have_text(
+        "Approve"
+    )  # Zed's own rule (for anyone else a human decides)
+    page.get_by_label("Find agents").fill("Agent 00")  # the chosen agent stays in the list
+    expect(page.locator("#tools-agent-status")).to_have_text("10 matching agents.")
+    expect(page.get_by_label("Effective action for")).to_have_value("rt-zed")

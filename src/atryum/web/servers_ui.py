@@ -14,22 +14,28 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
 from atryum.agents import service as agents
+from atryum.agents.store import AgentFilter
 from atryum.context import AppContext, get_ctx
 from atryum.mcp import service
 from atryum.mcp.models import MASK
+from atryum.web.gateway_ui import PICKER_SIZE
 from atryum.web.render import not_found, page
 
 router = APIRouter(include_in_schema=False)
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 
-def _agent_choices(ctx: AppContext) -> list[dict[str, str]]:
-    """Agents that present a runtime id (what `tools?agent_id=` resolves)."""
-    return [
-        {"name": a.name, "agent_id": a.agent_ids[0]}
-        for a in agents.list_agents(ctx.engine)
-        if a.agent_ids
-    ]
+def _agent_choices(ctx: AppContext) -> dict[str, Any]:
+    """The first live agents that present a runtime id (what `tools?agent_id=` resolves); the
+    page's script searches the rest as the operator types (GET /api/v1/agents?q=)."""
+    found, total = agents.page_agents(
+        ctx.engine, flt=AgentFilter(state="active"), offset=0, limit=PICKER_SIZE
+    )
+    return {
+        "agents": [{"name": a.name, "agent_id": a.agent_ids[0]} for a in found if a.agent_ids],
+        "agents_total": total,
+        "picker_size": PICKER_SIZE,
+    }
 
 
 @router.get("/ui/servers")
@@ -55,7 +61,7 @@ def _form(ctx: AppContext, server: dict[str, Any] | None) -> HTMLResponse:
         nav="servers",
         server=server,
         mask=MASK,
-        agents=_agent_choices(ctx),
+        **_agent_choices(ctx),
     )
 
 

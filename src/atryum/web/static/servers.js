@@ -125,7 +125,48 @@
     }
   }
 
+  // The agent list holds the first agents; typing searches the registry for the rest (the
+  // chosen agent stays, at most the last answer is shown).
+  function agentSearch() {
+    const input = el("tools-agent-search");
+    const select = el("tools-agent");
+    const status = el("tools-agent-status");
+    let timer = null;
+    let asked = 0;
+    async function search() {
+      const ticket = ++asked;
+      const q = input.value.trim();
+      let found;
+      try {
+        found = await api("GET", `/api/v1/agents?limit=${input.dataset.limit}&q=${encodeURIComponent(q)}`);
+      } catch (err) {
+        status.textContent = `Search failed: ${err.message}`;
+        return;
+      }
+      if (ticket !== asked) return;
+      for (const option of [...select.options]) {
+        if (option.value && !option.selected) option.remove();
+      }
+      const kept = new Set([...select.options].map((o) => o.value));
+      const callers = found.items.filter((a) => a.agent_ids.length > 0);
+      for (const agent of callers) {
+        if (!kept.has(agent.agent_ids[0])) select.append(new Option(agent.name, agent.agent_ids[0]));
+      }
+      status.textContent = callers.length === 0 ? "No agent with a runtime id matches."
+        : found.total > found.items.length ? `Showing ${callers.length} of ${found.total} matching agents: type more to narrow.`
+        : `${callers.length} matching agent${callers.length === 1 ? "" : "s"}.`;
+    }
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(search, 150);
+    });
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") event.preventDefault(); // searching, not listing the tools
+    });
+  }
+
   function toolsSection(form) {
+    agentSearch();
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       clearError("tools-error");
