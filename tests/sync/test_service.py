@@ -8,6 +8,8 @@ Covers agent-sync.md §7: 1 (manual untouched), 2 (bound kept), 3 (faults remove
 from __future__ import annotations
 
 import json
+import random
+import string
 from collections.abc import Callable
 from typing import Any
 
@@ -508,6 +510,23 @@ def test_text_the_database_refuses_is_cleaned_with_warnings(h: Harness) -> None:
     agent = h.by_cuid()[bad]
     assert (agent.name, agent.charter, agent.description) == ("Badname", "mayread", "d")
     assert agent.vm_organization_name == "O" * 512
+    again = h.sync()
+    assert (again["status"], again["unchanged"]) == ("succeeded", 2)
+
+
+def test_a_name_too_long_to_index_is_stored_shortened_and_the_sync_succeeds(h: Harness) -> None:
+    """PostgreSQL cannot index a name of several kB (the list's order): one such record failed
+    every sync. It is stored at its first 512 characters, with a warning, and re-syncs are
+    unchanged. The name is random, so PostgreSQL cannot compress it under its limit."""
+    long_name = "".join(random.choices(string.ascii_letters, k=5000))
+    cuid = h.record(long_name)
+    h.record("Fine")
+    run = h.sync()
+    assert (run["status"], run["created"]) == ("succeeded", 2), run
+    assert [w for w in run["warnings"] if "name is longer" in w] == [
+        f"record {cuid}: the name is longer than 512 characters; stored shortened"
+    ]
+    assert h.by_cuid()[cuid].name == long_name[:512]
     again = h.sync()
     assert (again["status"], again["unchanged"]) == ("succeeded", 2)
 

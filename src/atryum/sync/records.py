@@ -17,9 +17,13 @@ def column_length(column: sa.Column[Any]) -> int:
     return length
 
 
-# Column sizes the values must fit (name, description and charter are unbounded text).
+# Column sizes the values must fit (description and charter are unbounded text).
 CUID_MAX = column_length(agents.c.vm_cuid)
 ORG_NAME_MAX = column_length(agents.c.vm_organization_name)
+# The name is indexed (the agent list's order): PostgreSQL refuses an index entry over about
+# 2.7 kB, and one such record would fail every sync. Names are stored at most this long, as
+# the API accepts them for manual agents.
+NAME_MAX = 512
 
 
 @dataclass
@@ -105,7 +109,7 @@ class Normalizer:
                 if (
                     type(charter) is str
                     and type(description) is str
-                    and name
+                    and 0 < len(name) <= NAME_MAX
                     and 0 < len(cuid) <= CUID_MAX
                     and cuid.strip()
                     and "\x00" not in cuid
@@ -191,6 +195,11 @@ class Normalizer:
         description = description if isinstance(description, str) else ""
         description = _storable(description, f"record {cuid}: the description", out.warnings)
         name = name.strip()
+        if len(name) > NAME_MAX:
+            out.warnings.append(
+                f"record {cuid}: the name is longer than {NAME_MAX} characters; stored shortened"
+            )
+            name = name[:NAME_MAX]
         digest = source_hash(
             name=name,
             description=description,
