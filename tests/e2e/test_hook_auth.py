@@ -206,14 +206,18 @@ def test_token_command_mints_refreshes_on_expiry_and_retries_once_on_401(
     assert decision(run_hook(atryum, tmp_path, hook, pre("Read", "toolu_1"), **env))[0] == "allow"
     assert mints() == ["https://elsewhere.example/", idp.resource]  # retried once after 401
     minted_at = time.time()
-    # the next hook process reuses the cached token while it is valid
+    # the next hook process reuses the cached token while it is valid (on a slow machine it
+    # may have expired by then, and is minted again)
     assert decision(run_hook(atryum, tmp_path, hook, pre("Read", "toolu_2"), **env))[0] == "allow"
     if time.time() < minted_at + 2:
         assert len(mints()) == 2
     # once it has expired the hook mints a fresh one before calling Atryum
+    minted = len(mints())
+    if minted > 2:
+        minted_at = time.time()  # the second call's token, minted before now
     wait_until(lambda: time.time() > minted_at + 3.5, timeout=10)
     assert decision(run_hook(atryum, tmp_path, hook, pre("Read", "toolu_3"), **env))[0] == "allow"
-    assert len(mints()) == 3
+    assert len(mints()) == minted + 1
     calls = [i for i in invocations(atryum) if i["tool"] == "Read"]
     assert len(calls) == 3 and {i["agent_id"] for i in calls} == {"agent-short"}
 
