@@ -91,6 +91,27 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A fresh database URL on each dialect shared by a module's tests: for one `atryum run`
+    process serving them all (a start costs seconds); the tests keep apart by what they send."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('shared') / 'atryum.db'}"
+        yield url
+        _check_histories(url)
+        return
+    admin = request.getfixturevalue("pg_admin")
+    schema, url = _pg_schema_url(admin)
+    try:
+        yield url
+        _check_histories(url)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
 def _check_histories(url: str) -> None:
     """Every invocation a test created, on any engine or process, has a complete history."""
     engine = make_engine(url)

@@ -1,7 +1,10 @@
 """The Go original's shared hook (atryum-hook.mjs, run by Node as a harness runs it) against a
 real `atryum run` whose `[[auth]]` trusts the real oidc-provider: gated with
 ATRYUM_ACCESS_TOKEN and with ATRYUM_TOKEN_COMMAND (minting, refreshing an expired token,
-retrying once on 401), and denied without a token — the hook fails closed."""
+retrying once on 401), and denied without a token — the hook fails closed.
+
+One Atryum per dialect serves the module: each test's hook calls carry a session id of their
+own (the test's temporary directory), and it looks only at that session's invocations."""
 
 from __future__ import annotations
 
@@ -32,10 +35,16 @@ MINT = Path(__file__).resolve().parents[1] / "idp" / "mint_token.py"
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def atryum(tmp_path: Path, db_url: str, idp: Idp) -> Iterator[AtryumProcess]:
+@pytest.fixture(scope="module")
+def atryum(
+    tmp_path_factory: pytest.TempPathFactory, module_db_url: str, idp: Idp
+) -> Iterator[AtryumProcess]:
     proc = AtryumProcess(
-        tmp_path, "atryum", database_url=db_url, sim_url="", auth=[idp.auth_block()]
+        tmp_path_factory.mktemp("atryum"),
+        "atryum",
+        database_url=module_db_url,
+        sim_url="",
+        auth=[idp.auth_block()],
     )
     proc.start()
     api = httpx2.Client(base_url=proc.url, timeout=10, headers=operator_headers(proc))
@@ -83,6 +92,8 @@ def run_hook(
         "ATRYUM_STATE_DIR": str(tmp / "hook-state"),
         **env,
     }
+    # this test's session, and tool-use ids no other test sends
+    event = {**event, "session_id": tmp.name, "tool_use_id": f"{tmp.name}-{event['tool_use_id']}"}
     event_file = tmp / f"event-{event['tool_use_id']}-{time.monotonic_ns()}.json"
     event_file.write_text(json.dumps(event))
     with event_file.open() as stdin:
@@ -105,7 +116,7 @@ def decision(proc: subprocess.Popen[str]) -> tuple[str, str]:
 def pre(tool: str, use_id: str) -> dict[str, Any]:
     return {
         "hook_event_name": "PreToolUse",
-        "session_id": "sess-1",
+        "session_id": "set-by-run_hook",
         "tool_name": tool,
         "tool_input": {"file_path": "/etc/hosts", "command": "ls"},
         "tool_use_id": use_id,
@@ -115,7 +126,7 @@ def pre(tool: str, use_id: str) -> dict[str, Any]:
 def post_event(use_id: str) -> dict[str, Any]:
     return {
         "hook_event_name": "PostToolUse",
-        "session_id": "sess-1",
+        "session_id": "set-by-run_hook",
         "tool_name": "Read",
         "tool_use_id": use_id,
         "tool_response": {"content": "127.0.0.1 localhost"},
@@ -135,14 +146,16 @@ def operator_headers(atryum: AtryumProcess) -> dict[str, str]:
     return {"Authorization": f"Bearer {value}"}
 
 
-def invocations(atryum: AtryumProcess) -> list[dict[str, Any]]:
+def invocations(atryum: AtryumProcess, tmp: Path) -> list[dict[str, Any]]:
+    """The invocations of this test's session (`run_hook`)."""
     r = httpx2.get(
         f"{atryum.url}/api/v1/review/invocations",
+        params={"limit": 500},
         headers=operator_headers(atryum),
         timeout=10,
     )
     items: list[dict[str, Any]] = r.json()["items"]
-    return items
+    return [i for i in items if i["client_session_id"] == tmp.name]
 
 
 def test_access_token_gates_the_hook_and_no_token_is_denied(
@@ -151,7 +164,7 @@ def test_access_token_gates_the_hook_and_no_token_is_denied(
     # no token: the submission is refused (401) and the hook denies the call
     verdict, reason = decision(run_hook(atryum, tmp_path, hook, pre("Read", "toolu_0")))
     assert verdict == "deny" and "401" in reason
-    assert invocations(atryum) == []
+    assert invocations(atryum, tmp_path) == []
     # a body agent_id cannot stand in for a token
     hinted = run_hook(atryum, tmp_path, hook, pre("Read", "toolu_0"), ATRYUM_AGENT_ID="agent-rs")
     assert decision(hinted)[0] == "deny"
@@ -161,7 +174,7 @@ def test_access_token_gates_the_hook_and_no_token_is_denied(
     assert decision(run_hook(atryum, tmp_path, hook, pre("Read", "toolu_1"), **env))[0] == "allow"
     assert decision(run_hook(atryum, tmp_path, hook, pre("Delete", "toolu_2"), **env))[0] == "deny"
     run_hook(atryum, tmp_path, hook, post_event("toolu_1"), **env).communicate(timeout=60)
-    by_tool = {i["tool"]: i for i in invocations(atryum)}
+    by_tool = {i["tool"]: i for i in invocations(atryum, tmp_path)}
     assert by_tool["Read"]["status"] == "succeeded"
     assert by_tool["Read"]["agent_id"] == "agent-rs" and by_tool["Read"]["agent_name"] == "Bot"
     assert by_tool["Delete"]["status"] == "denied"
@@ -169,7 +182,7 @@ def test_access_token_gates_the_hook_and_no_token_is_denied(
     # a call that waits for a person: the hook polls with its token until the operator decides
     waiting = run_hook(atryum, tmp_path, hook, pre("Bash", "toolu_3"), **env)
     pending = wait_until(
-        lambda: [i for i in invocations(atryum) if i["status"] == "pending_approval"]
+        lambda: [i for i in invocations(atryum, tmp_path) if i["status"] == "pending_approval"]
     )
     review = f"{atryum.url}/api/v1/review/invocations/{pending[0]['invocation_id']}/approve"
     assert (
@@ -218,7 +231,7 @@ def test_token_command_mints_refreshes_on_expiry_and_retries_once_on_401(
     wait_until(lambda: time.time() > minted_at + 3.5, timeout=10)
     assert decision(run_hook(atryum, tmp_path, hook, pre("Read", "toolu_3"), **env))[0] == "allow"
     assert len(mints()) == minted + 1
-    calls = [i for i in invocations(atryum) if i["tool"] == "Read"]
+    calls = [i for i in invocations(atryum, tmp_path) if i["tool"] == "Read"]
     assert len(calls) == 3 and {i["agent_id"] for i in calls} == {"agent-short"}
 
 
@@ -228,4 +241,4 @@ def test_a_token_command_that_fails_denies_the_call(
     env = {"ATRYUM_TOKEN_COMMAND": f"{sys.executable} -c 'raise SystemExit(3)'"}
     verdict, reason = decision(run_hook(atryum, tmp_path, hook, pre("Read", "toolu_1"), **env))
     assert verdict == "deny" and COMMAND_FAILED[hook] in reason
-    assert invocations(atryum) == []
+    assert invocations(atryum, tmp_path) == []
