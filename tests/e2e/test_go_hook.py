@@ -81,13 +81,25 @@ class _Forward(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def atryum(tmp_path: Path, db_url: str) -> Iterator[AtryumProcess]:
-    proc = start_atryum(tmp_path, "atryum", db_url)
+@pytest.fixture(scope="module")
+def shared_atryum(
+    tmp_path_factory: pytest.TempPathFactory, module_db_url: str
+) -> Iterator[AtryumProcess]:
+    proc = start_atryum(tmp_path_factory.mktemp("atryum"), "atryum", module_db_url)
     try:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def atryum(shared_atryum: AtryumProcess) -> AtryumProcess:
+    """The module's Atryum with no rules: each test adds its own, and calls tools no other test
+    calls (the invocations it reads are its own)."""
+    for rule in api(shared_atryum, "GET", "/api/v1/rules")["items"]:
+        api(shared_atryum, "DELETE", f"/api/v1/rules/{rule['id']}")
+    assert invocations(shared_atryum, status="pending_approval") == []
+    return shared_atryum
 
 
 def api(atryum: AtryumProcess, method: str, path: str, **kw: Any) -> Any:
