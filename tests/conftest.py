@@ -73,11 +73,11 @@ def _pg_schema_url(pg_admin: sa.Engine) -> tuple[str, str]:
     return schema, f"{base}{sep}options=-csearch_path%3D{schema}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """A fresh, migrated database URL on each dialect."""
+def _fresh_db_url(request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """An empty database of the fixture's dialect (a file in `directory`, or a schema of its
+    own), its histories checked afterwards, then dropped."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'atryum.db'}"
+        url = f"sqlite:///{directory / 'atryum.db'}"
         yield url
         _check_histories(url)
         return
@@ -89,6 +89,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database URL on each dialect (empty: the `engine` fixture migrates it)."""
+    yield from _fresh_db_url(request, tmp_path)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -97,19 +103,7 @@ def module_db_url(
 ) -> Iterator[str]:
     """A fresh database URL on each dialect shared by a module's tests: for one `atryum run`
     process serving them all (a start costs seconds); the tests keep apart by what they send."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('shared') / 'atryum.db'}"
-        yield url
-        _check_histories(url)
-        return
-    admin = request.getfixturevalue("pg_admin")
-    schema, url = _pg_schema_url(admin)
-    try:
-        yield url
-        _check_histories(url)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    yield from _fresh_db_url(request, tmp_path_factory.mktemp("shared"))
 
 
 def _check_histories(url: str) -> None:

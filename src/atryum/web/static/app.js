@@ -255,6 +255,26 @@ window.atryum = (() => {
     };
   }
 
+  // Search as the operator types: `find(q)` after a pause, and `show` of the last answer only
+  // (an earlier, slower one is dropped); Enter searches rather than submitting the form.
+  function searchAsYouType(input, find, show, fail) {
+    let asked = 0;
+    input.addEventListener("input", debounce(async () => {
+      const ticket = ++asked;
+      let found;
+      try {
+        found = await find(input.value.trim());
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      if (ticket === asked) show(found);
+    }, 150));
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") event.preventDefault();
+    });
+  }
+
   // The header's "Invocations (n)": calls waiting for a human.
   const refreshPending = debounce(async () => {
     const el = document.getElementById("pending-count");
@@ -295,5 +315,5 @@ window.atryum = (() => {
     onInvocation(refreshPending);
   });
 
-  return { api, showError, clearError, follow, FINISHED, onInvocation, debounce, confirmAction };
+  return { api, showError, clearError, follow, FINISHED, onInvocation, debounce, confirmAction, searchAsYouType };
 })();

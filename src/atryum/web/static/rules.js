@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { api, showError, clearError, confirmAction } = window.atryum;
+  const { api, showError, clearError, confirmAction, searchAsYouType } = window.atryum;
   const el = (id) => document.getElementById(id);
   const FOCUS_KEY = "atryum-rules-focus";
   const ruleUrl = (id) => `/api/v1/rules/${encodeURIComponent(id)}`;
@@ -134,8 +134,6 @@
     const picker = el("agent-picker");
     if (!input || !picker) return;
     const status = el("agent-search-status");
-    let timer = null;
-    let asked = 0;
     const choice = (agent) => {
       const wrap = document.createElement("div");
       wrap.className = "field field-check";
@@ -155,18 +153,8 @@
       wrap.append(box, label);
       return wrap;
     };
-    async function search() {
-      const ticket = ++asked;
-      const q = input.value.trim();
-      const url = `/api/v1/agents/search?limit=${input.dataset.limit}&q=${encodeURIComponent(q)}`;
-      let found;
-      try {
-        found = await api("GET", url);
-      } catch (err) {
-        status.textContent = `Search failed: ${err.message}`;
-        return;
-      }
-      if (ticket !== asked) return;
+    const find = (q) => api("GET", `/api/v1/agents/search?limit=${input.dataset.limit}&q=${encodeURIComponent(q)}`);
+    function show(found) {
       const kept = new Set();
       for (const box of picker.querySelectorAll('input[name="agent"]')) {
         if (box.checked) kept.add(box.value);
@@ -180,13 +168,7 @@
         : found.total > shown ? `Showing ${shown} of ${found.total} matching agents: type more to narrow.`
         : `${found.total} matching agent${found.total === 1 ? "" : "s"}.`;
     }
-    input.addEventListener("input", () => {
-      clearTimeout(timer);
-      timer = setTimeout(search, 150);
-    });
-    input.addEventListener("keydown", (event) => {
-      if (event.key === "Enter") event.preventDefault(); // searching, not submitting the rule
-    });
+    searchAsYouType(input, find, show, (err) => { status.textContent = `Search failed: ${err.message}`; });
   }
 
   function formPage(form) {

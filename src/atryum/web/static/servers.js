@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { api, showError, clearError, confirmAction } = window.atryum;
+  const { api, showError, clearError, confirmAction, searchAsYouType } = window.atryum;
   const el = (id) => document.getElementById(id);
   const serverUrl = (name) => `/api/v1/servers/${encodeURIComponent(name)}`;
   const ACTION_LABELS = {
@@ -131,19 +131,8 @@
     const input = el("tools-agent-search");
     const select = el("tools-agent");
     const status = el("tools-agent-status");
-    let timer = null;
-    let asked = 0;
-    async function search() {
-      const ticket = ++asked;
-      const q = input.value.trim();
-      let found;
-      try {
-        found = await api("GET", `/api/v1/agents?limit=${input.dataset.limit}&q=${encodeURIComponent(q)}`);
-      } catch (err) {
-        status.textContent = `Search failed: ${err.message}`;
-        return;
-      }
-      if (ticket !== asked) return;
+    const find = (q) => api("GET", `/api/v1/agents?limit=${input.dataset.limit}&q=${encodeURIComponent(q)}`);
+    function show(found) {
       for (const option of [...select.options]) {
         if (option.value && !option.selected) option.remove();
       }
@@ -156,13 +145,7 @@
         : found.total > found.items.length ? `Showing ${callers.length} of ${found.total} matching agents: type more to narrow.`
         : `${callers.length} matching agent${callers.length === 1 ? "" : "s"}.`;
     }
-    input.addEventListener("input", () => {
-      clearTimeout(timer);
-      timer = setTimeout(search, 150);
-    });
-    input.addEventListener("keydown", (event) => {
-      if (event.key === "Enter") event.preventDefault(); // searching, not listing the tools
-    });
+    searchAsYouType(input, find, show, (err) => { status.textContent = `Search failed: ${err.message}`; });
   }
 
   function toolsSection(form) {
