@@ -80,3 +80,53 @@ async def open_loop(
         tasks.append(asyncio.create_task(timed(scheduled)))
     await asyncio.gather(*tasks)
     return latencies, errors, time.perf_counter() - start
+
+
+class LeanClient:
+    """A load generator's HTTP/1.1 client: keep-alive connections, requests written as bytes,
+    answers read by Content-Length. On these 2 cores the load generator shares the machine with
+    the server under test; httpx spends about 1.2 ms of CPU per request (past saturation, with
+    hundreds of connections, 3 ms), as much as half of what it measures. This spends about a
+    tenth of that, so the server gets the cores."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        parts = url.removeprefix("http://").split(":")
+        self.host, self.port = parts[0], int(parts[1])
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        self._head = f"Host: {self.host}:{self.port}\r\n{extra}"
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        """(status, body); an error raises (the connection is dropped)."""
+        if self._idle:
+            conn = self._idle.pop()
+        else:
+            conn = await asyncio.open_connection(self.host, self.port)
+        reader, writer = conn
+        try:
+            writer.write(
+                f"{method} {path} HTTP/1.1\r\n{self._head}Content-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            answer = await reader.readexactly(length)
+        except BaseException:
+            writer.close()
+            raise
+        if b"connection: close" in head.lower():
+            writer.close()
+        else:
+            self._idle.append(conn)
+        return status, answer
+
+    def close(self) -> None:
+        for _, writer in self._idle:
+            writer.close()
+        self._idle.clear()

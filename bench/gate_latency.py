@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import httpx2
 
-from benchkit import free_port, open_loop, scratch_database
+from benchkit import LeanClient, free_port, open_loop, scratch_database
 
 TARGET_RATE, TARGET_P50_MS, TARGET_P99_MS = 200, 5.0, 25.0
 
@@ -103,24 +104,26 @@ async def drive(
     agent_id: str | None = None,
 ) -> tuple[list[float], int, float]:
     """Open-loop hook submissions; returns (latencies in ms of approvals, errors, wall s)."""
-    limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
-    async with httpx2.AsyncClient(
-        base_url=url, timeout=30, limits=limits, headers=headers
-    ) as client:
+    client = LeanClient(url, headers)
 
-        async def one() -> bool:
-            body = {
-                "source": "claude-code",
-                "tool": "Read",
-                "input": {"file_path": "/repo/README.md"},
-                "request_id": f"toolu_{uuid.uuid4().hex}",
-                "client_session_id": "bench",
-                "agent_id": agent_id,
-            }
-            r = await client.post("/api/v1/external/invocations", json=body)
-            return r.status_code in (200, 201) and r.json()["status"] == "approved"
+    async def one() -> bool:
+        body = {
+            "source": "claude-code",
+            "tool": "Read",
+            "input": {"file_path": "/repo/README.md"},
+            "request_id": f"toolu_{uuid.uuid4().hex}",
+            "client_session_id": "bench",
+            "agent_id": agent_id,
+        }
+        status, answer = await client.request(
+            "POST", "/api/v1/external/invocations", json.dumps(body).encode()
+        )
+        return status in (200, 201) and json.loads(answer)["status"] == "approved"
 
+    try:
         return await open_loop(one, rate, duration)
+    finally:
+        client.close()
 
 
 def bench_dialect(dialect: str, rates: list[int], duration: float) -> list[Result]:

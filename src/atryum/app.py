@@ -5,36 +5,33 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import Depends, FastAPI
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from atryum import logsafe, openapi, ops
+from atryum import http_errors, logsafe, openapi, ops
 from atryum.agents import api as agents_api
 from atryum.agents.store import count_agents_by_state
 from atryum.audit import api as audit_api
-from atryum.auth import check_machine_key
 from atryum.body_limits import BodyLimits
 from atryum.config import Config
 from atryum.context import AppContext, make_client
 from atryum.db import migrate
 from atryum.db.engine import make_engine
-from atryum.errors import AtryumError
 from atryum.gateway import api as gateway_api
+from atryum.gateway import api_hook
+from atryum.hot_routes import APP_CHECKS, HotRoutes
 from atryum.identity import api as identity_api
 from atryum.identity import login as identity_login
 from atryum.identity import operators_api
 from atryum.identity.hosts import check_exposure
 from atryum.identity.operators import OperatorGate
 from atryum.judge import api as judge_api
-from atryum.limits import refuse_nul_params
 from atryum.mcp import api as mcp_api
+from atryum.mcp import routes as mcp_routes
 from atryum.metrics import AGENTS, REGISTRY
 from atryum.sync import api as sync_api
 from atryum.sync import events_api
@@ -75,13 +72,13 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
         version="0.1.0",
         description="Permissions gateway for AI agents, with a registry synced from ValidMind.",
         lifespan=lifespan,
-        dependencies=[Depends(check_machine_key), Depends(refuse_nul_params)],
+        dependencies=[Depends(check) for check in APP_CHECKS],
         docs_url=None,  # served by openapi.install from the package, not a CDN
         redoc_url=None,  # ReDoc has no installable bundle: it would load from a CDN
     )
     app.state.ctx = ctx
     logsafe.install(logsafe.secrets_of(ctx.config))
-    _install_error_handlers(app)
+    http_errors.install(app)
     openapi.install(app)
     app.include_router(sync_api.router)
     app.include_router(agents_api.router)
@@ -97,6 +94,7 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
     app.include_router(web_router)
     app.include_router(ops.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(HotRoutes, routes=[*api_hook.hot.routes, *mcp_routes.hot.routes])
     limits = ctx.config.limits  # every body is measured before a route reads it
     app.add_middleware(BodyLimits, max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth)
     app.add_middleware(OperatorGate, ctx=ctx)  # Host check, headers, operator auth: all routes
@@ -109,36 +107,3 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-def _error(
-    status: int,
-    message: str,
-    headers: dict[str, str] | None = None,
-    details: dict[str, Any] | None = None,
-) -> JSONResponse:
-    body = {"error": {"message": message, **(details or {})}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(AtryumError)
-    async def domain_error(_: Request, exc: AtryumError) -> JSONResponse:
-        return _error(exc.status_code, exc.message, exc.headers, exc.details)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
-            parts.append(f"{loc}: {err['msg']}")
-        return _error(422, "invalid request: " + "; ".join(parts))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
-
-    @app.exception_handler(sa.exc.OperationalError)
-    async def db_error(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
-        log.error("database error: %s", type(exc).__name__)
-        return _error(503, "the database is unavailable; nothing was changed, try again")

@@ -36,7 +36,7 @@ def _json_problem(raw: bytes, max_depth: int) -> str | None:
     return None
 
 
-def _is_json(scope: Scope) -> bool:
+def is_json(scope: Scope) -> bool:
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
             media = value.split(b";", 1)[0].strip().lower()
@@ -87,7 +87,7 @@ class BodyLimits:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        problem = _json_problem(body, self.max_depth) if body and _is_json(scope) else None
+        problem = _json_problem(body, self.max_depth) if body and is_json(scope) else None
         if problem:
             await _refuse(send, 422, problem)
             return

@@ -2,49 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from atryum.gateway import service, waiting
-from atryum.gateway.deps import Caller, Ctx, Runtime
+from atryum.gateway.deps import Caller, Ctx, Runtime, gate_of
 from atryum.gateway.gate_pool import on_gate
 from atryum.gateway.models import Invocation
 from atryum.gateway.schemas import InvocationIn, InvocationOut, OutcomeIn
+from atryum.hot_routes import HotPaths, Param, body, param
 
 router = APIRouter(prefix="/api/v1/external/invocations", tags=["hook"])
+hot = HotPaths(router)
 
 MAX_WAIT = 30.0
 
 
-@router.post(
+IDEMPOTENCY_KEY = Param("header", "Idempotency-Key", "if the body has none", max_length=256)
+REQUEST_ID = Param("header", "X-Request-Id", "if the body has none", max_length=256)
+AGENT_ID = Param("query", "agent_id", "if the body has none", max_length=256)
+INVOCATION_ID = Param("path", "invocation_id", "the invocation's id")
+
+
+@hot.route(
+    "POST",
     "",
+    body=InvocationIn,
+    params=(IDEMPOTENCY_KEY, REQUEST_ID, AGENT_ID),
     response_model=InvocationOut,
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": InvocationOut, "description": "a repeated submission"}},
 )
-async def submit(
-    body: InvocationIn,
-    ctx: Ctx,
-    rt: Runtime,
-    caller: Caller,
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", max_length=256, description="if the body has none"),
-    ] = None,
-    request_id: Annotated[
-        str | None, Header(alias="X-Request-Id", max_length=256, description="if the body has none")
-    ] = None,
-    agent_id: Annotated[
-        str | None, Query(max_length=256, description="if the body has none")
-    ] = None,
-) -> Response:
+async def submit(request: Request) -> Response:
+    ctx, rt, caller = await gate_of(request)
+    call = (await body(request, InvocationIn)).to_request(
+        idempotency_key=param(request, IDEMPOTENCY_KEY),
+        request_id=param(request, REQUEST_ID),
+        agent_id=param(request, AGENT_ID),
+    )
     inv, created = await on_gate(
         service.submit,
         ctx.engine,
-        request=body.to_request(
-            idempotency_key=idempotency_key, request_id=request_id, agent_id=agent_id
-        ),
+        request=call,
         caller=caller,
         defaults=rt.defaults,
         judge=rt.judge,
@@ -78,18 +76,24 @@ async def get(
     return _json(await waiting.wait_while(rt.hub, read, invocation_id, timeout=wait))
 
 
-@router.patch("/{invocation_id}", response_model=InvocationOut)
-async def report(
-    invocation_id: str, body: OutcomeIn, ctx: Ctx, rt: Runtime, caller: Caller
-) -> Response:
+@hot.route(
+    "PATCH",
+    "/{invocation_id}",
+    body=OutcomeIn,
+    params=(INVOCATION_ID,),
+    response_model=InvocationOut,
+)
+async def report(request: Request) -> Response:
+    ctx, rt, caller = await gate_of(request)
+    outcome = await body(request, OutcomeIn)
     inv = await on_gate(
         service.report_outcome,
         ctx.engine,
-        invocation_id=invocation_id,
-        execution_status=body.execution_status,
-        result=body.result,
-        error=body.error,
-        message=body.message,
+        invocation_id=request.path_params[INVOCATION_ID.name],
+        execution_status=outcome.execution_status,
+        result=outcome.result,
+        error=outcome.error,
+        message=outcome.message,
         caller=caller,
         hub=rt.hub,
     )

@@ -30,6 +30,12 @@ async def inbound_identity(request: Request) -> AgentIdentity | None:
     return await agent_caller(request)
 
 
+async def gate_of(request: Request) -> tuple[AppContext, GatewayRuntime, AgentIdentity | None]:
+    """What `Ctx`, `Runtime` and `Caller` give a FastAPI route, for a hot one (`hot_routes`)."""
+    ctx: AppContext = request.app.state.ctx
+    return ctx, runtime_for(ctx), await agent_caller(request)
+
+
 async def operator_id(request: Request) -> OperatorPrincipal:
     """The operator the identity gate admitted (never a body field): who they are, how they
     authenticated, their role. Pass it on as `actor=` to service functions that change state."""

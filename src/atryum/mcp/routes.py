@@ -3,27 +3,29 @@ on the first request, not at start-up: most Atryum processes never serve one."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from atryum.gateway.deps import Caller, Runtime
-from atryum.mcp.runtime import Mcp, McpRuntime
+from atryum.gateway.deps import gate_of
+from atryum.hot_routes import HotPaths, Param, param
+from atryum.mcp.runtime import Mcp, McpRuntime, mcp_runtime
 
 router = APIRouter(tags=["mcp"])
+hot = HotPaths(router)
 
 
-@router.post("/mcp/{server}")
-async def post(
-    server: str,
-    request: Request,
-    rt: Runtime,
-    caller: Caller,
-    mcp: McpRuntime = Mcp,
-    agent_id: str | None = Query(None, description="the agent's id while inbound auth is off"),
-) -> Response:
+SERVER = Param("path", "server", "the upstream server's name")
+AGENT_ID = Param("query", "agent_id", "the agent's id while inbound auth is off")
+
+
+@hot.route("POST", "/mcp/{server}", params=(SERVER, AGENT_ID))
+async def post(request: Request) -> Response:
     """One JSON-RPC message from an MCP client: `tools/call` is gated, the rest relayed."""
     from atryum.mcp import proxy
 
-    return await proxy.post(server, request, rt, caller, mcp, agent_id)
+    _, rt, caller = await gate_of(request)
+    server = request.path_params[SERVER.name]
+    mcp = await mcp_runtime(request)
+    return await proxy.post(server, request, rt, caller, mcp, param(request, AGENT_ID))
 
 
 @router.get("/mcp/{server}")
