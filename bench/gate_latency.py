@@ -1,7 +1,7 @@
 """Hook-path latency: auto-approve decisions at fixed request rates against one `atryum run`.
 
     .venv/bin/python bench/gate_latency.py [--rates 50,200,500] [--duration 30]
-                                           [--dialects sqlite,postgresql]
+                                           [--dialects sqlite,postgresql] [--workers 1,2]
 
 For each dialect a fresh database (a temporary SQLite file; a fresh schema in the PostgreSQL at
 ATRYUM_TEST_POSTGRES_URL) and one `atryum run` subprocess with an `auto_approve` rule. The
@@ -10,7 +10,9 @@ its latency counts from that scheduled moment (so a stalled server cannot hide i
 request is a full hook submission (`POST /api/v1/external/invocations`) with a fresh request id:
 agent resolution, rule evaluation, the invocation row, its two events and its approval row, in
 one transaction. An error is a transport failure, a non-2xx answer or a status other than
-`approved`. Targets at 200/s: p50 ≤ 5 ms, p99 ≤ 25 ms, zero errors.
+`approved`. Targets at 200/s: p50 ≤ 5 ms, p99 ≤ 25 ms, zero errors. The load comes from
+`benchkit.LeanClient`, which leaves the cores to the server. `--workers 1,2` measures each
+dialect once per `atryum run --workers` count (SQLite refuses more than one).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ TARGET_RATE, TARGET_P50_MS, TARGET_P99_MS = 200, 5.0, 25.0
 @dataclass
 class Result:
     dialect: str
+    workers: int
     rate: int
     sent: int
     achieved: float
@@ -56,7 +59,9 @@ def percentile(values: list[float], q: float) -> float:
 class Server:
     """One `atryum run` subprocess on a free port, with its own config file."""
 
-    def __init__(self, database_url: str, workdir: Path, extra_config: str = "") -> None:
+    def __init__(
+        self, database_url: str, workdir: Path, extra_config: str = "", workers: int = 1
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = workdir / "atryum.toml"
@@ -68,7 +73,7 @@ class Server:
         atryum = Path(sys.executable).with_name("atryum")
         cmd = [str(atryum)] if atryum.exists() else [sys.executable, "-m", "atryum.cli"]
         self.proc = subprocess.Popen(
-            [*cmd, "run", "--config", str(config)],
+            [*cmd, "run", "--config", str(config), "--workers", str(workers)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             cwd=workdir,
@@ -126,11 +131,16 @@ async def drive(
         client.close()
 
 
-def bench_dialect(dialect: str, rates: list[int], duration: float) -> list[Result]:
+def bench_dialect(
+    dialect: str, rates: list[int], duration: float, workers: int = 1
+) -> list[Result]:
     results = []
     with tempfile.TemporaryDirectory(prefix="atryum-bench-") as tmp:
         workdir = Path(tmp)
-        with scratch_database(dialect, workdir) as url, Server(url, workdir) as server:
+        with (
+            scratch_database(dialect, workdir) as url,
+            Server(url, workdir, workers=workers) as server,
+        ):
             r = httpx2.post(
                 f"{server.url}/api/v1/rules",
                 json={"action": "auto_approve", "tool_patterns": ["Read"]},
@@ -138,11 +148,13 @@ def bench_dialect(dialect: str, rates: list[int], duration: float) -> list[Resul
             r.raise_for_status()
             asyncio.run(drive(server.url, 50, 2))  # warm-up: connections, caches
             for rate in rates:
-                print(f"  {dialect}: {rate}/s for {duration:.0f} s …", file=sys.stderr)
+                what = f"{dialect}, {workers} worker(s)"
+                print(f"  {what}: {rate}/s for {duration:.0f} s …", file=sys.stderr)
                 lat, errors, wall = asyncio.run(drive(server.url, rate, duration))
                 results.append(
                     Result(
                         dialect=dialect,
+                        workers=workers,
                         rate=rate,
                         sent=len(lat) + errors,
                         achieved=len(lat) / wall,
@@ -157,7 +169,7 @@ def bench_dialect(dialect: str, rates: list[int], duration: float) -> list[Resul
 
 def table(results: list[Result]) -> str:
     head = (
-        f"{'dialect':<11}{'target/s':>9}{'achieved/s':>12}{'sent':>8}"
+        f"{'dialect':<11}{'workers':>8}{'target/s':>9}{'achieved/s':>12}{'sent':>8}"
         f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}  target"
     )
     lines = [head, "-" * len(head)]
@@ -167,7 +179,7 @@ def table(results: list[Result]) -> str:
             met = r.p50 <= TARGET_P50_MS and r.p99 <= TARGET_P99_MS and r.errors == 0
             verdict = "met" if met else "MISSED"
         lines.append(
-            f"{r.dialect:<11}{r.rate:>9}{r.achieved:>12.1f}{r.sent:>8}"
+            f"{r.dialect:<11}{r.workers:>8}{r.rate:>9}{r.achieved:>12.1f}{r.sent:>8}"
             f"{r.p50:>9.2f}{r.p95:>9.2f}{r.p99:>9.2f}{r.errors:>8}  {verdict}"
         )
     return "\n".join(lines)
@@ -178,11 +190,15 @@ def main() -> None:
     parser.add_argument("--rates", default="50,200,500", help="requests/s, comma-separated")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per rate")
     parser.add_argument("--dialects", default="sqlite,postgresql")
+    parser.add_argument(
+        "--workers", default="1", help="`atryum run --workers` counts to compare, e.g. 1,2"
+    )
     args = parser.parse_args()
     rates = [int(x) for x in args.rates.split(",") if x]
     results: list[Result] = []
     for dialect in [d.strip() for d in args.dialects.split(",") if d.strip()]:
-        results.extend(bench_dialect(dialect, rates, args.duration))
+        for workers in [int(x) for x in args.workers.split(",") if x]:
+            results.extend(bench_dialect(dialect, rates, args.duration, workers))
     print(table(results))
     print(
         f"\ntargets at {TARGET_RATE}/s: p50 ≤ {TARGET_P50_MS:.0f} ms, p99 ≤ "

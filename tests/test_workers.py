@@ -1,5 +1,6 @@
-"""`atryum run --workers N`: several processes on one port, PostgreSQL only; a decision made in
-one worker wakes the callers waiting in another, and one worker runs the schedule."""
+"""`atryum run --workers N`: several processes on one port, on PostgreSQL and on a SQLite file; a
+decision made in one worker wakes the callers waiting in another, and one worker runs the
+schedule."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ from tests.support import free_port, wait_until
 pytestmark = pytest.mark.e2e
 
 
-def test_several_workers_are_refused_on_sqlite(tmp_path: Path) -> None:
+def test_several_workers_are_refused_on_an_in_memory_database(tmp_path: Path) -> None:
     config = write_config(
         tmp_path / "a.toml",
-        database_url=f"sqlite:///{tmp_path / 'a.db'}",
+        database_url="sqlite://",
         sim_url="",
         port=free_port(),
     )
@@ -37,12 +38,17 @@ def test_several_workers_are_refused_on_sqlite(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 2
-    assert "--workers 2 needs PostgreSQL" in done.stderr and "Traceback" not in done.stderr
+    assert "--workers 2 needs a database the workers share" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
-@pytest.fixture
-def workers(tmp_path: Path, pg_admin: sa.Engine) -> Iterator[AtryumProcess]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def workers(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_admin: sa.Engine
+) -> Iterator[AtryumProcess]:
     schema, url = _pg_schema_url(pg_admin)
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'workers.db'}"
     proc = AtryumProcess(
         tmp_path, "workers", database_url=url, sim_url="", env={"ATRYUM_WORKERS": "2"}
     )
@@ -98,7 +104,7 @@ def test_two_workers_wake_each_others_waiters(workers: AtryumProcess) -> None:
     for t in pollers:
         t.join(40)
     assert {status for _, status in answered.values()} == {"approved"}
-    # NOTIFY wakes a waiter in the other worker at once; without it, it would re-read only
-    # every 5 s
+    # the database (NOTIFY, or the followed SQLite events) wakes a waiter in the other worker at
+    # once; without it, it would re-read only every 5 s
     lags = [answered[i][0] - approved_at[i] for i in calls]
     assert max(lags) < 3.0, lags

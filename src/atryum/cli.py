@@ -122,7 +122,7 @@ def run(
             min=1,
             max=64,
             envvar="ATRYUM_WORKERS",
-            help="Server processes on the one port (PostgreSQL only; see README)",
+            help="Server processes on the one port (a database file or PostgreSQL; see README)",
         ),
     ] = 1,
 ) -> None:

@@ -18,6 +18,9 @@ class AppContext:
     config: Config
     engine: sa.Engine
     coordinator: SyncCoordinator
+    # Other processes serve the same database (`atryum run --workers`): on SQLite, the gateway
+    # then follows their commits from the database (`gateway.listener.follow_sqlite`).
+    shared: bool = False
 
     def validmind(self) -> ValidMindClient:
         return make_client(self.config)

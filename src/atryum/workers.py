@@ -1,10 +1,10 @@
-"""`atryum run --workers N`: N server processes on one port (uvicorn's supervisor), PostgreSQL
-only.
+"""`atryum run --workers N`: N server processes on one port (uvicorn's supervisor).
 
-Every worker serves every route; the database is what they share. PostgreSQL's NOTIFY carries
-each worker's changes to the others' waiters and review streams, so a decision made in one
-reaches a hook or MCP client waiting in another at once. With SQLite those wake-ups would stay
-in the worker that made the change, so several workers are refused there.
+Every worker serves every route; the database is what they share, and it carries each worker's
+changes to the others' waiters and review streams, so a decision made in one reaches a hook or
+MCP client waiting in another at once: PostgreSQL's NOTIFY, or on a SQLite file the event table,
+which each worker follows (`gateway.listener.follow_sqlite`). An in-memory SQLite database is
+one per process, so several workers are refused there.
 
 One worker, the first to take the scheduler lock (a file lock the kernel releases when its
 process ends; the supervisor's replacement of a dead worker takes it over), runs the start-up
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from atryum.config import Config, load_config
-from atryum.db.engine import is_postgres
+from atryum.db.engine import is_postgres, sqlite_file
 
 log = logging.getLogger("atryum")
 
@@ -40,11 +40,10 @@ class WorkersRefused(Exception):
 
 
 def check_workers(workers: int, engine: sa.Engine) -> None:
-    if workers > 1 and not is_postgres(engine):
+    if workers > 1 and not is_postgres(engine) and sqlite_file(engine) is None:
         raise WorkersRefused(
-            f"--workers {workers} needs PostgreSQL (server.database_url): with SQLite a decision "
-            "made in one worker would not wake the hooks, MCP clients and review pages waiting "
-            "in the others; run one worker, or move to PostgreSQL"
+            f"--workers {workers} needs a database the workers share: an in-memory SQLite "
+            "database is one per process; set server.database_url to a file or PostgreSQL"
         )
 
 
@@ -72,4 +71,6 @@ def worker_app() -> FastAPI:
     logsafe.install(logsafe.secrets_of(config))
     scheduler = _scheduler_lock(config)
     log.info("atryum worker pid=%d scheduler=%s", os.getpid(), scheduler)
-    return create_app(build_context(config), background=scheduler)
+    ctx = build_context(config)
+    ctx.shared = True
+    return create_app(ctx, background=scheduler)

@@ -8,6 +8,7 @@ another replica or process would) can write at once.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import threading
 import time
@@ -20,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from atryum.agents import store as agent_store
 from atryum.app import build_context, create_app
-from atryum.db.engine import make_engine
+from atryum.db.engine import make_engine, sqlite_file
 from atryum.gateway import service, store, tx
 from atryum.sync import event_store, stage_store
 from atryum.sync import store as sync_store
@@ -151,7 +152,11 @@ def test_a_failure_inside_a_transaction_releases_it(
     monkeypatch.undo()
     # A leaked connection stays checked out; the background sweeper's own read ends at once.
     wait_until(lambda: engine.pool.checkedout() == 0, timeout=5)  # type: ignore[attr-defined]
-    assert not tx._lock_for(engine).locked()
+    assert not tx._queue_for(engine).threads.locked()
+    path = sqlite_file(engine)
+    if path is not None:  # the other processes' turn is free too
+        with open(f"{path}-gate.lock", "ab") as other:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     other_engine_can_write(db_url)
     assert client.post(HOOK, json={"source": "s", "tool": "after", "input": {}}).status_code == 201
     assert client.patch("/api/v1/settings", json={"max_removals": 3}).status_code == 200

@@ -40,3 +40,13 @@ def _sqlite_on_begin(conn: sa.Connection) -> None:
 
 def is_postgres(engine: sa.Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def sqlite_file(engine: sa.Engine) -> str | None:
+    """The file of a SQLite database; None for PostgreSQL and in-memory SQLite."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    if engine.url.query.get("mode") == "memory":
+        return None
+    return database

@@ -20,7 +20,7 @@ from atryum.db.engine import is_postgres
 from atryum.db.types import utcnow
 from atryum.gateway import approvals, metrics, store
 from atryum.gateway.hub import Hub
-from atryum.gateway.listener import listen
+from atryum.gateway.listener import follow_sqlite, listen
 from atryum.gateway.models import PENDING
 from atryum.gateway.retention import purge_finished
 from atryum.gateway.settings import GatewayDefaults, defaults_from
@@ -63,8 +63,9 @@ async def start(ctx: Any) -> GatewayRuntime:
         return rt
     engine = ctx.engine
     metrics.track(engine)
-    if is_postgres(engine):
-        rt.tasks.append(asyncio.create_task(listen(engine, rt.hub, rt.connected)))
+    follow = listen if is_postgres(engine) else follow_sqlite if ctx.shared else None
+    if follow is not None:
+        rt.tasks.append(asyncio.create_task(follow(engine, rt.hub, rt.connected)))
         try:  # wait briefly, so that requests served right after start-up get wake-ups
             await asyncio.wait_for(rt.connected.wait(), timeout=5)
         except TimeoutError:
