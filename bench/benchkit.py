@@ -82,6 +82,10 @@ async def open_loop(
     return latencies, errors, time.perf_counter() - start
 
 
+class _Stale(Exception):
+    """A kept-alive connection the server had closed before the request."""
+
+
 class LeanClient:
     """A load generator's HTTP/1.1 client: keep-alive connections, requests written as bytes,
     answers read by Content-Length. On these 2 cores the load generator shares the machine with
@@ -97,19 +101,38 @@ class LeanClient:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        """(status, body); an error raises (the connection is dropped)."""
-        if self._idle:
-            conn = self._idle.pop()
-        else:
-            conn = await asyncio.open_connection(self.host, self.port)
+        """(status, body); an error raises (the connection is dropped). A kept-alive connection
+        the server closed meanwhile (its idle timeout) is retried once on a new one, as HTTP
+        clients do: nothing of the request reached the server."""
+        data = (
+            f"{method} {path} HTTP/1.1\r\n{self._head}Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        while self._idle:
+            try:
+                return await self._exchange(self._idle.pop(), data)
+            except _Stale:
+                continue
+        conn = await asyncio.open_connection(self.host, self.port)
+        return await self._exchange(conn, data, fresh=True)
+
+    async def _exchange(
+        self,
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        data: bytes,
+        fresh: bool = False,
+    ) -> tuple[int, bytes]:
         reader, writer = conn
         try:
-            writer.write(
-                f"{method} {path} HTTP/1.1\r\n{self._head}Content-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            head = await reader.readuntil(b"\r\n\r\n")
+            writer.write(data)
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+                partial = getattr(exc, "partial", b"")
+                if not fresh and not partial:
+                    raise _Stale from exc
+                raise
             status = int(head[9:12])
             length = 0
             for line in head.split(b"\r\n")[1:]:
