@@ -264,6 +264,30 @@ def test_outcome_lifecycle_of_an_approved_call(engine: sa.Engine) -> None:
     assert (final.status, final.result, final.error) == ("succeeded", {"stdout": "ok"}, None)
 
 
+@pytest.mark.parametrize(
+    ("steps", "kw"),
+    [
+        (["running"], {}),
+        (["completed"], {"result": {"rows": [1, 2.5, "x", None, True]}}),
+        (["running", "failed"], {"error": {"is_error": True, "text": "boom"}, "message": "m"}),
+        (["cancelled"], {"message": "user interrupted"}),
+    ],
+)
+def test_a_reported_outcome_is_answered_as_stored(
+    engine: sa.Engine, steps: list[str], kw: dict[str, Any]
+) -> None:
+    """The report answers with the invocation as written (not re-read): the same as a read."""
+    rule(engine, "auto_approve", tools=["Bash"])
+    inv = submit(engine)
+    for step in steps:
+        answered = report(engine, inv.id, step, **kw)
+        assert answered == service.get_invocation(engine, invocation_id=inv.id)
+    pending = submit(engine, call(tool="Write"))  # no rule: waits for a human
+    withdrawn = report(engine, pending.id, "cancelled", message="gone")
+    assert withdrawn == service.get_invocation(engine, invocation_id=pending.id)
+    assert withdrawn.approval is not None and withdrawn.approval.status == "cancelled"
+
+
 @pytest.mark.parametrize("provider", ["manual_approval", "always_deny"])
 @pytest.mark.parametrize("outcome", ["running", "completed", "failed"])
 def test_no_outcome_for_an_unapproved_call(engine: sa.Engine, provider: str, outcome: str) -> None:
@@ -566,7 +590,7 @@ def test_no_status_change_without_its_event(
     def fail(*_: Any, **__: Any) -> None:
         raise sa.exc.OperationalError("INSERT", {}, Exception("event table unavailable"))
 
-    monkeypatch.setattr(store, "insert_events", fail)
+    monkeypatch.setattr(store, "append_event", fail)  # a transition's event
     with pytest.raises(sa.exc.OperationalError):
         approvals.decide(engine, invocation_id=inv.id, approve=True, actor="op")
     with pytest.raises(sa.exc.OperationalError):

@@ -21,17 +21,17 @@ from atryum.gateway.models import Event, Invocation, can_change
 def event_row(
     *,
     invocation_id: str,
-    seq: int,
+    seq: int | None,
     old: str | None,
     new: str,
     actor: str | None,
     now: datetime,
     data: dict[str, Any],
 ) -> dict[str, Any]:
-    return {
+    """An event row; without `seq` when None (`store.append_event` numbers it)."""
+    row: dict[str, Any] = {
         "id": store.new_id(),
         "invocation_id": invocation_id,
-        "seq": seq,
         "type": new,
         "from_status": old,
         "status": new,
@@ -39,6 +39,9 @@ def event_row(
         "created_at": now,
         "data": data,
     }
+    if seq is not None:
+        row["seq"] = seq
+    return row
 
 
 RULE_EVALUATED = "rule_evaluated"  # the charter judge's verdict on one rule (no status change)
@@ -81,20 +84,10 @@ def change_status(
     )
     if not moved:
         return False
-    store.insert_events(
-        conn,
-        [
-            event_row(
-                invocation_id=inv.id,
-                seq=store.next_seq(conn, inv.id),
-                old=inv.status,
-                new=new,
-                actor=actor,
-                now=now,
-                data=data,
-            )
-        ],
+    row = event_row(
+        invocation_id=inv.id, seq=None, old=inv.status, new=new, actor=actor, now=now, data=data
     )
+    store.append_event(conn, row)  # numbers it
     announce(conn, inv.id, new, outbox)
     return True
 

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -498,8 +498,9 @@ def report_outcome(
             problem = _refusal(inv, target)
             if problem:
                 break
-            if _apply_outcome(conn, inv, target, result, error, message, now, outbox):
-                inv = store.get_invocation(conn, invocation_id) or inv  # as written
+            written = _apply_outcome(conn, inv, target, result, error, message, now, outbox)
+            if written is not None:
+                inv = written
                 break
             inv = _visible(store.get_invocation(conn, invocation_id), invocation_id, caller)
         else:
@@ -568,7 +569,8 @@ def _apply_outcome(
     message: str | None,
     now: Any,
     outbox: list[Change],
-) -> bool:
+) -> Invocation | None:
+    """The invocation as written, or None when someone else moved it first."""
     values: dict[str, Any] = {}
     if target in OUTCOMES:
         values["completed_at"] = now
@@ -578,17 +580,20 @@ def _apply_outcome(
     moved = audit.change_status(
         conn, inv, target, now=now, actor=inv.caller, data=data, values=values, outbox=outbox
     )
-    if moved and inv.status == PENDING:
-        store.update_approval(
-            conn,
-            inv.id,
-            {
-                "status": A_CANCELLED,
-                "reason": message or "the harness withdrew the call before a decision",
-                "decision_at": now,
-            },
-        )
-    return moved
+    if not moved:
+        return None
+    if inv.status != PENDING:  # only the row changed, by exactly these values
+        return replace(inv, status=target, updated_at=now, **values)
+    store.update_approval(
+        conn,
+        inv.id,
+        {
+            "status": A_CANCELLED,
+            "reason": message or "the harness withdrew the call before a decision",
+            "decision_at": now,
+        },
+    )
+    return store.get_invocation(conn, inv.id)
 
 
 def list_events(

@@ -292,11 +292,23 @@ def insert_decision(
 # -- events -----------------------------------------------------------------------------------
 
 
-def next_seq(conn: sa.Connection, invocation_id: str) -> int:
-    q = sa.select(sa.func.coalesce(sa.func.max(invocation_events.c.seq), 0)).where(
-        invocation_events.c.invocation_id == invocation_id
-    )
-    return int(conn.execute(q).scalar_one()) + 1
+_NEXT_EVENT_COLUMNS = (
+    "id", "invocation_id", "type", "from_status", "status", "actor", "created_at", "data"
+)  # fmt: skip
+# The event after an invocation's last one, numbered in the same statement (its status was just
+# compare-and-set in this transaction, so no other writer numbers an event of it meanwhile).
+_APPEND_EVENT = invocation_events.insert().from_select(
+    [*_NEXT_EVENT_COLUMNS, "seq"],
+    sa.select(
+        *(sa.bindparam(c, type_=invocation_events.c[c].type) for c in _NEXT_EVENT_COLUMNS),
+        sa.func.coalesce(sa.func.max(invocation_events.c.seq), 0) + 1,
+    ).where(invocation_events.c.invocation_id == sa.bindparam("invocation_id")),
+)
+
+
+def append_event(conn: sa.Connection, row: dict[str, Any]) -> None:
+    """Insert `row` (an event without `seq`) as its invocation's next event."""
+    conn.execute(_APPEND_EVENT, row)
 
 
 def insert_events(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
