@@ -245,7 +245,7 @@ def list_agents(conn: sa.Connection, *, include_removed: bool = False) -> list[A
     return _hydrate(conn, conn.execute(q).all())
 
 
-_NAME_ORDER = (sa.func.lower(agents.c.name), agents.c.id)
+_NAME_ORDER = (agents.c.name_key, agents.c.id)
 
 
 def _page_ids(where: Sequence[sa.ColumnElement[bool]], offset: int, limit: int) -> sa.Select[Any]:
