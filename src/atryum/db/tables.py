@@ -42,8 +42,8 @@ agents = sa.Table(
     sa.Index("ix_agents_org_updated", "source", "vm_organization_cuid", "updated_at"),
 )
 
-# Agent lists are active agents in name order, paged, counted (0006).
-sa.Index("ix_agents_lower_name", agents.c.removed_at, sa.func.lower(agents.c.name), agents.c.id)
+# Agent lists are agents in name order, paged, counted (0006; on name_key since 0012).
+sa.Index("ix_agents_key", agents.c.removed_at, agents.c.name_key, agents.c.id)
 # … and the one every page of active agents walks (0012; 0007 had it on lower(name)).
 sa.Index(
     "ix_agents_active_key",
