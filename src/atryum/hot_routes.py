@@ -64,12 +64,10 @@ def _invalid(loc: tuple[str | int, ...], kind: str, message: str) -> RequestVali
 
 
 def param(request: Request, spec: Param) -> str | None:
-    if spec.where == "path":
-        value: str | None = request.path_params.get(spec.name)
-    elif spec.where == "header":
-        value = request.headers.get(spec.name)
-    else:
-        value = request.query_params.get(spec.name)
+    """A header or query parameter, checked (a path parameter is `request.path_params[name]`)."""
+    assert spec.where != "path"
+    source = request.headers if spec.where == "header" else request.query_params
+    value = source.get(spec.name)
     if value is not None and spec.max_length is not None and len(value) > spec.max_length:
         raise _invalid(
             (spec.where, spec.name),

@@ -15,9 +15,12 @@ while the listener was down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 import sqlalchemy as sa
 
@@ -40,33 +43,50 @@ def _parse(payload: str) -> Change:
         return RESYNC
 
 
-async def listen(engine: sa.Engine, hub: Hub, connected: asyncio.Event) -> None:
-    """Run until cancelled; reconnect with backoff after any connection failure."""
-    import psycopg  # PostgreSQL only: an SQLite process never loads the driver
-
+async def _deliver(
+    source: Callable[[], AbstractAsyncContextManager[AsyncIterator[Change]]],
+    errors: tuple[type[Exception], ...],
+    lost: str,
+    hub: Hub,
+    connected: asyncio.Event,
+) -> None:
+    """Run until cancelled: every change `source` yields goes to `hub` (ours included, so the
+    services leave delivery to it); after a failure in `errors`, reopen it with backoff."""
     backoff = 0.5
     while True:
         try:
-            aconn = await psycopg.AsyncConnection.connect(conninfo(engine), autocommit=True)
-            try:
-                await aconn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            async with source() as changes:
                 hub.via_database = True
                 connected.set()
                 hub.publish(RESYNC)
                 backoff = 0.5
-                async for note in aconn.notifies():
-                    hub.publish(_parse(note.payload))
-            finally:
-                hub.via_database = False
-                connected.clear()
-                await aconn.close()
-        except asyncio.CancelledError:
-            raise
-        except (psycopg.Error, OSError) as exc:
-            log.warning("gateway listener lost PostgreSQL (%s); reconnecting", type(exc).__name__)
+                try:
+                    async for change in changes:
+                        hub.publish(change)
+                finally:
+                    hub.via_database = False
+                    connected.clear()
+        except errors as exc:
+            log.warning("gateway listener lost %s (%s); reconnecting", lost, type(exc).__name__)
             hub.publish(RESYNC)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
+
+
+async def listen(engine: sa.Engine, hub: Hub, connected: asyncio.Event) -> None:
+    """PostgreSQL: run until cancelled; reconnect with backoff after any connection failure."""
+    import psycopg  # PostgreSQL only: an SQLite process never loads the driver
+
+    @contextlib.asynccontextmanager
+    async def notifications() -> AsyncIterator[AsyncIterator[Change]]:
+        aconn = await psycopg.AsyncConnection.connect(conninfo(engine), autocommit=True)
+        try:
+            await aconn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            yield (_parse(note.payload) async for note in aconn.notifies())
+        finally:
+            await aconn.close()
+
+    await _deliver(notifications, (psycopg.Error, OSError), "PostgreSQL", hub, connected)
 
 
 #: How often a worker on a shared SQLite database looks for the others' commits.
@@ -114,28 +134,23 @@ class EventFeed:
 async def follow_sqlite(
     engine: sa.Engine, hub: Hub, connected: asyncio.Event, interval: float = FOLLOW_INTERVAL
 ) -> None:
-    """Run until cancelled: deliver every process's committed changes (ours included) to `hub`."""
+    """SQLite shared by several workers: run until cancelled, polling the event feed."""
     path = sqlite_file(engine)
     assert path is not None, "processes share a SQLite file, never an in-memory database"
-    backoff = 0.5
-    while True:
+
+    @contextlib.asynccontextmanager
+    async def events() -> AsyncIterator[AsyncIterator[Change]]:
+        feed = await asyncio.to_thread(EventFeed, path)
         try:
-            feed = await asyncio.to_thread(EventFeed, path)
-            try:
-                hub.via_database = True
-                connected.set()
-                hub.publish(RESYNC)
-                backoff = 0.5
-                while True:
-                    for change in await asyncio.to_thread(feed.changes):
-                        hub.publish(change)
-                    await asyncio.sleep(interval)
-            finally:
-                hub.via_database = False
-                connected.clear()
-                feed.close()
-        except sqlite3.Error as exc:
-            log.warning("gateway listener lost the SQLite file (%s); reopening", exc)
-            hub.publish(RESYNC)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+            yield _poll(feed, interval)
+        finally:
+            feed.close()
+
+    await _deliver(events, (sqlite3.Error,), "the SQLite file", hub, connected)
+
+
+async def _poll(feed: EventFeed, interval: float) -> AsyncIterator[Change]:
+    while True:
+        for change in await asyncio.to_thread(feed.changes):
+            yield change
+        await asyncio.sleep(interval)
