@@ -78,6 +78,8 @@ class BackendConfig(_Section):
     evaluate_timeout_seconds: float = Field(default=120.0, gt=0)
     retry_attempts: int = Field(default=3, ge=1, le=10)
     page_size: int = Field(default=500, ge=1, le=10_000)
+    # Ask for the next /agents page while one is being read (see ValidMindClient.fetch_agents).
+    prefetch_pages: bool = True
 
     @model_validator(mode="after")
     def _pairs_complete(self) -> BackendConfig:

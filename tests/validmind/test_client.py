@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import httpx2
 import pytest
 import stamina
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from atryum.config import BackendConfig
 from atryum.validmind.client import (
@@ -287,7 +290,9 @@ def test_next_page_is_followed_and_null_stops() -> None:
                 agents_page(recs[3:6], 7, next_page=5),
                 agents_page(recs[6:7], 7, next_page=None),
             ]
-        )
+        ),
+        # A script answers requests in the order they come; a guessed page would take a turn.
+        prefetch_pages=False,
     )
     with client:
         pull = client.fetch_agents(ORG, SLUG)
@@ -315,7 +320,8 @@ def test_server_ignoring_paging_is_detected_and_incomplete() -> None:
     client, fake = client_for(same_first_page)
     with client:
         pull = client.fetch_agents(ORG, SLUG)
-    assert fake.pages == [1, 2]
+    # Page 3 may have been asked for ahead (a guess, dropped unread): never more.
+    assert sorted(fake.pages) in ([1, 2], [1, 2, 3])
     assert pull.complete is False
     assert cuids(pull) == ["rec-0", "rec-1", "rec-2"]
     assert any(p.startswith("server ignored paging") for p in pull.problems)
@@ -420,6 +426,112 @@ def test_safety_cap_stops_a_server_that_never_ends() -> None:
     assert len(fake.requests) == 2 + 5  # ceil(6 / 3) + 5
     assert pull.complete is False
     assert any("safety limit" in p for p in pull.problems)
+
+
+def test_the_next_page_is_asked_for_while_one_is_read() -> None:
+    """While page 2 is on its way, page 3 is asked for too (the server can prepare it)."""
+    recs = records(12)
+    serve = paged(recs)
+    page3_asked = threading.Event()
+    overlapped: list[bool] = []
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        page = int(request.url.params["page"])
+        if page == 3:
+            page3_asked.set()
+        if page == 2:
+            overlapped.append(page3_asked.wait(timeout=10))
+        return serve(request)
+
+    client, fake = client_for(handle)
+    with client:
+        pull = client.fetch_agents(ORG, SLUG)
+    assert overlapped == [True]
+    assert pull.records == recs and pull.complete is True
+    assert sorted(fake.pages) == [1, 2, 3, 4]
+
+
+def test_a_failing_guess_the_pull_does_not_need_changes_nothing() -> None:
+    """Page 2 says there is no next page: page 3, asked for ahead and failing, is dropped."""
+    recs = records(9)
+    serve = paged(recs, total=9)
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        page = int(request.url.params["page"])
+        if page == 3:
+            return ok({"error": "boom"}, status=500)
+        body = json.loads(serve(request).content)
+        return ok({**body, "next_page": 2 if page == 1 else None})
+
+    client, fake = client_for(handle)
+    with client:
+        pull = client.fetch_agents(ORG, SLUG)
+    assert 3 in fake.pages  # the guess was asked for (and failed)
+    assert cuids(pull) == [f"rec-{i}" for i in range(6)]
+    assert pull.complete is False
+    assert pull.problems == ["received 6 of 9 records"]
+
+
+#: One page of a server as the property test draws it (a function of the page number).
+_PAGE_KINDS = ("full",) * 3 + ("short", "empty", "repeat", "jump", "stop", "back", "recount")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(0, 14),
+    claimed=st.integers(0, 16),
+    limit=st.integers(1, 4),
+    with_next=st.booleans(),
+    kinds=st.lists(st.sampled_from(_PAGE_KINDS), min_size=12, max_size=12),
+    failing=st.sets(st.integers(2, 12), max_size=2),
+)
+def test_asking_ahead_never_changes_the_pull(
+    n: int,
+    claimed: int,
+    limit: int,
+    with_next: bool,
+    kinds: list[str],
+    failing: set[int],
+) -> None:
+    """Whatever the server does, the pull with pages asked ahead is the pull without: the same
+    records, problems and verdict, or the same error. A page asked for in vain is always the one
+    after a page the pull asks for anyway (the server left plain paging there)."""
+    recs = records(n)
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        page = int(request.url.params["page"])
+        if page in failing:
+            return ok({"error": "unavailable"}, status=503)
+        kind = kinds[min(page, len(kinds)) - 1]
+        chunk = recs[(page - 1) * limit : page * limit]
+        body: dict[str, Any] = {"org_cuid": ORG, "org_name": "Org One", "total": claimed}
+        body["results"] = {
+            "short": chunk[:-1],
+            "empty": [],
+            "repeat": recs[:limit],
+        }.get(kind, chunk)
+        if kind == "recount":
+            body["total"] = claimed + 1
+        if with_next:
+            more = page * limit < n
+            body["next_page"] = {"jump": page + 2, "stop": None, "back": page - 1}.get(
+                kind, page + 1 if more else None
+            )
+        return ok(body)
+
+    def pull(prefetch: bool) -> tuple[AgentsPull | str, list[int]]:
+        client, fake = client_for(handle, prefetch_pages=prefetch, page_size=limit)
+        with client:
+            try:
+                return client.fetch_agents(ORG, SLUG), fake.pages
+            except ValidMindError as exc:
+                return str(exc), fake.pages
+
+    alone, asked_alone = pull(False)
+    ahead, asked_ahead = pull(True)
+    assert ahead == alone
+    assert set(asked_alone) <= set(asked_ahead)
+    assert all(p - 1 in asked_alone for p in set(asked_ahead) - set(asked_alone))
 
 
 def test_next_page_going_backwards_stops_incomplete() -> None:

@@ -14,6 +14,7 @@ import logging
 import math
 import random
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -95,6 +96,35 @@ class AgentsPull:
 
 #: Receives each page's new records as it arrives: (org_name and total from page 1, records).
 PageSink = Callable[[str, int, list[dict[str, Any]]], None]
+
+
+class _PagesAhead:
+    """The pages of one pull, each asked for once. When enabled, `get(page, then)` also asks for
+    the guessed page `then` while `page` is awaited and read, so the server prepares it in the
+    meantime; a guess the answers do not confirm is dropped unread."""
+
+    def __init__(self, ask: Callable[[int], dict[str, Any]], *, enabled: bool) -> None:
+        self._ask = ask
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="atryum-vm-page") if enabled else None
+        self._ahead: dict[int, Future[dict[str, Any]]] = {}
+
+    def get(self, page: int, then: int | None) -> dict[str, Any]:
+        if self._pool is None:
+            return self._ask(page)
+        current = self._ahead.pop(page, None) or self._pool.submit(self._ask, page)
+        for guess in [p for p in self._ahead if p != then]:
+            self._ahead.pop(guess).cancel()
+        if then is not None and then not in self._ahead:
+            self._ahead[then] = self._pool.submit(self._ask, then)
+        return current.result()
+
+    def __enter__(self) -> _PagesAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            # A guess still on its way is not waited for; its answer is never read.
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _Retryable(Exception):
@@ -264,9 +294,31 @@ class ValidMindClient:
         """Pull every active agent record, page by page (see the spec's paging section).
 
         With `on_page`, each page's records go to it as they arrive and are not kept: the pull
-        holds one page at a time, whatever the organization's size."""
-        endpoint = "GET /agents"
+        holds one page at a time, whatever the organization's size. With `prefetch_pages`, the
+        page the answers so far point to next is asked for while one is being read (the server
+        prepares it meanwhile); what the pull sees, and in what order, is the same."""
         limit = self._config.page_size
+
+        def ask(page: int) -> dict[str, Any]:
+            return self._call(
+                "GET",
+                "/agents",
+                params={
+                    "org_cuid": org_cuid,
+                    "primary_record_type_slug": record_type_slug,
+                    "page": page,
+                    "limit": limit,
+                },
+                org_cuid=org_cuid,
+                timeout=self._agents_timeout,
+                label="GET /agents" if page == 1 else f"GET /agents (page {page})",
+            )
+
+        with _PagesAhead(ask, enabled=self._config.prefetch_pages) as pages:
+            return self._pull_agents(pages, limit, on_page)
+
+    def _pull_agents(self, pages: _PagesAhead, limit: int, on_page: PageSink | None) -> AgentsPull:
+        endpoint = "GET /agents"
         records: list[dict[str, Any]] = []
         received = 0
         seen: set[str] = set()
@@ -279,21 +331,10 @@ class ValidMindClient:
         total = 0
         max_pages = 1
         first_held_total = False
+        guess: int | None = None  # the page after next, when the answers make it predictable
         while True:
             label = endpoint if page == 1 else f"{endpoint} (page {page})"
-            data = self._call(
-                "GET",
-                "/agents",
-                params={
-                    "org_cuid": org_cuid,
-                    "primary_record_type_slug": record_type_slug,
-                    "page": page,
-                    "limit": limit,
-                },
-                org_cuid=org_cuid,
-                timeout=self._agents_timeout,
-                label=label,
-            )
+            data = pages.get(page, guess)
             pages_asked += 1
             results = self._field(label, data, "results", list)
             page_total = self._field(label, data, "total", int)
@@ -389,6 +430,14 @@ class ValidMindClient:
                     f"at {limit} per page)"
                 )
                 break
+            # Ask for the page after next too when paging has been plain so far (page + 1 each
+            # time) and it would be asked anyway if the next page comes back full.
+            sequential = next_page == page + 1
+            guess = (
+                next_page + 1
+                if sequential and received + limit < total and pages_asked + 2 <= max_pages
+                else None
+            )
             page = next_page
 
         if received != total:
