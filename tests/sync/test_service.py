@@ -7,6 +7,7 @@ Covers agent-sync.md §7: 1 (manual untouched), 2 (bound kept), 3 (faults remove
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import string
@@ -95,6 +96,7 @@ def test_first_sync_creates_agents_with_charters(h: Harness) -> None:
     assert {c["action"] for c in run["changes"]} == {"created"}
     again = h.sync()
     assert (again["status"], again["unchanged"], again["changes"]) == ("succeeded", 2, [])
+    assert gc.get_freeze_count() == 0  # what the runs kept out of collection is back
 
 
 def test_update_archive_delete_and_restore_keep_identity(h: Harness) -> None:
@@ -266,6 +268,7 @@ def test_write_failure_changes_nothing_and_retires_nothing(
     run = h.sync()
     assert run["status"] == "failed" and "nothing was changed" in run["error"]
     assert h.snapshot() == before
+    assert gc.get_freeze_count() == 0  # what the run kept out of collection is back
 
 
 def test_settings_read_error_fails_the_run(h: Harness) -> None:

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from atryum.config import SyncConfig
 from atryum.db.types import utcnow
 from atryum.metrics import SYNC_DURATION, SYNC_RUNS
-from atryum.sync import run_store, runs, stage_store, store
+from atryum.sync import gc_hold, run_store, runs, stage_store, store
 from atryum.sync.planner import LocalAgent, Plan, make_plan
 from atryum.sync.records import Content, NormalizedPull, Normalizer
 from atryum.sync.settings import SyncSettings, read_settings_tx
@@ -194,6 +194,18 @@ def _run_staged(
     sync_defaults: SyncConfig,
     settings: SyncSettings,
 ) -> dict[str, Any]:
+    with gc_hold.held() as settle:
+        return _pull_plan_apply(conn, request, sync_defaults, settings, client_factory, settle)
+
+
+def _pull_plan_apply(
+    conn: sa.Connection,
+    request: RunRequest,
+    sync_defaults: SyncConfig,
+    settings: SyncSettings,
+    client_factory: ClientFactory,
+    settle: Callable[[], None],
+) -> dict[str, Any]:
     org = settings.org_cuid
     with _PageStream(client_factory, settings) as pages:
         # The first pages are on their way while the registry loads.
@@ -208,6 +220,7 @@ def _run_staged(
             known=known,
         )
         del known
+        settle()  # the registry as loaded stays until the plan is applied
         for org_name, page in pages:
             normalizer.set_org_name(org_name)
             staged: list[Content] = []
@@ -221,6 +234,7 @@ def _run_staged(
                     stage_store.stage_content(conn, staged)
             if request.progress is not None:
                 request.progress(pages.received, pages.total)
+            settle()  # and so do the page's fingerprints
         pull = pages.result()
     normalizer.set_org_name(pull.org_name)
     norm = normalizer.out
