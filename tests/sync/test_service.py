@@ -605,3 +605,39 @@ def test_partial_pull_still_creates_updates_and_restores(h: Harness) -> None:
     got = h.by_cuid(include_removed=False)
     assert set(got) == {first, edited, back, gone, new}
     assert got[edited].name == "Edited v2" and got[new].name == "New"
+
+
+@pytest.mark.parametrize(
+    ("run", "stale"),
+    [
+        ({"created": 1000, "fetched": 1000}, True),  # a big first sync
+        ({"created": 999, "fetched": 999}, False),  # too few to matter
+        ({"updated": 1000, "fetched": 100_000}, False),  # 1 % of a big registry
+        ({"updated": 5000, "created": 5000, "fetched": 100_000}, True),  # a tenth
+        ({"retired": 2000, "fetched": 1000}, True),  # most of the registry went
+        ({"created": 5000, "fetched": 5000, "dry_run": True}, False),  # nothing was written
+    ],
+)
+def test_statistics_are_refreshed_after_a_run_that_moved_them(
+    run: dict[str, Any], stale: bool
+) -> None:
+    assert service.statistics_stale(run) is stale
+
+
+def test_a_big_first_sync_analyzes_and_a_small_change_does_not(h: Harness) -> None:
+    """PostgreSQL: ANALYZE after the first sync of 1 050 agents, none after a 1-agent change.
+    SQLite: never (its planner needs no statistics)."""
+    analyzed: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("ANALYZE"):
+            analyzed.append(statement)
+
+    sa.event.listen(h.engine, "before_cursor_execute", seen)
+    cuids = h.state.bulk_create(ORG, SLUG, count=service.ANALYZE_AFTER + 50)
+    assert h.sync()["created"] == len(cuids)
+    postgres = h.engine.dialect.name == "postgresql"
+    assert analyzed == (["ANALYZE agents"] if postgres else [])
+    h.state.update_record(cuids[0], name="Renamed")
+    assert h.sync()["updated"] == 1
+    assert len(analyzed) == (1 if postgres else 0)
