@@ -3,7 +3,8 @@
     .venv/bin/python bench/list_latency.py [--agents 100000] [--invocations 100000]
                                            [--dialects sqlite,postgresql] [--requests 30]
 
-For each dialect a fresh database is filled directly (agents with 1 KB charters, invocations,
+For each dialect a fresh database is filled directly (agents with 1 KB charters, a twentieth as
+many retired ones, invocations,
 200 sync runs) and one `atryum run` serves it; each URL is asked `--requests` times in a row
 (after one warm-up) and its p50/p95 printed next to the issue's target (API ≤ 50 ms, UI ≤ 100 ms).
 """
@@ -52,6 +53,26 @@ def fill(url: str, n_agents: int, n_invocations: int) -> None:
                     for i in range(start, min(start + 5000, n_agents))
                 ],
             )
+        # And a twentieth as many retired agents (archived in ValidMind), named among them.
+        conn.execute(
+            agents.insert(),
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "source": "validmind",
+                    "vm_organization_cuid": "org-bench",
+                    "vm_cuid": f"gone-{i:07d}",
+                    "name": f"Agent {i:07d} (retired)",
+                    "charter": CHARTER,
+                    "tags": [],
+                    "created_at": now,
+                    "updated_at": now,
+                    "removed_at": now,
+                    "removal_reason": "archived_in_source",
+                }
+                for i in range(0, n_agents, 20)
+            ],
+        )
         for start in range(0, n_invocations, 5000):
             conn.execute(
                 invocations.insert(),
@@ -98,9 +119,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30)
     args = parser.parse_args()
     deep_agents, deep_inv = max(args.agents - 50, 0), max(args.invocations - 50, 0)
+    deep_retired = max(args.agents // 20 - 50, 0)
     urls = [
         ("API agents, first page", "/api/v1/agents", 50),
         ("API agents, deep page", f"/api/v1/agents?offset={deep_agents}", 50),
+        ("API agents, every state, deep", f"/api/v1/agents?state=all&offset={deep_agents}", 50),
+        ("API agents, retired, deep", f"/api/v1/agents?state=retired&offset={deep_retired}", 50),
         ("API agent search", "/api/v1/agents/search?q=agent%200099", 50),
         ("API agent search, every agent", "/api/v1/agents/search?q=agent", 50),
         ("API runs, first page", "/api/v1/agents/sync/runs", 50),

@@ -3,6 +3,8 @@ index, and the index never hides or adds a match."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -104,13 +106,19 @@ def test_index_is_what_the_query_uses(engine: sa.Engine) -> None:
             assert index in plan and "Seq Scan" not in plan.split("SubPlan")[0], plan
 
 
-@pytest.mark.parametrize("state", ["active", "kept", "disabled"])
+@pytest.mark.parametrize("state", ["active", "kept", "disabled", "all", "retired"])
 def test_a_page_is_read_in_index_order_never_sorted(engine: sa.Engine, state: str) -> None:
-    """A deep page of the lists of active agents walks a name index (on PostgreSQL from the
-    index alone for all of them: it does no index-only scan on an expression index); nothing
-    sorts every agent (0012). ("all" and "retired" still sort: nothing indexes them so.)"""
+    """A deep page of every agent list walks a name index (on PostgreSQL the active and the
+    every-state lists from the index alone: it does no index-only scan on an expression index);
+    nothing sorts every agent (0012, 0013). PostgreSQL sorts the retired agents, only them."""
     for i in range(30):
         _synced(engine, f"vm-{i}", f"Agent {i:02}")
+    with engine.begin() as conn:  # a few retired ones, for the lists that show them
+        conn.execute(
+            agents.update()
+            .where(agents.c.vm_cuid.in_(["vm-3", "vm-11", "vm-20"]))
+            .values(removed_at=utcnow(), removal_reason="archived_in_source")
+        )
     postgres = engine.dialect.name == "postgresql"
     if postgres:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -124,14 +132,24 @@ def test_a_page_is_read_in_index_order_never_sorted(engine: sa.Engine, state: st
         explain = "EXPLAIN" if postgres else "EXPLAIN QUERY PLAN"
         rows = conn.exec_driver_sql(f"{explain} {compiled}").all()
         plan = "\n".join(str(row[-1]) for row in rows)
-        if postgres:
+        if postgres and state == "retired":  # it reads and sorts the retired agents only
+            assert "Index Cond: (removed_at IS NOT NULL)" in plan, plan
+        elif postgres:
             assert "Sort" not in plan, plan
-            if state == "active":
-                assert "Index Only Scan using ix_agents_active_key" in plan, plan
+            index = {"active": "ix_agents_active_key", "all": "ix_agents_all_key"}.get(state)
+            if index:
+                assert f"Index Only Scan using {index}" in plan, plan
         else:
             assert "TEMP B-TREE" not in plan, plan
+            if state == "retired":  # the index walked holds the state: no row read to filter
+                index = re.search(r"USING (?:COVERING )?INDEX (\w+)", plan)
+                assert index, plan
+                info = conn.exec_driver_sql(f"PRAGMA index_info({index[1]})").all()
+                assert "removed_at" in [row[2] for row in info], plan
         ids = conn.execute(q).scalars().all()
     if state == "active":
+        assert ids == [f"id-vm-{i}" for i in (12, 13, 14, 15, 16)]
+    if state == "all":
         assert ids == [f"id-vm-{i}" for i in range(10, 15)]
 
 

@@ -44,7 +44,9 @@ agents = sa.Table(
 
 # Agent lists are agents in name order, paged, counted (0006; on name_key since 0012).
 sa.Index("ix_agents_key", agents.c.removed_at, agents.c.name_key, agents.c.id)
-# … and the one every page of active agents walks (0012; 0007 had it on lower(name)).
+# … every page of agents in every state walks this one (0013) …
+sa.Index("ix_agents_all_key", agents.c.name_key, agents.c.id, agents.c.removed_at)
+# … and every page of active agents this one (0012; 0007 had it on lower(name)).
 sa.Index(
     "ix_agents_active_key",
     agents.c.name_key,
