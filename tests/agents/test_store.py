@@ -142,9 +142,9 @@ def test_a_page_is_read_in_index_order_never_sorted(engine: sa.Engine, state: st
         else:
             assert "TEMP B-TREE" not in plan, plan
             if state == "retired":  # the index walked holds the state: no row read to filter
-                index = re.search(r"USING (?:COVERING )?INDEX (\w+)", plan)
-                assert index, plan
-                info = conn.exec_driver_sql(f"PRAGMA index_info({index[1]})").all()
+                walked = re.search(r"USING (?:COVERING )?INDEX (\w+)", plan)
+                assert walked, plan
+                info = conn.exec_driver_sql(f"PRAGMA index_info({walked[1]})").all()
                 assert "removed_at" in [row[2] for row in info], plan
         ids = conn.execute(q).scalars().all()
     if state == "active":
