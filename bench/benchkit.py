@@ -101,11 +101,20 @@ class LeanClient:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-        """(status, body); an error raises (the connection is dropped). A kept-alive connection
-        the server closed meanwhile (its idle timeout) is retried once on a new one, as HTTP
-        clients do: nothing of the request reached the server."""
+        """(status, body); see `fetch`."""
+        status, _, answer = await self.fetch(method, path, body)
+        return status, answer
+
+    async def fetch(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers with lower-case names, body: by Content-Length or chunked); an error
+        raises (the connection is dropped). A kept-alive connection the server closed meanwhile
+        (its idle timeout) is retried once on a new one, as HTTP clients do: nothing of the
+        request reached the server."""
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         data = (
-            f"{method} {path} HTTP/1.1\r\n{self._head}Content-Type: application/json\r\n"
+            f"{method} {path} HTTP/1.1\r\n{self._head}{extra}Content-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
@@ -122,7 +131,7 @@ class LeanClient:
         conn: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         data: bytes,
         fresh: bool = False,
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, dict[str, str], bytes]:
         reader, writer = conn
         try:
             writer.write(data)
@@ -134,20 +143,26 @@ class LeanClient:
                     raise _Stale from exc
                 raise
             status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-            answer = await reader.readexactly(length)
+            headers: dict[str, str] = {}
+            for line in head.decode("latin-1").split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                if name:
+                    headers[name.strip().lower()] = value.strip()
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                answer = b""
+                while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                    answer += (await reader.readexactly(size + 2))[:-2]
+                await reader.readuntil(b"\r\n")  # the end (no trailers are sent here)
+            else:
+                answer = await reader.readexactly(int(headers.get("content-length", "0")))
         except BaseException:
             writer.close()
             raise
-        if b"connection: close" in head.lower():
+        if headers.get("connection", "").lower() == "close":
             writer.close()
         else:
             self._idle.append(conn)
-        return status, answer
+        return status, headers, answer
 
     def close(self) -> None:
         for _, writer in self._idle:

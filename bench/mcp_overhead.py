@@ -8,8 +8,10 @@ stdio and once over streamable HTTP. "direct" drives it with the `mcp` SDK's cli
 (stdio) or plain HTTP on an initialised upstream session (HTTP); "atryum" posts the same
 `tools/call` to one `atryum run` subprocess (SQLite) at `/mcp/<server>`, where an
 `auto_approve` rule decides it and the invocation, its events and its outcome are committed
-before the answer. The load is open-loop: request i is sent at t0 + i/rate, and its latency
-counts from that moment. Added latency = through Atryum - direct, per percentile.
+before the answer. Both HTTP loads come from `benchkit.LeanClient` (httpx would spend as much
+CPU per request as it measures, on the same two cores). The load is open-loop: request i is sent
+at t0 + i/rate, and its latency counts from that moment; each rate runs 2 s before it is
+measured. Added latency = through Atryum - direct, per percentile.
 
 Then throughput of the stdio pool (one long-lived process, calls interleaved) against the Go
 original's way (a process spawned, initialised and stopped for every call), both with 4
@@ -36,13 +38,15 @@ import httpx2
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from benchkit import free_port, open_loop, scratch_database
+from benchkit import LeanClient, free_port, open_loop, scratch_database
 
 TARGET_RATE, TARGET_P50_MS, TARGET_P99_MS, TARGET_POOL_RATIO = 200, 3.0, 15.0, 20.0
 STDIO = StdioServerParameters(command=sys.executable, args=["-m", "atryum.mcp.demo_server"])
 TOOL, ARGUMENTS = "add", {"a": 2, "b": 3}
 CALL: dict[str, Any] = {"name": TOOL, "arguments": ARGUMENTS}
-JSON_AND_SSE = "application/json, text/event-stream"
+ACCEPT = {"Accept": "application/json, text/event-stream"}
+#: Seconds at each rate before it is measured.
+WARM_UP = 2.0
 
 
 @dataclass
@@ -63,16 +67,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _result_of(response: httpx2.Response) -> dict[str, Any]:
-    """The JSON-RPC message of a plain JSON or an SSE answer."""
-    if response.headers.get("content-type", "").startswith("text/event-stream"):
-        data = [ln[5:] for ln in response.text.splitlines() if ln.startswith("data:")]
-        message: dict[str, Any] = json.loads(data[-1])
-        return message
-    answer: dict[str, Any] = response.json()
-    return answer
-
-
 def row(upstream: str, path: str, rate: int, measured: tuple[list[float], int, float]) -> Row:
     lat, errors, wall = measured
     return Row(
@@ -86,8 +80,20 @@ def row(upstream: str, path: str, rate: int, measured: tuple[list[float], int, f
     )
 
 
-async def direct_stdio(rates: list[int], duration: float) -> list[Row]:
+async def measure(
+    upstream: str, path: str, one: Callable[[], Awaitable[bool]], rates: list[int], duration: float
+) -> list[Row]:
+    """Each rate after WARM_UP seconds at that rate (not counted): connections, threads and
+    caches grow to what the rate needs, and the table shows the steady state."""
     rows = []
+    for rate in rates:
+        print(f"  {path} {upstream}: {rate}/s …", file=sys.stderr)
+        await open_loop(one, rate, WARM_UP)
+        rows.append(row(upstream, path, rate, await open_loop(one, rate, duration)))
+    return rows
+
+
+async def direct_stdio(rates: list[int], duration: float) -> list[Row]:
     async with stdio_client(STDIO) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
 
@@ -95,68 +101,72 @@ async def direct_stdio(rates: list[int], duration: float) -> list[Row]:
             result = await session.call_tool(TOOL, ARGUMENTS)
             return not result.is_error
 
-        await open_loop(one, 50, 1)  # warm-up
-        for rate in rates:
-            print(f"  direct stdio: {rate}/s …", file=sys.stderr)
-            rows.append(row("stdio", "direct", rate, await open_loop(one, rate, duration)))
-    return rows
+        return await measure("stdio", "direct", one, rates, duration)
 
 
-def _http_client() -> httpx2.AsyncClient:
-    limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
-    return httpx2.AsyncClient(timeout=30, limits=limits)
+def _message(headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """The JSON-RPC message of a plain JSON or an SSE answer."""
+    if headers.get("content-type", "").startswith("text/event-stream"):
+        data = [ln[5:] for ln in body.decode().splitlines() if ln.startswith("data:")]
+        message: dict[str, Any] = json.loads(data[-1])
+        return message
+    answer: dict[str, Any] = json.loads(body)
+    return answer
+
+
+def _succeeded(headers: dict[str, str], body: bytes) -> bool:
+    answer = _message(headers, body)
+    return "result" in answer and not answer["result"].get("isError")
 
 
 async def direct_http(url: str, rates: list[int], duration: float) -> list[Row]:
-    rows = []
-    async with _http_client() as http:
-        init = {
-            "jsonrpc": "2.0",
-            "id": 0,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "bench", "version": "1"},
-            },
-        }
-        r = await http.post(url, json=init, headers={"Accept": JSON_AND_SSE})
-        headers = {
-            "Accept": JSON_AND_SSE,
-            "Mcp-Session-Id": r.headers["mcp-session-id"],
-            "MCP-Protocol-Version": "2025-11-25",
-        }
-        done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-        await http.post(url, json=done, headers=headers)
+    base, _, path = url.removeprefix("http://").partition("/")
+    http = LeanClient(f"http://{base}")
+    path = "/" + path
+    init = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "1"},
+        },
+    }
+    _, answered, _ = await http.fetch("POST", path, json.dumps(init).encode(), ACCEPT)
+    headers = {
+        **ACCEPT,
+        "Mcp-Session-Id": answered["mcp-session-id"],
+        "MCP-Protocol-Version": "2025-11-25",
+    }
+    done = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    await http.fetch("POST", path, json.dumps(done).encode(), headers)
+    ids = itertools.count(1)
 
-        ids = itertools.count(1)
+    async def one() -> bool:  # ids unique within the upstream session
+        body = {"jsonrpc": "2.0", "id": next(ids), "method": "tools/call", "params": CALL}
+        _, answered, answer = await http.fetch("POST", path, json.dumps(body).encode(), headers)
+        return _succeeded(answered, answer)
 
-        async def one() -> bool:  # ids unique within the upstream session
-            body = {"jsonrpc": "2.0", "id": next(ids), "method": "tools/call", "params": CALL}
-            answer = _result_of(await http.post(url, json=body, headers=headers))
-            return "result" in answer and not answer["result"].get("isError")
-
-        await open_loop(one, 50, 1)
-        for rate in rates:
-            print(f"  direct http: {rate}/s …", file=sys.stderr)
-            rows.append(row("http", "direct", rate, await open_loop(one, rate, duration)))
-    return rows
+    try:
+        return await measure("http", "direct", one, rates, duration)
+    finally:
+        http.close()
 
 
 async def through_atryum(url: str, upstream: str, rates: list[int], duration: float) -> list[Row]:
-    rows = []
-    async with _http_client() as http:
+    base, _, path = url.removeprefix("http://").partition("/")
+    http = LeanClient(f"http://{base}")
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": CALL}).encode()
 
-        async def one() -> bool:
-            body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": CALL}
-            answer = (await http.post(url, json=body)).json()
-            return "result" in answer and not answer["result"].get("isError")
+    async def one() -> bool:
+        _, answered, answer = await http.fetch("POST", "/" + path, body)
+        return _succeeded(answered, answer)
 
-        await open_loop(one, 50, 1)
-        for rate in rates:
-            print(f"  through atryum, {upstream}: {rate}/s …", file=sys.stderr)
-            rows.append(row(upstream, "atryum", rate, await open_loop(one, rate, duration)))
-    return rows
+    try:
+        return await measure(upstream, "atryum", one, rates, duration)
+    finally:
+        http.close()
 
 
 class Process:
