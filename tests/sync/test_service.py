@@ -97,6 +97,11 @@ def test_first_sync_creates_agents_with_charters(h: Harness) -> None:
     again = h.sync()
     assert (again["status"], again["unchanged"], again["changes"]) == ("succeeded", 2, [])
     assert gc.get_freeze_count() == 0  # what the runs kept out of collection is back
+    with h.engine.connect() as conn:  # the pool's next connection holds no staged pull
+        for table in stage_store.TABLES:
+            with pytest.raises(sa.exc.DBAPIError):
+                conn.exec_driver_sql(f"SELECT 1 FROM {table.name}")
+            conn.rollback()
 
 
 def test_update_archive_delete_and_restore_keep_identity(h: Harness) -> None:

@@ -183,10 +183,7 @@ def _fetch_plan_apply(
             try:
                 return _run_staged(conn, request, client_factory, sync_defaults, settings)
             finally:
-                if conn.in_transaction():
-                    conn.rollback()
-                with conn.begin():
-                    stage_store.drop(conn)
+                stage_store.discard(conn)
     except sa.exc.SQLAlchemyError as exc:
         raise RunFailed(
             "database error while applying the sync; nothing was changed: "

@@ -73,6 +73,19 @@ def drop(conn: sa.Connection) -> None:
         table.drop(conn, checkfirst=True)
 
 
+def discard(conn: sa.Connection) -> None:
+    """The staging tables are gone once the run ends. SQLite: the connection is closed, and its
+    temporary database (the file that holds them) deleted whole; dropping them would free their
+    pages one by one (0.5 s after a first sync of 100 000 agents). PostgreSQL: dropped."""
+    if conn.dialect.name == "sqlite":
+        conn.invalidate()
+        return
+    if conn.in_transaction():
+        conn.rollback()
+    with conn.begin():
+        drop(conn)
+
+
 def _copy_or_insert(conn: sa.Connection, table: sa.Table, rows: Sequence[tuple[Any, ...]]) -> None:
     if not rows:
         return
