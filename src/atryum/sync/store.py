@@ -48,10 +48,10 @@ def load_org_agents(
     conn: sa.Connection, org_cuid: str, default_agent_id: str | None
 ) -> list[LocalAgent]:
     in_org = sa.and_(agents.c.source == SOURCE_VALIDMIND, agents.c.vm_organization_cuid == org_cuid)
-    bound_q = (
-        sa.select(managed_agent_bindings.c.agent_id)
-        .join(agents, agents.c.id == managed_agent_bindings.c.agent_id)
-        .where(in_org)
+    # Driven from the bindings (a handful), each checked by the agent's key: a join lets
+    # SQLite's planner walk the org's agents instead and probe for a binding 100 000 times.
+    bound_q = sa.select(managed_agent_bindings.c.agent_id).where(
+        sa.exists().where(agents.c.id == managed_agent_bindings.c.agent_id, in_org)
     )
     dependents = set(conn.execute(bound_q).scalars())
     if default_agent_id:
