@@ -127,6 +127,10 @@ class _PagesAhead:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _page_label(page: int) -> str:
+    return "GET /agents" if page == 1 else f"GET /agents (page {page})"
+
+
 class _Retryable(Exception):
     """Internal: an attempt failed in a way worth retrying (a 429/5xx answer or a transport
     error). Carries the attempt number so the backoff hook can honour `Retry-After`."""
@@ -311,14 +315,13 @@ class ValidMindClient:
                 },
                 org_cuid=org_cuid,
                 timeout=self._agents_timeout,
-                label="GET /agents" if page == 1 else f"GET /agents (page {page})",
+                label=_page_label(page),
             )
 
         with _PagesAhead(ask, enabled=self._config.prefetch_pages) as pages:
             return self._pull_agents(pages, limit, on_page)
 
     def _pull_agents(self, pages: _PagesAhead, limit: int, on_page: PageSink | None) -> AgentsPull:
-        endpoint = "GET /agents"
         records: list[dict[str, Any]] = []
         received = 0
         seen: set[str] = set()
@@ -333,7 +336,7 @@ class ValidMindClient:
         first_held_total = False
         guess: int | None = None  # the page after next, when the answers make it predictable
         while True:
-            label = endpoint if page == 1 else f"{endpoint} (page {page})"
+            label = _page_label(page)
             data = pages.get(page, guess)
             pages_asked += 1
             results = self._field(label, data, "results", list)
@@ -430,8 +433,8 @@ class ValidMindClient:
                     f"at {limit} per page)"
                 )
                 break
-            # Ask for the page after next too when paging has been plain so far (page + 1 each
-            # time) and it would be asked anyway if the next page comes back full.
+            # Ask for the page after next too when this step was plain (page + 1) and that page
+            # would be asked for anyway if the next one comes back full.
             sequential = next_page == page + 1
             guess = (
                 next_page + 1
