@@ -4,6 +4,7 @@ index, and the index never hides or adds a match."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -89,9 +90,11 @@ def test_search_follows_every_write(engine: sa.Engine) -> None:
 
 
 def test_index_is_what_the_query_uses(engine: sa.Engine) -> None:
-    """PostgreSQL takes the trigram indexes only for the very expressions they were built on."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite's search reads its FTS5 table by name")
+    """PostgreSQL takes the trigram indexes only for the very expressions they were built on;
+    SQLite reads the candidates from its FTS5 table, then fetches those agents by id."""
+    if engine.dialect.name == "sqlite":
+        _sqlite_search_reads_the_index(engine)
+        return
     with engine.connect() as conn:  # with scans and plain index scans off, only a bitmap
         conn.execute(sa.text("SET enable_seqscan = off"))  # scan of a usable index is left
         conn.execute(sa.text("SET enable_indexscan = off"))
@@ -104,6 +107,34 @@ def test_index_is_what_the_query_uses(engine: sa.Engine) -> None:
             compiled = q.compile(conn)
             plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params).scalars())
             assert index in plan and "Seq Scan" not in plan.split("SubPlan")[0], plan
+
+
+def _sqlite_search_reads_the_index(engine: sa.Engine) -> None:
+    for i in range(20):
+        _synced(engine, f"vm-{i}", f"Ledger Agent {i:02}" if i % 5 == 0 else f"Agent {i:02}")
+    sent: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+        sent.append((statement, params))
+
+    with engine.connect() as conn:
+        sa.event.listen(conn, "before_cursor_execute", record)
+        where = store._where(conn, AgentFilter("ledger", state="all"))
+        sa.event.remove(conn, "before_cursor_execute", record)
+        # the one lookup of the substring index (the other statement is the BEGIN)
+        [(candidates, params)] = [(sql, args) for sql, args in sent if sql.startswith("SELECT")]
+
+        def plan(sql: str, args: Any = ()) -> str:
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", args).all()
+            return " | ".join(str(row[-1]) for row in rows)
+
+        assert "SCAN agent_search VIRTUAL TABLE INDEX" in plan(candidates, params)
+        page = store._page_ids(where, 0, 10).compile(conn, compile_kwargs={"literal_binds": True})
+        page_plan = plan(str(page))
+        assert "SCAN agents" not in page_plan and "sqlite_autoindex_agents_1" in page_plan
+        assert conn.execute(store._page_ids(where, 0, 10)).scalars().all() == [
+            f"id-vm-{i}" for i in (0, 5, 10, 15)
+        ]
 
 
 @pytest.mark.parametrize("state", ["active", "kept", "disabled", "all", "retired"])
