@@ -23,6 +23,8 @@ from atryum.agents import store as agent_store
 from atryum.agents.service import BindingInput
 from atryum.app import build_context
 from atryum.config import Config
+from atryum.db import migrate
+from atryum.db.engine import make_engine
 from atryum.db.types import utcnow
 from atryum.errors import InvalidInput, NotFound
 from atryum.sync import service, stage_store
@@ -646,3 +648,18 @@ def test_a_big_first_sync_analyzes_and_a_small_change_does_not(h: Harness) -> No
     h.state.update_record(cuids[0], name="Renamed")
     assert h.sync()["updated"] == 1
     assert len(analyzed) == (1 if postgres else 0)
+
+
+def test_a_registry_in_memory_outlives_its_runs(
+    sim: Any, sim_state: Any, sim_config: Callable[..., Config]
+) -> None:
+    """An in-memory SQLite database lives in its one connection: a run's clean-up must not
+    close it (the file case closes the run's connection to discard its staging tables)."""
+    engine = make_engine("sqlite://")
+    migrate.upgrade(engine)
+    h = Harness(engine, sim_config(sim.url), sim_state)
+    a = h.record("Kept in memory")
+    assert h.sync()["created"] == 1
+    assert h.sync()["unchanged"] == 1
+    assert list(h.by_cuid()) == [a]
+    engine.dispose()

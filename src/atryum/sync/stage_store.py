@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from atryum.agents.models import SOURCE_VALIDMIND
+from atryum.db.engine import sqlite_file
 from atryum.db.tables import agents
 from atryum.db.types import UTCDateTime
 from atryum.sync.records import Content
@@ -74,10 +75,11 @@ def drop(conn: sa.Connection) -> None:
 
 
 def discard(conn: sa.Connection) -> None:
-    """The staging tables are gone once the run ends. SQLite: the connection is closed, and its
-    temporary database (the file that holds them) deleted whole; dropping them would free their
-    pages one by one (0.5 s after a first sync of 100 000 agents). PostgreSQL: dropped."""
-    if conn.dialect.name == "sqlite":
+    """The staging tables are gone once the run ends. A SQLite file: the connection is closed,
+    and its temporary database (the file that holds them) deleted whole; dropping them would
+    free their pages one by one (0.5 s after a first sync of 100 000 agents). PostgreSQL, and an
+    in-memory SQLite database (which lives in its one connection): dropped."""
+    if sqlite_file(conn.engine) is not None:
         conn.invalidate()
         return
     if conn.in_transaction():
