@@ -119,10 +119,14 @@ def _succeeded(headers: dict[str, str], body: bytes) -> bool:
     return "result" in answer and not answer["result"].get("isError")
 
 
-async def direct_http(url: str, rates: list[int], duration: float) -> list[Row]:
+def _lean(url: str) -> tuple[LeanClient, str]:
+    """A lean client for `url`'s server, and the path of `url`."""
     base, _, path = url.removeprefix("http://").partition("/")
-    http = LeanClient(f"http://{base}")
-    path = "/" + path
+    return LeanClient(f"http://{base}"), "/" + path
+
+
+async def direct_http(url: str, rates: list[int], duration: float) -> list[Row]:
+    http, path = _lean(url)
     init = {
         "jsonrpc": "2.0",
         "id": 0,
@@ -155,12 +159,11 @@ async def direct_http(url: str, rates: list[int], duration: float) -> list[Row]:
 
 
 async def through_atryum(url: str, upstream: str, rates: list[int], duration: float) -> list[Row]:
-    base, _, path = url.removeprefix("http://").partition("/")
-    http = LeanClient(f"http://{base}")
+    http, path = _lean(url)
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": CALL}).encode()
 
     async def one() -> bool:
-        _, answered, answer = await http.fetch("POST", "/" + path, body)
+        _, answered, answer = await http.fetch("POST", path, body)
         return _succeeded(answered, answer)
 
     try:

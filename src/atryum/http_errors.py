@@ -57,8 +57,7 @@ def response_for(exc: Exception) -> JSONResponse | None:
 def install(app: FastAPI) -> None:
     async def handler(_: Request, exc: Exception) -> JSONResponse:
         response = response_for(exc)
-        if response is None:  # not one of HANDLED: never registered for it
-            raise exc
+        assert response is not None, exc  # registered for HANDLED only
         return response
 
     for kind in HANDLED:
