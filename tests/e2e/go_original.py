@@ -10,12 +10,27 @@ from typing import Any
 
 import pytest
 
-# shared/ lies beside the checkout (as laid for sessions and CI); ATRYUM_GO_ORIGINAL overrides.
-GO_ORIGINAL = Path(
-    os.environ.get(
-        "ATRYUM_GO_ORIGINAL", Path(__file__).resolve().parents[3] / "shared" / "go-original"
-    )
-)
+
+def _default_location() -> Path:
+    """shared/go-original beside the checkout (as laid for sessions and CI), or beside the
+    checkout this one was cloned from when that is a local directory (a clone in /tmp)."""
+    repo = Path(__file__).resolve().parents[2]
+    beside = repo.parent / "shared" / "go-original"
+    if beside.is_dir():
+        return beside
+    origin = subprocess.run(
+        ["git", "-C", str(repo), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if origin and Path(origin).is_dir():
+        return Path(origin).resolve().parent / "shared" / "go-original"
+    return beside
+
+
+# ATRYUM_GO_ORIGINAL overrides.
+GO_ORIGINAL = Path(os.environ.get("ATRYUM_GO_ORIGINAL") or _default_location())
 SHARED_HOOK = GO_ORIGINAL / "examples" / "shared-agent-hook" / "atryum-hook.mjs"
 
 
