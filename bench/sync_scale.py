@@ -5,8 +5,9 @@
 
 `--e2e`: the simulator (`atryum vm-sim`, a process of its own) serves records with 1 KB charters
 over HTTP; printed per size and dialect: the bare fetch-and-parse of every page (httpx2 + json,
-nothing else: the limit), then a first sync, a re-sync with nothing changed and a re-sync with
-1 % changed, each in a process of its own — wall time, peak RSS and the ratio to the limit.
+nothing else: the limit; then the same with orjson, the parser the sync uses), then a first sync,
+a re-sync with nothing changed and a re-sync with 1 % changed, each in a process of its own —
+wall time, peak RSS and the ratio to the limit.
 
 For each size and dialect, in a fresh database: full first sync, re-sync with nothing changed,
 re-sync with 1 % changed and 1 % archived — wall time and peak RSS, each phase in a process of its
@@ -22,6 +23,7 @@ import argparse
 import functools
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -37,7 +39,13 @@ from atryum.db import migrate
 from atryum.db.engine import make_engine
 from atryum.sync.coordinator import SyncCoordinator
 from atryum.sync.settings import update_settings
-from atryum.validmind.client import API_PREFIX, AgentsPull, PageSink, ValidMindClient
+from atryum.validmind.client import (
+    API_PREFIX,
+    AgentsPull,
+    PageSink,
+    ValidMindClient,
+    parse_json,
+)
 from benchkit import free_port, scratch_database
 
 SIM_HEADERS = {"X-MACHINE-KEY": "sim-machine-key", "X-MACHINE-SECRET": "sim-machine-secret"}
@@ -171,9 +179,6 @@ def child(impl: str, url: str, n: int, phase: int) -> None:
 
 
 # -- end to end, over HTTP ---------------------------------------------------------------------
-E2E_PHASES = ("first sync", "re-sync, no change", "re-sync, 1% changed")
-
-
 def _sim_backend(sim_url: str) -> dict[str, Any]:
     return {
         "base_url": sim_url,
@@ -186,14 +191,15 @@ def e2e_child(sim_url: str, db: str, n: int, phase: str) -> None:
     """One measurement in a fresh process: `bare` fetch, or a sync of the given phase."""
     import httpx2
 
-    if phase == "bare":
+    if phase.startswith("bare"):
+        parse = parse_json if phase == "bare-orjson" else json.loads
         start = time.perf_counter()
         with httpx2.Client(base_url=sim_url + API_PREFIX, headers=SIM_HEADERS, timeout=60) as c:
             page, got = 1, 0
             while True:
                 params: dict[str, Any] = {"org_cuid": ORG, "primary_record_type_slug": SLUG}
                 params["page"] = page
-                data = json.loads(c.get("/agents", params={**params, "limit": 500}).content)
+                data = parse(c.get("/agents", params={**params, "limit": 500}).content)
                 got += len(data["results"])
                 if not data["results"] or got >= data["total"]:
                     break
@@ -235,13 +241,62 @@ def _e2e_run(*args: str) -> dict[str, Any]:
     return row
 
 
-def e2e(sizes: list[int], dialects: list[str]) -> None:
+def _revise(admin: Any, cuids: list[str], round_no: int) -> None:
+    """A new charter for each of these records, different in every round."""
+    for cuid in cuids:
+        charter = f"{CHARTER} (revision {round_no})"
+        admin.patch(f"/admin/records/{cuid}", json={"custom_fields": {"charter": charter}})
+
+
+def _median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median time (its own peak memory), with every run's error."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    row = dict(ordered[len(ordered) // 2])
+    row["error"] = " ".join(sorted({r.get("error", "") for r in runs} - {""}))
+    return row
+
+
+def _e2e_phases(
+    sim_url: str, db: str, n: int, repeat: int, revise: Callable[[int], None]
+) -> list[tuple[str, dict[str, Any], float]]:
+    """(phase, its median run, its median ratio to the bare fetch of the same round).
+
+    The first sync runs once; then each round runs the bare fetch (json, then orjson) and the two
+    re-syncs back to back, so a machine slowing down or speeding up moves a round's limit and its
+    syncs together, and each re-sync is divided by its own round's limit.
+    """
+    first = _e2e_run(sim_url, db, str(n), "first sync")
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    ratios: dict[str, list[float]] = {}
+    for i in range(repeat):
+        bare = _e2e_run(sim_url, db, str(n), "bare")
+        for name, phase in (
+            ("bare fetch + parse", "bare"),
+            ("bare, orjson parse", "bare-orjson"),
+            ("re-sync, no change", "re-sync"),
+            ("re-sync, 1% changed", "re-sync changed"),
+        ):
+            if phase == "re-sync changed":
+                revise(i)
+            row = bare if phase == "bare" else _e2e_run(sim_url, db, str(n), phase)
+            rounds.setdefault(name, []).append(row)
+            ratios.setdefault(name, []).append(row["seconds"] / bare["seconds"])
+    limit = statistics.median(r["seconds"] for r in rounds["bare fetch + parse"])
+    out = [
+        (name, _median_row(runs), statistics.median(ratios[name])) for name, runs in rounds.items()
+    ]
+    out.insert(2, ("first sync", first, first["seconds"] / limit))
+    return out
+
+
+def e2e(sizes: list[int], dialects: list[str], repeat: int) -> None:
     import httpx2
 
     header = (
         f"{'dialect':<10} {'records':>8}  {'phase':<22} {'seconds':>8} {'x limit':>8} "
         f"{'peak MB':>8}  note"
     )
+    print(f"median of {repeat} rounds (the first sync: one run)")
     print(header)
     print("-" * len(header))
     for dialect in dialects:
@@ -272,6 +327,7 @@ def e2e(sizes: list[int], dialects: list[str]) -> None:
                     "/admin/records/bulk",
                     json={"org_cuid": ORG, "slug": SLUG, "count": n, "charter_bytes": 1000},
                 ).json()["cuids"]
+
                 with scratch_database(dialect) as db:
                     engine = make_engine(db)
                     migrate.upgrade(engine)
@@ -281,18 +337,9 @@ def e2e(sizes: list[int], dialects: list[str]) -> None:
                         defaults=parse_config({}, "(bench)").sync,
                     )
                     engine.dispose()
-                    bare = _e2e_run(sim_url, db, str(n), "bare")
-                    rows = [("bare fetch + parse", bare)]
-                    for name in E2E_PHASES:
-                        if name.endswith("changed"):
-                            for cuid in cuids[: n // 100]:
-                                admin.patch(
-                                    f"/admin/records/{cuid}",
-                                    json={"custom_fields": {"charter": CHARTER + " (revised)"}},
-                                )
-                        rows.append((name, _e2e_run(sim_url, db, str(n), name)))
-                for name, row in rows:
-                    ratio = row["seconds"] / bare["seconds"]
+                    revise = functools.partial(_revise, admin, cuids[: n // 100])
+                    rows = _e2e_phases(sim_url, db, n, repeat, revise)
+                for name, row, ratio in rows:
                     print(
                         f"{dialect:<10} {n:>8}  {name:<22} {row['seconds']:>8.2f} {ratio:>7.2f}x "
                         f"{row['peak_mb']:>8.0f}  {row.get('error', '')}",
@@ -337,6 +384,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="")
     parser.add_argument("--dialects", default="sqlite,postgresql")
     parser.add_argument("--e2e", action="store_true", help="the simulator over HTTP")
+    parser.add_argument("--repeat", type=int, default=3, help="--e2e: rounds of each re-sync")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--e2e-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -348,7 +396,7 @@ def main() -> None:
         return
     if args.e2e:
         sizes = [int(x) for x in (args.sizes if args.sizes_given else "10000,100000").split(",")]
-        e2e(sizes, args.dialects.split(","))
+        e2e(sizes, args.dialects.split(","), args.repeat)
         return
     if args.child:
         impl, url, n, phase = args.child

@@ -23,6 +23,7 @@ from atryum.validmind.client import (
     ValidMindClient,
     ValidMindError,
     ValidMindNotConfigured,
+    parse_json,
     parse_retry_after,
 )
 
@@ -850,3 +851,32 @@ def test_userinfo_in_base_url_never_reaches_error_messages() -> None:
         client.organizations()
     assert "url-pass-1234" not in str(info.value)
     assert "cannot connect: [redacted]@vm.example refused" in str(info.value)
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats()  # NaN and the infinities too: the standard library writes and reads them
+    | st.text(),  # lone surrogates too
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@given(value=_json_values, ascii_only=st.booleans())
+def test_an_answer_reads_as_the_standard_library_reads_it(value: Any, ascii_only: bool) -> None:
+    body = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    try:
+        expected = json.loads(body)
+    except ValueError:
+        with pytest.raises(ValueError):
+            parse_json(body)
+        return
+    # repr: NaN is not equal to itself, and 1 == 1.0 == True would hide a changed type
+    assert repr(parse_json(body)) == repr(expected)
+
+
+@pytest.mark.parametrize("body", [b"[NaN]", b"[-Infinity]", b'["\\ud800"]', b"[1e400]"])
+def test_what_orjson_refuses_the_standard_library_still_reads(body: bytes) -> None:
+    assert repr(parse_json(body)) == repr(json.loads(body))
