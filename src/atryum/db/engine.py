@@ -19,7 +19,20 @@ def make_engine(url: str) -> sa.Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    event.listen(engine, "connect", _postgres_on_connect)
+    return engine
+
+
+def _postgres_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # No JIT compilation: Atryum's queries are short, and a plan the planner costs high (a
+    # search matching every one of 100 000 agents, a sync's bulk statement) otherwise spends
+    # 100 to 200 ms compiling before it runs (PostgreSQL's jit_above_cost is 100 000). Committed,
+    # so that the pool's rollback on check-in keeps it.
+    cur = dbapi_conn.cursor()
+    cur.execute("SET jit = off")
+    cur.close()
+    dbapi_conn.commit()
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
