@@ -25,10 +25,11 @@ def make_engine(url: str) -> sa.Engine:
 
 
 def _postgres_on_connect(dbapi_conn: Any, _record: Any) -> None:
-    # No JIT compilation: Atryum's queries are short, and a plan the planner costs high (a
-    # search matching every one of 100 000 agents, a sync's bulk statement) otherwise spends
-    # 100 to 200 ms compiling before it runs (PostgreSQL's jit_above_cost is 100 000). Committed,
-    # so that the pool's rollback on check-in keeps it.
+    # No JIT compilation: Atryum's queries are short, and one the planner costs high (a search
+    # matching every one of 100 000 agents) spends 100 to 200 ms compiling before it runs
+    # (PostgreSQL's jit_above_cost is 100 000); a sync's bulk writes take as long without it
+    # (measured on a first sync of 100 000 agents). Committed, so that the pool's rollback on
+    # check-in keeps it.
     cur = dbapi_conn.cursor()
     cur.execute("SET jit = off")
     cur.close()
