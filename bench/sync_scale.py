@@ -179,6 +179,16 @@ def child(impl: str, url: str, n: int, phase: int) -> None:
 
 
 # -- end to end, over HTTP ---------------------------------------------------------------------
+E2E_LIMIT = "bare fetch + parse"
+#: One round: (row, phase of the child process).
+E2E_ROUND = (
+    (E2E_LIMIT, "bare"),
+    ("bare, orjson parse", "bare-orjson"),
+    ("re-sync, no change", "re-sync"),
+    ("re-sync, 1% changed", "re-sync changed"),
+)
+
+
 def _sim_backend(sim_url: str) -> dict[str, Any]:
     return {
         "base_url": sim_url,
@@ -266,22 +276,18 @@ def _e2e_phases(
     syncs together, and each re-sync is divided by its own round's limit.
     """
     first = _e2e_run(sim_url, db, str(n), "first sync")
-    rounds: dict[str, list[dict[str, Any]]] = {}
-    ratios: dict[str, list[float]] = {}
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in E2E_ROUND}
+    ratios: dict[str, list[float]] = {name: [] for name, _ in E2E_ROUND}
     for i in range(repeat):
-        bare = _e2e_run(sim_url, db, str(n), "bare")
-        for name, phase in (
-            ("bare fetch + parse", "bare"),
-            ("bare, orjson parse", "bare-orjson"),
-            ("re-sync, no change", "re-sync"),
-            ("re-sync, 1% changed", "re-sync changed"),
-        ):
+        got: dict[str, dict[str, Any]] = {}
+        for name, phase in E2E_ROUND:
             if phase == "re-sync changed":
                 revise(i)
-            row = bare if phase == "bare" else _e2e_run(sim_url, db, str(n), phase)
-            rounds.setdefault(name, []).append(row)
-            ratios.setdefault(name, []).append(row["seconds"] / bare["seconds"])
-    limit = statistics.median(r["seconds"] for r in rounds["bare fetch + parse"])
+            got[name] = _e2e_run(sim_url, db, str(n), phase)
+        for name, row in got.items():
+            rounds[name].append(row)
+            ratios[name].append(row["seconds"] / got[E2E_LIMIT]["seconds"])
+    limit = statistics.median(r["seconds"] for r in rounds[E2E_LIMIT])
     out = [
         (name, _median_row(runs), statistics.median(ratios[name])) for name, runs in rounds.items()
     ]
@@ -327,7 +333,6 @@ def e2e(sizes: list[int], dialects: list[str], repeat: int) -> None:
                     "/admin/records/bulk",
                     json={"org_cuid": ORG, "slug": SLUG, "count": n, "charter_bytes": 1000},
                 ).json()["cuids"]
-
                 with scratch_database(dialect) as db:
                     engine = make_engine(db)
                     migrate.upgrade(engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from atryum.config import normalize_database_url
@@ -14,7 +15,8 @@ COSTLY = (
 )
 
 
-def test_postgresql_connections_never_jit_compile(pg_admin: sa.Engine) -> None:
+@pytest.mark.usefixtures("pg_admin")  # PostgreSQL is up, or the suite says where it looked
+def test_postgresql_connections_never_jit_compile() -> None:
     """A plan costed over jit_above_cost (a search matching every agent) would otherwise spend
     100-200 ms compiling before it runs; the setting survives the pool's rollback on check-in."""
     engine = make_engine(normalize_database_url(PG_URL))

@@ -48,9 +48,9 @@ def parse_json(body: bytes) -> Any:
 
     What orjson refuses and the standard library reads (`NaN`, `Infinity`, a lone surrogate
     escape) is read by the standard library, so the answers accepted are the same. One reading
-    differs: an integer beyond 64 bits comes back as a float, which every integer field of an
-    answer refuses as not an integer (the standard library's huge integer would be refused by
-    the paging checks instead).
+    differs: an integer beyond 64 bits comes back as a float. The integer fields Atryum reads
+    (`total`, `next_page`) then refuse it as not an integer, where the standard library's
+    integer would have been taken as a count no pull can reach; any other field is not read.
     """
     try:
         return orjson.loads(body)
