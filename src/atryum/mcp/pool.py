@@ -31,12 +31,12 @@ import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 from pydantic import BaseModel, ConfigDict
 
 from atryum.mcp.errors import UpstreamError, UpstreamFailure, UpstreamTimeout
+from atryum.mcp.keepalive import KeepAliveTransport
 from atryum.mcp.models import HTTP, Server, redact
 
 log = logging.getLogger("atryum.mcp")
@@ -196,9 +196,12 @@ class Upstream:
                 headers = dict(server.headers)
                 if server.auth_token:
                     headers["Authorization"] = f"Bearer {server.auth_token}"
-                client = create_mcp_http_client(
+                # The SDK's client settings (create_mcp_http_client), on a transport that keeps
+                # the connection across calls (atryum.mcp.keepalive).
+                client = httpx2.AsyncClient(
                     headers=headers,
                     timeout=httpx2.Timeout(server.timeout_seconds, read=300),
+                    transport=KeepAliveTransport(),
                 )
                 client.event_hooks["response"] = [self._watch_expiry]
                 await stack.enter_async_context(client)
