@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 
@@ -91,23 +89,4 @@ def test_0006_moves_each_runs_changes_into_their_own_table(db_url: str) -> None:
         ("created", "One"),
         ("held", "Two"),
     ]
-    engine.dispose()
-
-
-def test_0014_the_sqlite_search_table_writes_large_segments(tmp_path: Path) -> None:
-    """FTS5 gathers 16 MB of index entries before writing a segment; the downgrade restores 1 MB."""
-    from alembic import command
-
-    engine = make_engine(f"sqlite:///{tmp_path / 'search.db'}")
-    migrate.upgrade(engine)
-
-    def hashsize() -> int | None:
-        with engine.connect() as conn:
-            q = "SELECT v FROM agent_search_config WHERE k = 'hashsize'"
-            return conn.exec_driver_sql(q).scalar()
-
-    assert hashsize() == 16 * 1024 * 1024
-    with engine.begin() as conn:
-        command.downgrade(migrate._alembic_config(conn), "0013_agent_all_key")
-    assert hashsize() == 1024 * 1024
     engine.dispose()

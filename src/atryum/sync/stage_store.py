@@ -121,10 +121,7 @@ def _planned(action: str) -> sa.Select[Any]:
 def insert_creates(
     conn: sa.Connection, *, org_cuid: str, org_name: str, slug: str, now: datetime
 ) -> int:
-    """Insert every planned create from its staged content; returns the rows inserted.
-
-    In no order: the run's changes keep the plan's (`created_changes`), and sorting the staged
-    content first spilled 116 MB to disk on PostgreSQL (0.5 s of a first sync of 100 000)."""
+    """Insert every planned create from its staged content; returns the rows inserted."""
     new_id = _UUID_POSTGRES if conn.dialect.name == "postgresql" else _UUID_SQLITE
     at = sa.literal(now, UTCDateTime)
     src = _planned("create").subquery()
@@ -144,7 +141,7 @@ def insert_creates(
         at,
         at,
         at,
-    )
+    ).order_by(src.c.seq)
     cols = [
         agents.c[k]
         for k in (
