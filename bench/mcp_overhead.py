@@ -1,7 +1,7 @@
 """MCP proxy overhead: `tools/call` latency direct to the upstream vs through Atryum, and the
 stdio pool vs spawning a process per call.
 
-    .venv/bin/python bench/mcp_overhead.py [--rates 50,200,400] [--duration 10]
+    .venv/bin/python bench/mcp_overhead.py [--rates 50,200,400] [--duration 10] [--workers 1,2]
 
 The upstream is the demo's own MCP server (`atryum.mcp.demo_server`, tool `add`), once over
 stdio and once over streamable HTTP. "direct" drives it with the `mcp` SDK's client session
@@ -11,7 +11,8 @@ stdio and once over streamable HTTP. "direct" drives it with the `mcp` SDK's cli
 before the answer. Both HTTP loads come from `benchkit.LeanClient` (httpx would spend as much
 CPU per request as it measures, on the same two cores). The load is open-loop: request i is sent
 at t0 + i/rate, and its latency counts from that moment; each rate runs 2 s before it is
-measured. Added latency = through Atryum - direct, per percentile.
+measured. Added latency = through Atryum - direct, per percentile. `--workers 1,2` measures
+Atryum once per `atryum run --workers` count (on a SQLite file; rows "atryum xN").
 
 Then throughput of the stdio pool (one long-lived process, calls interleaved) against the Go
 original's way (a process spawned, initialised and stopped for every call), both with 4
@@ -158,7 +159,9 @@ async def direct_http(url: str, rates: list[int], duration: float) -> list[Row]:
         http.close()
 
 
-async def through_atryum(url: str, upstream: str, rates: list[int], duration: float) -> list[Row]:
+async def through_atryum(
+    url: str, upstream: str, label: str, rates: list[int], duration: float
+) -> list[Row]:
     http, path = _lean(url)
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": CALL}).encode()
 
@@ -167,7 +170,7 @@ async def through_atryum(url: str, upstream: str, rates: list[int], duration: fl
         return _succeeded(answered, answer)
 
     try:
-        return await measure(upstream, "atryum", one, rates, duration)
+        return await measure(upstream, label, one, rates, duration)
     finally:
         http.close()
 
@@ -254,7 +257,7 @@ async def pool_vs_spawn(seconds: float, callers: int = 4) -> tuple[float, float]
 
 def table(rows: list[Row]) -> str:
     head = (
-        f"{'upstream':<9}{'path':<8}{'target/s':>9}{'achieved/s':>11}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'upstream':<9}{'path':<11}{'target/s':>9}{'achieved/s':>11}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'errors':>7}{'added p50':>11}{'added p99':>11}  target"
     )
     lines = [head, "-" * len(head)]
@@ -262,17 +265,43 @@ def table(rows: list[Row]) -> str:
     for r in rows:
         added, verdict = "", ""
         base = direct.get((r.upstream, r.rate))
-        if r.path == "atryum" and base is not None:
+        if r.path != "direct" and base is not None:
             d50, d99 = r.p50 - base.p50, r.p99 - base.p99
             added = f"{d50:>11.2f}{d99:>11.2f}"
             if r.rate == TARGET_RATE:
                 met = d50 <= TARGET_P50_MS and d99 <= TARGET_P99_MS and r.errors == 0
                 verdict = "met" if met else "MISSED"
         lines.append(
-            f"{r.upstream:<9}{r.path:<8}{r.rate:>9}{r.achieved:>11.1f}{r.p50:>9.2f}"
+            f"{r.upstream:<9}{r.path:<11}{r.rate:>9}{r.achieved:>11.1f}{r.p50:>9.2f}"
             f"{r.p99:>9.2f}{r.errors:>7}{added or ' ' * 22}  {verdict}"
         )
     return "\n".join(lines)
+
+
+def through_atryum_run(
+    workdir: Path, http_url: str, workers: int, rates: list[int], duration: float
+) -> list[Row]:
+    """Both upstreams through one `atryum run --workers N` on a fresh SQLite file."""
+    label = "atryum" if workers == 1 else f"atryum x{workers}"
+    port = free_port()
+    rows: list[Row] = []
+    own = workdir / f"workers-{workers}"
+    own.mkdir()
+    with scratch_database("sqlite", own) as db:
+        config = atryum_config(workdir, db, port, http_url)
+        atryum_url = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, "-m", "atryum.cli", "run", "--config", str(config)]
+        cmd += ["--workers", str(workers)]
+        atryum = Process(cmd, workdir / f"atryum-{workers}.log", f"{atryum_url}/healthz")
+        try:
+            rule = {"action": "auto_approve", "tool_patterns": ["add"]}
+            httpx2.post(f"{atryum_url}/api/v1/rules", json=rule).raise_for_status()
+            for name in ("stdio", "http"):
+                url = f"{atryum_url}/mcp/{name}-calc"
+                rows += asyncio.run(through_atryum(url, name, label, rates, duration))
+        finally:
+            atryum.stop()
+    return rows
 
 
 def main() -> None:
@@ -280,12 +309,14 @@ def main() -> None:
     parser.add_argument("--rates", default="50,200,400", help="requests/s, comma-separated")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per rate")
     parser.add_argument("--pool-seconds", type=float, default=5.0)
+    parser.add_argument("--workers", default="1", help="`atryum run --workers` counts")
     args = parser.parse_args()
     rates = [int(x) for x in args.rates.split(",") if x]
+    worker_counts = [int(x) for x in args.workers.split(",") if x]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="atryum-bench-") as tmp:
         workdir = Path(tmp)
-        http_port, atryum_port = free_port(), free_port()
+        http_port = free_port()
         http_url = f"http://127.0.0.1:{http_port}/mcp"
         upstream = Process(
             [sys.executable, "-m", "atryum.mcp.demo_server", "http", str(http_port)],
@@ -295,24 +326,13 @@ def main() -> None:
         try:
             rows += asyncio.run(direct_stdio(rates, args.duration))
             rows += asyncio.run(direct_http(http_url, rates, args.duration))
-            with scratch_database("sqlite", workdir) as db:
-                config = atryum_config(workdir, db, atryum_port, http_url)
-                atryum_url = f"http://127.0.0.1:{atryum_port}"
-                cmd = [sys.executable, "-m", "atryum.cli", "run", "--config", str(config)]
-                atryum = Process(cmd, workdir / "atryum.log", f"{atryum_url}/healthz")
-                try:
-                    rule = {"action": "auto_approve", "tool_patterns": ["add"]}
-                    httpx2.post(f"{atryum_url}/api/v1/rules", json=rule).raise_for_status()
-                    for name in ("stdio", "http"):
-                        url = f"{atryum_url}/mcp/{name}-calc"
-                        rows += asyncio.run(through_atryum(url, name, rates, args.duration))
-                finally:
-                    atryum.stop()
+            for workers in worker_counts:
+                rows += through_atryum_run(workdir, http_url, workers, rates, args.duration)
         finally:
             upstream.stop()
     print("  stdio pool vs spawn-per-call …", file=sys.stderr)
     pooled, spawned = asyncio.run(pool_vs_spawn(args.pool_seconds))
-    rows.sort(key=lambda r: (r.upstream != "stdio", r.rate, r.path != "direct"))
+    rows.sort(key=lambda r: (r.upstream != "stdio", r.rate, r.path != "direct", r.path))
     print(table(rows))
     ratio = pooled / spawned if spawned else float("inf")
     verdict = "met" if ratio >= TARGET_POOL_RATIO else "MISSED"
