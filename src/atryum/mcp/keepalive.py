@@ -33,9 +33,10 @@ class _Draining(httpx2.AsyncByteStream):
             yield part
 
     async def aclose(self) -> None:
+        """Read the rest (or, for a body nobody read, such as a 202 to a notification, all of
+        it), then close."""
         try:
-            if self._parts is not None:
-                await self._drain(self._parts)
+            await self._drain(self._parts or self._inner.__aiter__())
         finally:
             await self._inner.aclose()
 
