@@ -84,17 +84,21 @@ def test_calls_to_an_http_upstream_share_one_connection(
 
 
 class EndlessBody(httpx2.AsyncByteStream):
-    """An answer, then a stream that stays open (`trickle`: or keeps sending) until closed."""
+    """An answer, then a stream that stays open (`trickle`: and keeps sending) until closed."""
+
+    CHUNK = b": keep-alive" + b"." * 1000 + b"\n"
 
     def __init__(self, *, trickle: bool) -> None:
         self.trickle = trickle
+        self.sent = 0
         self.closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         yield b'event: message\ndata: {"answer": 1}\n\n'
         while True:
             if self.trickle:
-                yield b": keep-alive" + b"." * 1000 + b"\n"
+                self.sent += len(self.CHUNK)
+                yield self.CHUNK
                 await asyncio.sleep(0)
             else:
                 await asyncio.Event().wait()
@@ -103,19 +107,32 @@ class EndlessBody(httpx2.AsyncByteStream):
         self.closed = True
 
 
-@pytest.mark.parametrize("trickle", [False, True], ids=["silent", "trickling"])
-def test_a_stream_left_open_is_closed_within_the_drain_bound(trickle: bool) -> None:
-    body = EndlessBody(trickle=trickle)
+def _close_after_the_answer(body: EndlessBody) -> float:
+    """Read the first chunk, close the response; the seconds the close took."""
     inner = httpx2.MockTransport(lambda request: httpx2.Response(200, stream=body))
 
-    async def read_the_answer() -> tuple[bytes, float]:
+    async def go() -> float:
         async with httpx2.AsyncClient(transport=KeepAliveTransport(inner)) as client:
             async with client.stream("POST", "http://upstream/mcp") as response:
                 first = await response.aiter_raw().__anext__()
+                assert first.startswith(b"event: message")
                 started = time.monotonic()
-            return first, time.monotonic() - started
+            return time.monotonic() - started
 
-    first, closing = asyncio.run(read_the_answer())
-    assert first.startswith(b"event: message")
+    return asyncio.run(go())
+
+
+def test_a_silent_stream_left_open_is_closed_after_the_drain_time() -> None:
+    body = EndlessBody(trickle=False)
+    assert _close_after_the_answer(body) < keepalive.DRAIN_SECONDS + 1.0
     assert body.closed
-    assert closing < keepalive.DRAIN_SECONDS + 1.0
+
+
+def test_a_stream_that_keeps_sending_is_closed_after_the_drain_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(keepalive, "DRAIN_SECONDS", 60.0)  # only the byte bound can end it soon
+    body = EndlessBody(trickle=True)
+    assert _close_after_the_answer(body) < 10.0
+    assert body.closed
+    assert body.sent <= keepalive.DRAIN_BYTES + 2 * len(EndlessBody.CHUNK)

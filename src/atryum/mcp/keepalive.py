@@ -4,10 +4,10 @@ The `mcp` SDK's streamable-HTTP client closes an SSE response as soon as it hold
 to its request, before reading the end of the stream. A response closed unread cannot give its
 connection back to the pool, so every `tools/call` to an upstream that answers in SSE (the SDK's
 own servers do, by default) opened a new TCP connection: a TLS handshake per call for a remote
-server, and at 200 calls/s 12 000 sockets in TIME_WAIT at any time. Here, closing
-a response first reads what is left of it, which the upstream has normally sent already (it ends
-the stream with the answer), for at most DRAIN_SECONDS and DRAIN_BYTES; a stream still open
-after that is closed as before.
+server, and at 200 calls/s 12 000 sockets in TIME_WAIT at any time. Here, closing a response
+first reads what is left of it, which the upstream has normally sent already (it ends the stream
+with the answer), for at most DRAIN_SECONDS and DRAIN_BYTES; a stream still open after that is
+closed as before.
 """
 
 from __future__ import annotations
