@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ import sqlalchemy as sa
 from atryum.db import migrate
 from atryum.db.engine import make_engine
 from atryum.db.tables import invocations
-from atryum.gateway import service
+from atryum.db.types import utcnow
+from atryum.gateway import retention, service
 from atryum.gateway.hub import RESYNC, Change, Hub
 from atryum.gateway.listener import EventFeed, follow_sqlite
 from atryum.gateway.service import CallRequest
@@ -72,20 +74,29 @@ def test_another_process_commits_reach_the_hub_once_and_in_order(
     assert [c.status for c in seen[:2]] == ["received", "pending_approval"]
 
 
-def test_the_feed_sees_new_events_after_the_newest_were_deleted(
+def test_the_feed_sees_every_event_after_retention_deleted_the_old_ones(
     other: sa.Engine, path: str
 ) -> None:
-    first = submit(other, "a")
+    """Retention keeps the invocation holding the newest event, so SQLite hands no rowid out
+    twice: a feed that did not look between the sweep and the next call still sees that call."""
+    submit(other, "a")
+    newest = submit(other, "b")
     feed = EventFeed(path)
     try:
-        newest = submit(other, "b")
-        assert {c.invocation_id for c in feed.changes()} == {newest}
-        with other.begin() as conn:  # retention deletes the newest invocation and its events
-            conn.execute(sa.delete(invocations).where(invocations.c.id == newest))
-        assert feed.changes() == []
+        with other.begin() as conn:  # both finished long ago
+            conn.execute(
+                invocations.update().values(
+                    status="denied", updated_at=utcnow() - timedelta(days=40)
+                )
+            )
+        assert retention.purge_finished(other, days=30) == 1
         after = submit(other, "c")
         assert {c.invocation_id for c in feed.changes()} == {after}
         assert feed.changes() == []  # nothing committed since
     finally:
         feed.close()
-    assert first != after
+    with other.connect() as conn:  # the newest old one goes once a newer event exists
+        assert set(conn.execute(sa.select(invocations.c.id)).scalars()) == {newest, after}
+    assert retention.purge_finished(other, days=30) == 1
+    with other.connect() as conn:
+        assert set(conn.execute(sa.select(invocations.c.id)).scalars()) == {after}

@@ -121,10 +121,8 @@ class EventFeed:
             "ORDER BY rowid",
             (self._last,),
         ).fetchall()
-        if rows:
+        if rows:  # rowids only grow: retention never deletes the newest event
             self._last = rows[-1][0]
-        else:  # the newest events were deleted (retention): new ones may reuse their rowids
-            self._last = min(self._last, self._max_rowid())
         return [Change(invocation_id, status) for _, invocation_id, status in rows]
 
     def close(self) -> None:
