@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import uvicorn
@@ -20,6 +22,17 @@ from atryum.gateway import store as gateway_store
 
 ORG = "org-1"
 SLUG = "ai-agent"
+
+
+T = TypeVar("T")
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)` in a thread of its own. Once a test in the process has opened the
+    browser, Playwright's sync API marks the main thread's event loop as running between its
+    calls, and asyncio.run refuses to start there."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main).result()
 
 
 def make_config(**sections: Any) -> Config:

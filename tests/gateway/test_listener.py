@@ -22,7 +22,7 @@ from atryum.gateway.hub import RESYNC, Change, Hub
 from atryum.gateway.listener import EventFeed, follow_sqlite
 from atryum.gateway.service import CallRequest
 from atryum.gateway.settings import defaults_from
-from tests.support import make_config
+from tests.support import make_config, run_async
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_another_process_commits_reach_the_hub_once_and_in_order(
         assert [c.invocation_id for c in seen] == [i for i in ids for _ in range(2)]
         return seen
 
-    seen = asyncio.run(scenario())
+    seen = run_async(scenario())
     assert [c.status for c in seen[:2]] == ["received", "pending_approval"]
 
 

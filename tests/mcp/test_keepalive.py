@@ -18,7 +18,7 @@ from atryum.mcp.keepalive import KeepAliveTransport
 from tests.gateway.live import Api
 from tests.mcp.conftest import HttpUpstream
 from tests.mcp.test_proxy import Raw, endpoint, register
-from tests.support import LiveServer
+from tests.support import LiveServer, run_async
 
 
 class CountingRelay:
@@ -119,7 +119,7 @@ def _close_after_the_answer(body: EndlessBody) -> float:
                 started = time.monotonic()
             return time.monotonic() - started
 
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def test_a_silent_stream_left_open_is_closed_after_the_drain_time() -> None:

@@ -4,7 +4,6 @@ the upstream, and `mcp-remote` and the `@modelcontextprotocol/inspector` CLI as 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ from mcp.client.stdio import StdioServerParameters
 from tests.gateway.live import REVIEW, Api
 from tests.mcp.conftest import REPO, RunLog, stdio_upstream
 from tests.mcp.test_proxy import endpoint, register, text_of
-from tests.support import LiveServer
+from tests.support import LiveServer, run_async
 
 BIN = REPO / "tests" / "npm" / "node_modules" / ".bin"
 NODE = shutil.which("node") or "node"
@@ -55,7 +54,7 @@ def test_server_everything_behind_atryum(atryum: Callable[..., LiveServer]) -> N
                 denied = await client.call_tool(other, {})
                 return listed, echoed, denied
 
-        listed, echoed, denied = asyncio.run(go())
+        listed, echoed, denied = run_async(go())
     assert len(listed.tools) > 3
     assert not echoed.is_error and "hi there" in text_of(echoed)
     assert denied.is_error and "nothing else" in text_of(denied)
@@ -85,7 +84,7 @@ def test_mcp_remote_as_the_client(
                 deleted = await client.call_tool("delete_note", {"title": "x"})
                 return listed, added, deleted
 
-        listed, added, deleted = asyncio.run(go())
+        listed, added, deleted = run_async(go())
         page = api.ok(api.http.get(REVIEW, params={"source": "calc"}))
     assert {"add", "write_note", "atryum_rules_get"} <= {t.name for t in listed.tools}
     assert added.structured_content == {"result": 42.0}

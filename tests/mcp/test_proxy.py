@@ -17,7 +17,7 @@ from mcp import Client
 
 from tests.gateway.live import REVIEW, Api
 from tests.mcp.conftest import SECRET, HttpUpstream, RunLog, stdio_upstream
-from tests.support import LiveServer, wait_until
+from tests.support import LiveServer, run_async, wait_until
 
 AGENT = "rt-bot"
 
@@ -79,7 +79,7 @@ def test_list_allowed_and_denied_calls(
         register(api)
         api.rule("auto_approve", tool_patterns=["add"], description="reads are fine")
         api.rule("auto_deny", tool_patterns=["delete_*"], description="no deletes")
-        version, listed, (added, deleted) = asyncio.run(
+        version, listed, (added, deleted) = run_async(
             _list_and_call(
                 endpoint(server), mode, [("add", {"a": 2, "b": 3}), ("delete_note", {"title": "x"})]
             )
@@ -253,7 +253,7 @@ def test_relayed_methods_are_not_gated(atryum: Callable[..., LiveServer], run_lo
             templates = await client.list_resource_templates()
             return prompt, resource, templates
 
-    prompt, resource, templates = asyncio.run(go())
+    prompt, resource, templates = run_async(go())
     assert "Ada" in prompt.messages[0].content.text
     assert resource.contents[0].text == "the note today"
     assert templates.resource_templates[0].uri_template == "note://{title}"
@@ -307,7 +307,7 @@ def test_expiry_and_client_cancel(atryum: Callable[..., LiveServer], run_log: Ru
     server = atryum([stdio_upstream("calc", run_log)], approvals={"timeout_seconds": 1})
     with Api(server.url) as api:
         register(api)
-        expired = asyncio.run(
+        expired = run_async(
             _list_and_call(
                 endpoint(server), "legacy", [("write_note", {"title": "a", "text": "b"})]
             )
@@ -364,7 +364,7 @@ def test_crashed_and_hung_upstreams_block_nothing_else(
             again = await calc.call_tool("add", {"a": 5, "b": 5})  # restarted
             return fast, other_fast, hung, crashed, again
 
-    fast, other_fast, hung, crashed, again = asyncio.run(go())
+    fast, other_fast, hung, crashed, again = run_async(go())
     assert fast.structured_content == {"result": 3.0}
     assert other_fast.structured_content == {"result": 4.0}
     assert hung.is_error and "did not answer within 2 s" in text_of(hung)
@@ -385,7 +385,7 @@ def test_upstream_secrets_never_reach_clients_answers_or_logs(
     )
     with Api(server.url) as api, caplog.at_level("INFO"):
         register(api)
-        leaked = asyncio.run(_list_and_call(endpoint(server), "legacy", [("leak_to_stderr", {})]))
+        leaked = run_async(_list_and_call(endpoint(server), "legacy", [("leak_to_stderr", {})]))
         listed = api.ok(api.http.get("/api/v1/servers"))
         one = api.ok(api.http.get("/api/v1/servers/calc"))
         invocations = api.ok(api.http.get(REVIEW))
