@@ -137,6 +137,59 @@ def _sqlite_search_reads_the_index(engine: sa.Engine) -> None:
         ]
 
 
+def test_a_picker_search_matching_most_agents_counts_from_the_name_index(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past _MAX_CANDIDATES the picker's filter runs on every agent: on PostgreSQL from the
+    name index alone (0014: it holds the cuid), not from every agent's row and charter."""
+    for i in range(12):
+        _synced(engine, f"vm-{i}", f"Agent {i:02}")
+    monkeypatch.setattr(store, "_MAX_CANDIDATES", 5)
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE agents")  # the visibility map, as autovacuum
+    for state, index in (("active", "ix_agents_active_key"), ("all", "ix_agents_all_key")):
+        with engine.connect() as conn:
+            flt = AgentFilter("agent", state=state, names_only=True)
+            where, total = store._selected(conn, flt)
+            assert total == 12
+            if engine.dialect.name == "postgresql":
+                unnarrowed = store._where(conn, flt, narrow=False)
+                assert str(sa.and_(*where)) == str(sa.and_(*unnarrowed))
+                conn.exec_driver_sql("SET enable_seqscan = off")  # as on 100 000 agents
+                conn.exec_driver_sql("SET enable_bitmapscan = off")
+                count = sa.select(sa.func.count()).select_from(agents).where(*where)
+                compiled = count.compile(conn, compile_kwargs={"literal_binds": True})
+                plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {compiled}").scalars())
+                assert f"Index Only Scan using {index}" in plan, plan
+            else:
+                assert store._sqlite_candidates(conn, "agent", "%agent%", runtime_ids=False) is None
+        rows, total = service.search_agents(engine, flt=flt, offset=10, limit=5)
+        assert total == 12 and [r["name"] for r in rows] == ["Agent 10", "Agent 11"]
+
+
+def test_a_search_matching_most_agents_reads_runtime_ids_once(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past _MAX_CANDIDATES a full search filters every agent; on PostgreSQL the agents with a
+    matching runtime id are read first, not looked up per agent (a correlated subquery, which
+    also keeps the scan from running in parallel)."""
+    for i in range(12):
+        _synced(engine, f"vm-{i}", f"Agent {i:02}")
+    service.create_manual_agent(engine, name="Zed", agent_ids=["claude-agent-9"])
+    monkeypatch.setattr(store, "_MAX_CANDIDATES", 5)
+    with engine.connect() as conn:
+        where, total = store._selected(conn, AgentFilter("agent"))
+        assert total == 13
+        if engine.dialect.name == "postgresql":
+            count = sa.select(sa.func.count()).select_from(agents).where(*where)
+            compiled = count.compile(conn, compile_kwargs={"literal_binds": True})
+            plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {compiled}").scalars())
+            assert "SubPlan" not in plan and "agent_runtime_ids" not in plan, plan
+    page, total = service.page_agents(engine, flt=AgentFilter("agent"), offset=10, limit=5)
+    assert total == 13 and [a.name for a in page] == ["Agent 10", "Agent 11", "Zed"]
+
+
 @pytest.mark.parametrize("state", ["active", "kept", "disabled", "all", "retired"])
 def test_a_page_is_read_in_index_order_never_sorted(engine: sa.Engine, state: str) -> None:
     """A deep page of every agent list walks a name index (on PostgreSQL the active and the
@@ -227,6 +280,9 @@ def test_the_index_never_hides_or_adds_a_match(
             engine, name=name, description=descriptions[i], agent_ids=[f"rt{i}{name[:3]}"]
         )
     indexed = sorted(_names(engine, query, names_only=names_only))
+    with monkeypatch.context() as m:
+        m.setattr(store, "_MAX_CANDIDATES", 0)  # past the candidates: the filter on every agent
+        assert sorted(_names(engine, query, names_only=names_only)) == indexed
     with monkeypatch.context() as m:
         m.setattr(store, "_INDEXED_LENGTH", 10**6)  # every search scans
         scanned = sorted(_names(engine, query, names_only=names_only))

@@ -161,19 +161,12 @@ def _by_runtime_id(pattern: str) -> sa.Select[Any]:
     )
 
 
-def _pg_candidates(
-    conn: sa.Connection, pattern: str, *, runtime_ids: bool
-) -> sa.ColumnElement[bool] | None:
-    """The agents whose indexed text matches `pattern`, or whose runtime id does (those ids are
-    read first, so that the planner can combine both indexes or walk the name order, as the
-    statistics say); None past _MAX_CANDIDATES runtime ids."""
-    contains = _PG_SEARCH_TEXT.like(pattern, escape="\\")
-    if not runtime_ids:
-        return contains
+def _runtime_matches(conn: sa.Connection, pattern: str) -> list[str] | None:
+    """The agents with a runtime id matching `pattern` (PostgreSQL reads them first: the
+    planner can then combine both indexes or walk the name order, and a scan of every agent
+    stays parallel, which a correlated EXISTS does not); None past _MAX_CANDIDATES."""
     ids = list(set(conn.execute(_by_runtime_id(pattern).limit(_MAX_CANDIDATES + 1)).scalars()))
-    if len(ids) > _MAX_CANDIDATES:
-        return None
-    return sa.or_(contains, agents.c.id.in_(ids)) if ids else contains
+    return ids if len(ids) <= _MAX_CANDIDATES else None
 
 
 class _Unindexed:
@@ -183,17 +176,26 @@ class _Unindexed:
         return sa.literal_column(f"+agents.{name}", type_=agents.c[name].type)
 
 
-def _where(conn: sa.Connection, flt: AgentFilter) -> list[sa.ColumnElement[bool]]:
+def _where(
+    conn: sa.Connection, flt: AgentFilter, *, narrow: bool = True
+) -> list[sa.ColumnElement[bool]]:
     """The filter as SQL. A text of three or more characters is first looked up in the
-    substring index: its matches are a superset of the exact match below (each searched column
-    is a part of the indexed text), which then runs on them only."""
+    substring index (unless `narrow` is off): its matches are a superset of the exact match
+    below (each searched column is a part of the indexed text), which then runs on them only."""
     folded = flt.text.strip().casefold()
     pattern = _like(folded)
     narrowed: sa.ColumnElement[bool] | None = None
     c: Any = agents.c
-    if len(folded) >= _INDEXED_LENGTH:
-        if conn.dialect.name == "postgresql":
-            narrowed = _pg_candidates(conn, pattern, runtime_ids=not flt.names_only)
+    postgres = conn.dialect.name == "postgresql"
+    full = bool(folded) and not flt.names_only
+    runtime_ids = _runtime_matches(conn, pattern) if postgres and full else None
+    if narrow and len(folded) >= _INDEXED_LENGTH:
+        if postgres:  # the indexed text, or a runtime id (past _MAX_CANDIDATES: no narrowing)
+            contains = _PG_SEARCH_TEXT.like(pattern, escape="\\")
+            if flt.names_only or runtime_ids == []:
+                narrowed = contains
+            elif runtime_ids is not None:
+                narrowed = sa.or_(contains, agents.c.id.in_(runtime_ids))
         else:
             ids = _sqlite_candidates(conn, folded, pattern, runtime_ids=not flt.names_only)
             if ids is not None:
@@ -219,22 +221,27 @@ def _where(conn: sa.Connection, flt: AgentFilter) -> list[sa.ColumnElement[bool]
     def has(col: Any) -> sa.ColumnElement[bool]:
         return sa.func.lower(col).like(pattern, escape="\\")
 
+    # name_key is lower(name), and the column the name indexes hold.
+    name = c.name_key.like(pattern, escape="\\")
     if flt.names_only:
-        where.append(sa.or_(has(c.name), has(sa.func.coalesce(c.vm_cuid, ""))))
+        where.append(sa.or_(name, has(sa.func.coalesce(c.vm_cuid, ""))))
         return where
-    runtime = sa.exists().where(
-        agent_runtime_ids.c.agent_id == c.id, has(agent_runtime_ids.c.runtime_id)
-    )
-    where.append(
-        sa.or_(
-            has(c.name),
-            has(c.description),
-            has(sa.func.coalesce(c.vm_cuid, "")),
-            has(c.vm_organization_name),
-            has(sa.cast(c.tags, sa.Text)),
-            runtime,
+    matches = [
+        name,
+        has(c.description),
+        has(sa.func.coalesce(c.vm_cuid, "")),
+        has(c.vm_organization_name),
+        has(sa.cast(c.tags, sa.Text)),
+    ]
+    if runtime_ids is None:
+        matches.append(
+            sa.exists().where(
+                agent_runtime_ids.c.agent_id == c.id, has(agent_runtime_ids.c.runtime_id)
+            )
         )
-    )
+    elif runtime_ids:
+        matches.append(c.id.in_(runtime_ids))
+    where.append(sa.or_(*matches))
     return where
 
 
@@ -259,27 +266,43 @@ def _count(conn: sa.Connection, where: Sequence[sa.ColumnElement[bool]]) -> int:
     return int(conn.execute(q).scalar_one())
 
 
+def _selected(conn: sa.Connection, flt: AgentFilter) -> tuple[list[sa.ColumnElement[bool]], int]:
+    """The filter as SQL, and how many agents it selects. A PostgreSQL search narrowed by the
+    trigram index is counted up to _MAX_CANDIDATES + 1 first: past that, rechecking each
+    candidate's row (charter and all) costs more than the filter on every agent without the
+    index, which counts a picker's matches from its name index alone (0014)."""
+    where = _where(conn, flt)
+    if conn.dialect.name != "postgresql" or len(flt.text.strip().casefold()) < _INDEXED_LENGTH:
+        return where, _count(conn, where)
+    first = sa.select(agents.c.id).where(*where).limit(_MAX_CANDIDATES + 1).subquery()
+    found = int(conn.execute(sa.select(sa.func.count()).select_from(first)).scalar_one())
+    if found <= _MAX_CANDIDATES:
+        return where, found
+    where = _where(conn, flt, narrow=False)
+    return where, _count(conn, where)
+
+
 def page_agents(
     conn: sa.Connection, flt: AgentFilter, *, offset: int, limit: int
 ) -> tuple[list[Agent], int]:
     """A page of the agents `flt` selects, in name order, and how many it selects."""
-    where = _where(conn, flt)
+    where, total = _selected(conn, flt)
     q = _agent_select().where(agents.c.id.in_(_page_ids(where, offset, limit)))
-    return _hydrate(conn, conn.execute(q.order_by(*_NAME_ORDER)).all()), _count(conn, where)
+    return _hydrate(conn, conn.execute(q.order_by(*_NAME_ORDER)).all()), total
 
 
 def search_agents(
     conn: sa.Connection, flt: AgentFilter, *, offset: int, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
     """Brief rows (no charter, no runtime ids) for pickers, in name order, and how many."""
-    where = _where(conn, flt)
+    where, total = _selected(conn, flt)
     c = agents.c
     q = (
         sa.select(c.id, c.name, c.vm_cuid, c.source, c.enabled, c.removed_at)
         .where(c.id.in_(_page_ids(where, offset, limit)))
         .order_by(*_NAME_ORDER)
     )
-    return [dict(r._mapping) for r in conn.execute(q)], _count(conn, where)
+    return [dict(r._mapping) for r in conn.execute(q)], total
 
 
 def get_agent(conn: sa.Connection, agent_id: str) -> Agent | None:

@@ -45,14 +45,22 @@ agents = sa.Table(
 # Agent lists are agents in name order, paged, counted (0006; on name_key since 0012).
 sa.Index("ix_agents_key", agents.c.removed_at, agents.c.name_key, agents.c.id)
 # … every page of agents in every state walks this one (0013) …
-sa.Index("ix_agents_all_key", agents.c.name_key, agents.c.id, agents.c.removed_at)
-# … and every page of active agents this one (0012; 0007 had it on lower(name)).
+sa.Index(
+    "ix_agents_all_key",
+    agents.c.name_key,
+    agents.c.id,
+    agents.c.removed_at,
+    postgresql_include=["vm_cuid"],
+)
+# … and every page of active agents this one (0012; 0007 had it on lower(name)). Both carry the
+# cuid on PostgreSQL: a picker search counts its matches from them alone (0014).
 sa.Index(
     "ix_agents_active_key",
     agents.c.name_key,
     agents.c.id,
     postgresql_where=agents.c.removed_at.is_(None),
     sqlite_where=agents.c.removed_at.is_(None),
+    postgresql_include=["vm_cuid"],
 )
 
 # A runtime id (JWT client id, harness agent id) belongs to at most one agent: the primary key
