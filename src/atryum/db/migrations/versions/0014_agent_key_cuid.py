@@ -3,7 +3,7 @@
 search matching every agent counts them with an index-only scan instead of reading every agent's
 row, charter and all (bench/list_latency.py, `/api/v1/agents/search?q=agent` over 100 000
 agents: a parallel scan of 118 MB of rows against 10 MB of index). SQLite has no INCLUDE and
-needs none (that search is 10 ms there): nothing changes on it.
+needs none (that search meets its target there): nothing changes on it.
 
 Revision ID: 0014_agent_key_cuid
 Revises: 0013_agent_all_key
