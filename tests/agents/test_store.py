@@ -98,9 +98,10 @@ def test_index_is_what_the_query_uses(engine: sa.Engine) -> None:
     with engine.connect() as conn:  # with scans and plain index scans off, only a bitmap
         conn.execute(sa.text("SET enable_seqscan = off"))  # scan of a usable index is left
         conn.execute(sa.text("SET enable_indexscan = off"))
-        everyone = AgentFilter("ledger", state="all")
+        narrowed, exact = store._where(conn, AgentFilter("ledger", state="all"))
+        assert narrowed is not None
         for q, index in (
-            (sa.select(agents.c.id).where(*store._where(conn, everyone)), "ix_agents_search"),
+            (sa.select(agents.c.id).where(narrowed, *exact), "ix_agents_search"),
             # a full search's runtime-id lookup
             (store._by_runtime_id(store._like("ledger")), "ix_agent_runtime_ids_search"),
         ):
@@ -119,7 +120,7 @@ def _sqlite_search_reads_the_index(engine: sa.Engine) -> None:
 
     with engine.connect() as conn:
         sa.event.listen(conn, "before_cursor_execute", record)
-        where = store._where(conn, AgentFilter("ledger", state="all"))
+        narrowed, exact = store._where(conn, AgentFilter("ledger", state="all"))
         sa.event.remove(conn, "before_cursor_execute", record)
         # the one lookup of the substring index (the other statement is the BEGIN)
         [(candidates, params)] = [(sql, args) for sql, args in sent if sql.startswith("SELECT")]
@@ -129,6 +130,8 @@ def _sqlite_search_reads_the_index(engine: sa.Engine) -> None:
             return " | ".join(str(row[-1]) for row in rows)
 
         assert "SCAN agent_search VIRTUAL TABLE INDEX" in plan(candidates, params)
+        assert narrowed is not None
+        where = [narrowed, *exact]
         page = store._page_ids(where, 0, 10).compile(conn, compile_kwargs={"literal_binds": True})
         page_plan = plan(str(page))
         assert "SCAN agents" not in page_plan and "sqlite_autoindex_agents_1" in page_plan
@@ -154,8 +157,8 @@ def test_a_picker_search_matching_most_agents_counts_from_the_name_index(
             where, total = store._selected(conn, flt)
             assert total == 12
             if engine.dialect.name == "postgresql":
-                unnarrowed = store._where(conn, flt, narrow=False)
-                assert str(sa.and_(*where)) == str(sa.and_(*unnarrowed))
+                _, exact = store._where(conn, flt)
+                assert str(sa.and_(*where)) == str(sa.and_(*exact))
                 conn.exec_driver_sql("SET enable_seqscan = off")  # as on 100 000 agents
                 conn.exec_driver_sql("SET enable_bitmapscan = off")
                 count = sa.select(sa.func.count()).select_from(agents).where(*where)
@@ -178,10 +181,18 @@ def test_a_search_matching_most_agents_reads_runtime_ids_once(
         _synced(engine, f"vm-{i}", f"Agent {i:02}")
     service.create_manual_agent(engine, name="Zed", agent_ids=["claude-agent-9"])
     monkeypatch.setattr(store, "_MAX_CANDIDATES", 5)
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
     with engine.connect() as conn:
+        sa.event.listen(conn, "before_cursor_execute", record)
         where, total = store._selected(conn, AgentFilter("agent"))
+        sa.event.remove(conn, "before_cursor_execute", record)
         assert total == 13
         if engine.dialect.name == "postgresql":
+            assert len([sql for sql in sent if "agent_runtime_ids" in sql]) == 1, sent
             count = sa.select(sa.func.count()).select_from(agents).where(*where)
             compiled = count.compile(conn, compile_kwargs={"literal_binds": True})
             plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {compiled}").scalars())
@@ -211,7 +222,7 @@ def test_a_page_is_read_in_index_order_never_sorted(engine: sa.Engine, state: st
         if postgres:  # on 30 rows a scan is cheaper: take the plan a big registry gets
             conn.exec_driver_sql("SET enable_seqscan = off")
             conn.exec_driver_sql("SET enable_bitmapscan = off")
-        q = store._page_ids(store._where(conn, AgentFilter(state=state)), 10, 5)
+        q = store._page_ids(store._where(conn, AgentFilter(state=state))[1], 10, 5)
         compiled = q.compile(conn, compile_kwargs={"literal_binds": True})
         explain = "EXPLAIN" if postgres else "EXPLAIN QUERY PLAN"
         rows = conn.exec_driver_sql(f"{explain} {compiled}").all()

@@ -177,11 +177,12 @@ class _Unindexed:
 
 
 def _where(
-    conn: sa.Connection, flt: AgentFilter, *, narrow: bool = True
-) -> list[sa.ColumnElement[bool]]:
-    """The filter as SQL. A text of three or more characters is first looked up in the
-    substring index (unless `narrow` is off): its matches are a superset of the exact match
-    below (each searched column is a part of the indexed text), which then runs on them only."""
+    conn: sa.Connection, flt: AgentFilter
+) -> tuple[sa.ColumnElement[bool] | None, list[sa.ColumnElement[bool]]]:
+    """The filter as SQL: the narrowing by the substring index (None if none) and the exact
+    filter. A text of three or more characters is first looked up in the index: its matches
+    are a superset of the exact match (each searched column is a part of the indexed text),
+    which then runs on them only."""
     folded = flt.text.strip().casefold()
     pattern = _like(folded)
     narrowed: sa.ColumnElement[bool] | None = None
@@ -189,7 +190,7 @@ def _where(
     postgres = conn.dialect.name == "postgresql"
     full = bool(folded) and not flt.names_only
     runtime_ids = _runtime_matches(conn, pattern) if postgres and full else None
-    if narrow and len(folded) >= _INDEXED_LENGTH:
+    if len(folded) >= _INDEXED_LENGTH:
         if postgres:  # the indexed text, or a runtime id (past _MAX_CANDIDATES: no narrowing)
             contains = _PG_SEARCH_TEXT.like(pattern, escape="\\")
             if flt.names_only or runtime_ids == []:
@@ -203,7 +204,7 @@ def _where(
                 # Unary + keeps SQLite's planner off the other columns' indexes: it fetches the
                 # candidates by id instead of walking every agent in an index.
                 c = _Unindexed()
-    where: list[sa.ColumnElement[bool]] = [] if narrowed is None else [narrowed]
+    where: list[sa.ColumnElement[bool]] = []
     if flt.source:
         where.append(c.source == flt.source)
     if flt.state == "retired":
@@ -215,7 +216,7 @@ def _where(
     if flt.state == "disabled":
         where.append(c.enabled.is_(False))
     if not folded:
-        return where
+        return narrowed, where
     c = agents.c
 
     def has(col: Any) -> sa.ColumnElement[bool]:
@@ -225,7 +226,7 @@ def _where(
     name = c.name_key.like(pattern, escape="\\")
     if flt.names_only:
         where.append(sa.or_(name, has(sa.func.coalesce(c.vm_cuid, ""))))
-        return where
+        return narrowed, where
     matches = [
         name,
         has(c.description),
@@ -242,13 +243,13 @@ def _where(
     elif runtime_ids:
         matches.append(c.id.in_(runtime_ids))
     where.append(sa.or_(*matches))
-    return where
+    return narrowed, where
 
 
 def list_agents(conn: sa.Connection, *, include_removed: bool = False) -> list[Agent]:
     """Every agent (retired ones too if asked), in name order."""
-    flt = AgentFilter(state="all" if include_removed else "active")
-    q = _agent_select().where(*_where(conn, flt)).order_by(*_NAME_ORDER)
+    _, where = _where(conn, AgentFilter(state="all" if include_removed else "active"))
+    q = _agent_select().where(*where).order_by(*_NAME_ORDER)
     return _hydrate(conn, conn.execute(q).all())
 
 
@@ -271,15 +272,17 @@ def _selected(conn: sa.Connection, flt: AgentFilter) -> tuple[list[sa.ColumnElem
     trigram index is counted up to _MAX_CANDIDATES + 1 first: past that, rechecking each
     candidate's row (charter and all) costs more than the filter on every agent without the
     index, which counts a picker's matches from its name index alone (0014)."""
-    where = _where(conn, flt)
-    if conn.dialect.name != "postgresql" or len(flt.text.strip().casefold()) < _INDEXED_LENGTH:
+    narrowed, exact = _where(conn, flt)
+    if narrowed is None:
+        return exact, _count(conn, exact)
+    where = [narrowed, *exact]
+    if conn.dialect.name != "postgresql":
         return where, _count(conn, where)
     first = sa.select(agents.c.id).where(*where).limit(_MAX_CANDIDATES + 1).subquery()
     found = int(conn.execute(sa.select(sa.func.count()).select_from(first)).scalar_one())
     if found <= _MAX_CANDIDATES:
         return where, found
-    where = _where(conn, flt, narrow=False)
-    return where, _count(conn, where)
+    return exact, _count(conn, exact)
 
 
 def page_agents(
