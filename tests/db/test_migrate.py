@@ -90,3 +90,39 @@ def test_0006_moves_each_runs_changes_into_their_own_table(db_url: str) -> None:
         ("held", "Two"),
     ]
     engine.dispose()
+
+
+def test_0015_keeps_every_event_and_its_order(db_url: str) -> None:
+    """The SQLite rebuild keeps each event, its rowid as `n` (the feed's position), and the
+    unique id; new events follow the old ones. Nothing changes on PostgreSQL."""
+    from alembic import command
+
+    engine = make_engine(db_url)
+    event = (  # the first event, then notes (a rule evaluated): a valid history
+        "INSERT INTO invocation_events (id, invocation_id, seq, type, from_status, status, "
+        "created_at, data) VALUES (:id, 'i', :seq, CASE :seq WHEN 1 THEN 'received' ELSE "
+        "'rule_evaluated' END, CASE :seq WHEN 1 THEN NULL ELSE 'received' END, 'received', "
+        "'2026-01-01', '{}')"
+    )
+    with engine.begin() as conn:
+        command.upgrade(migrate._alembic_config(conn), "0014_agent_key_cuid")
+        conn.execute(
+            sa.text(
+                "INSERT INTO invocations (id, source, tool, input, status, submitted_at, "
+                "updated_at) VALUES ('i', 's', 't', '{}', 'received', '2026-01-01', '2026-01-01')"
+            )
+        )
+        conn.execute(sa.text(event), [{"id": f"e{seq}", "seq": seq} for seq in (1, 2, 3)])
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text(event), {"id": "e4", "seq": 4})
+    order = "n" if engine.dialect.name == "sqlite" else "seq"
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT id, seq FROM invocation_events ORDER BY {order}"))
+        assert [tuple(r) for r in rows] == [("e1", 1), ("e2", 2), ("e3", 3), ("e4", 4)]
+        if engine.dialect.name == "sqlite":
+            ns = conn.execute(sa.text("SELECT n FROM invocation_events ORDER BY n")).scalars()
+            assert list(ns) == [1, 2, 3, 4]
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(sa.text(event), {"id": "e1", "seq": 5})
+    engine.dispose()

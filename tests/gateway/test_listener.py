@@ -74,13 +74,13 @@ def test_another_process_commits_reach_the_hub_once_and_in_order(
     assert [c.status for c in seen[:2]] == ["received", "pending_approval"]
 
 
-def test_the_feed_sees_every_event_after_retention_deleted_the_old_ones(
+def test_the_feed_sees_every_event_after_retention_deleted_the_newest(
     other: sa.Engine, path: str
 ) -> None:
-    """Retention keeps the invocation holding the newest event, so SQLite hands no rowid out
-    twice: a feed that did not look between the sweep and the next call still sees that call."""
+    """SQLite hands a deleted newest rowid out again; the events' AUTOINCREMENT key (0015) is
+    never reused: a feed that did not look between the sweep and the next call sees that call."""
     submit(other, "a")
-    newest = submit(other, "b")
+    submit(other, "b")
     feed = EventFeed(path)
     try:
         with other.begin() as conn:  # both finished long ago
@@ -89,14 +89,9 @@ def test_the_feed_sees_every_event_after_retention_deleted_the_old_ones(
                     status="denied", updated_at=utcnow() - timedelta(days=40)
                 )
             )
-        assert retention.purge_finished(other, days=30) == 1
+        assert retention.purge_finished(other, days=30) == 2
         after = submit(other, "c")
         assert {c.invocation_id for c in feed.changes()} == {after}
         assert feed.changes() == []  # nothing committed since
     finally:
         feed.close()
-    with other.connect() as conn:  # the newest old one goes once a newer event exists
-        assert set(conn.execute(sa.select(invocations.c.id)).scalars()) == {newest, after}
-    assert retention.purge_finished(other, days=30) == 1
-    with other.connect() as conn:
-        assert set(conn.execute(sa.select(invocations.c.id)).scalars()) == {after}

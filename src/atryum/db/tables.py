@@ -253,7 +253,9 @@ invocations = sa.Table(
     sa.Index("ix_invocations_session", "agent_id", "client_session_id", "submitted_at"),
 )
 
-# Every status change of an invocation appends one row here, in the same transaction.
+# Every status change of an invocation appends one row here, in the same transaction. On SQLite
+# the table also has `n INTEGER PRIMARY KEY AUTOINCREMENT` (0015; `id` is unique there), the
+# order workers follow events in (gateway.listener.EventFeed); nothing here writes or reads it.
 invocation_events = sa.Table(
     "invocation_events",
     metadata,

@@ -99,17 +99,12 @@ class EventFeed:
     def __init__(self, path: str) -> None:
         self._conn = sqlite3.connect(path, timeout=5, check_same_thread=False)
         self._version = self._data_version()
-        self._last = self._max_rowid()
+        self._last = int(
+            self._conn.execute("SELECT coalesce(max(n), 0) FROM invocation_events").fetchone()[0]
+        )
 
     def _data_version(self) -> int:
         return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-
-    def _max_rowid(self) -> int:
-        return int(
-            self._conn.execute("SELECT coalesce(max(rowid), 0) FROM invocation_events").fetchone()[
-                0
-            ]
-        )
 
     def changes(self) -> list[Change]:
         version = self._data_version()
@@ -117,11 +112,10 @@ class EventFeed:
             return []
         self._version = version
         rows = self._conn.execute(
-            "SELECT rowid, invocation_id, status FROM invocation_events WHERE rowid > ? "
-            "ORDER BY rowid",
+            "SELECT n, invocation_id, status FROM invocation_events WHERE n > ? ORDER BY n",
             (self._last,),
         ).fetchall()
-        if rows:  # rowids only grow: retention never deletes the newest event
+        if rows:  # n only grows: AUTOINCREMENT, never reused, kept by VACUUM (0015)
             self._last = rows[-1][0]
         return [Change(invocation_id, status) for _, invocation_id, status in rows]
 

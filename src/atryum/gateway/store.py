@@ -206,19 +206,8 @@ def delete_finished_before(
     conn: sa.Connection, cutoff: datetime, open_statuses: Iterable[str], *, limit: int
 ) -> int:
     """Delete up to `limit` invocations not in `open_statuses` last changed before `cutoff`;
-    their events and approvals go with them (ON DELETE CASCADE). On SQLite the invocation
-    holding the newest event stays (until a newer one exists): SQLite gives a new row the
-    largest rowid plus one, so deleting the newest would hand its rowid out again, and the
-    workers' event feed (gateway.listener.EventFeed) reads events by rowid."""
+    their events and approvals go with them (ON DELETE CASCADE)."""
     old = [invocations.c.updated_at < cutoff, invocations.c.status.not_in(list(open_statuses))]
-    if conn.dialect.name == "sqlite":
-        newest = (
-            sa.select(invocation_events.c.invocation_id)
-            .order_by(sa.literal_column("rowid").desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        old.append(invocations.c.id != sa.func.coalesce(newest, ""))
     ids = sa.select(invocations.c.id).where(*old).order_by(invocations.c.updated_at).limit(limit)
     result = conn.execute(invocations.delete().where(invocations.c.id.in_(ids.scalar_subquery())))
     return int(result.rowcount)
