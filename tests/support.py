@@ -17,6 +17,8 @@ import uvicorn
 from atryum.app import create_app
 from atryum.config import Config, parse_config
 from atryum.context import AppContext
+from atryum.db import migrate
+from atryum.db.engine import make_engine
 from atryum.gateway import audit
 from atryum.gateway import store as gateway_store
 
@@ -40,6 +42,16 @@ def make_config(**sections: Any) -> Config:
     server = sections.setdefault("server", {})
     server.setdefault("allowed_hosts", ["testserver"])
     return parse_config(sections, "(test)")
+
+
+def engine_at(db_url: str, revision: str) -> sa.Engine:
+    """An engine on `db_url` migrated up to `revision` only (a database an older Atryum left)."""
+    from alembic import command
+
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(migrate._alembic_config(conn), revision)
+    return engine
 
 
 def assert_histories_rebuild(engine: sa.Engine) -> int:

@@ -7,16 +7,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from fastapi.testclient import TestClient
 
 from atryum.app import build_context, create_app
 from atryum.db import migrate
-from atryum.db.engine import make_engine
 from atryum.db.tables import agents
 from atryum.db.types import utcnow
 from tests.gateway.helpers import agent, rule
-from tests.support import make_config
+from tests.support import engine_at, make_config
 
 KEYS = {"X-API-Key": "rep-key", "X-API-Secret": "rep-secret"}
 
@@ -43,9 +41,7 @@ def test_liveness_survives_a_database_outage_readiness_does_not(tmp_path: Any) -
 
 
 def test_readiness_waits_for_the_migrations(db_url: str) -> None:
-    engine = make_engine(db_url)
-    with engine.begin() as conn:
-        command.upgrade(migrate._alembic_config(conn), "0001")
+    engine = engine_at(db_url, "0001")
     client = app_client(engine)  # not entered: the lifespan would migrate
     assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
     ready = client.get("/readyz")

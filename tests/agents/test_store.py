@@ -8,16 +8,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atryum.agents import service, store
 from atryum.agents.store import AgentFilter
 from atryum.db import migrate
-from atryum.db.engine import make_engine
 from atryum.db.tables import agents
 from atryum.db.types import utcnow
+from tests.support import engine_at
 
 
 def _names(engine: sa.Engine, text: str, *, names_only: bool = False) -> list[str]:
@@ -249,9 +248,7 @@ def test_a_page_is_read_in_index_order_never_sorted(engine: sa.Engine, state: st
 
 
 def test_0010_indexes_the_agents_already_there(db_url: str) -> None:
-    engine = make_engine(db_url)
-    with engine.begin() as conn:
-        command.upgrade(migrate._alembic_config(conn), "0010_agent_search-1")
+    engine = engine_at(db_url, "0010_agent_search-1")
     _synced(engine, "vm-old", "Registered Before")
     migrate.upgrade(engine)
     assert _names(engine, "before") == ["Registered Before"]

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from atryum.db import migrate
 from atryum.db.engine import make_engine
 from atryum.db.tables import metadata
+from tests.support import engine_at
 
 
 def test_upgrade_is_idempotent_and_at_head(db_url: str) -> None:
@@ -64,13 +65,10 @@ def test_manual_agents_cannot_carry_a_vm_cuid(engine: sa.Engine) -> None:
 
 def test_0006_moves_each_runs_changes_into_their_own_table(db_url: str) -> None:
     """Runs recorded before 0006 keep their changes, in order, now paged from a table."""
-    from alembic import command
-
     from atryum.sync import runs
 
-    engine = make_engine(db_url)
+    engine = engine_at(db_url, "0006_sync_changes-1")
     with engine.begin() as conn:
-        command.upgrade(migrate._alembic_config(conn), "0006_sync_changes-1")
         conn.execute(
             sa.text(
                 "INSERT INTO agent_sync_runs (id, trigger, status, started_at, warnings, changes) "
@@ -95,9 +93,7 @@ def test_0006_moves_each_runs_changes_into_their_own_table(db_url: str) -> None:
 def test_0015_keeps_every_event_and_its_order(db_url: str) -> None:
     """The SQLite rebuild keeps each event, its rowid as `n` (the feed's position), and the
     unique id; new events follow the old ones. Nothing changes on PostgreSQL."""
-    from alembic import command
-
-    engine = make_engine(db_url)
+    engine = engine_at(db_url, "0014_agent_key_cuid")
     event = (  # the first event, then notes (a rule evaluated): a valid history
         "INSERT INTO invocation_events (id, invocation_id, seq, type, from_status, status, "
         "created_at, data) VALUES (:id, 'i', :seq, CASE :seq WHEN 1 THEN 'received' ELSE "
@@ -105,7 +101,6 @@ def test_0015_keeps_every_event_and_its_order(db_url: str) -> None:
         "'2026-01-01', '{}')"
     )
     with engine.begin() as conn:
-        command.upgrade(migrate._alembic_config(conn), "0014_agent_key_cuid")
         conn.execute(
             sa.text(
                 "INSERT INTO invocations (id, source, tool, input, status, submitted_at, "

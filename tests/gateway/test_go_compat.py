@@ -15,11 +15,10 @@ from fastapi.testclient import TestClient
 
 from atryum.app import build_context, create_app
 from atryum.db import migrate
-from atryum.db.engine import make_engine
 from atryum.gateway import service
 from atryum.gateway.settings import GatewayDefaults
 from tests.gateway.helpers import DEFAULTS, agent, call, retire, rule
-from tests.support import make_config
+from tests.support import engine_at, make_config
 
 HOOK = "/api/v1/external/invocations"
 REVIEW = "/api/v1/review/invocations"
@@ -276,9 +275,8 @@ def test_ai_evaluation_rules_keep_their_judge_fields(client: TestClient) -> None
 
 
 def test_migration_keeps_text_errors_as_json_strings(db_url: str) -> None:
-    engine = make_engine(db_url)
+    engine = engine_at(db_url, "0003_identity")
     with engine.begin() as conn:
-        command.upgrade(migrate._alembic_config(conn), "0003_identity")
         conn.execute(
             sa.text(
                 "INSERT INTO invocations (id, source, tool, input, status, error, submitted_at, "
