@@ -121,3 +121,14 @@ def test_0015_keeps_every_event_and_its_order(db_url: str) -> None:
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         conn.execute(sa.text(event), {"id": "e1", "seq": 5})
     engine.dispose()
+
+
+def test_each_migration_logs_a_one_line_summary() -> None:
+    """What a first start logs per migration ("Running upgrade A -> B, <summary>") is one line:
+    Alembic takes the docstring's first paragraph, so the detail stays in the file."""
+    from alembic.script import ScriptDirectory
+
+    scripts = list(ScriptDirectory.from_config(migrate._alembic_config()).walk_revisions())
+    assert len(scripts) == len(list((migrate.MIGRATIONS / "versions").glob("*.py")))
+    long = {s.revision: s.doc for s in scripts if "\n" in s.doc or len(s.doc) > 99}
+    assert not long

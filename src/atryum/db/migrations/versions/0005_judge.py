@@ -1,4 +1,6 @@
-"""Charter judge: LLM configs, `min_confidence` and `shadow` of rules (the Go judge fields
+"""Charter judge: LLM configs, rules' confidence and shadow mode, client sessions.
+
+Charter judge: LLM configs, `min_confidence` and `shadow` of rules (the Go judge fields
 come with 0008_go_compat), external client sessions, and the `ai_escalated` approval status.
 
 Revision ID: 0005_judge

@@ -1,4 +1,6 @@
-"""A sync run's per-agent changes in their own table (paged), summaries in the run row; indexes
+"""Sync runs' changes in their own table, paged; indexes for paged agent lists.
+
+A sync run's per-agent changes in their own table (paged), summaries in the run row; indexes
 for paged agent lists (name order) and the sync's registry check.
 
 A run of a 100 000-agent organization listed every change in one JSON value of its row (16 MB);

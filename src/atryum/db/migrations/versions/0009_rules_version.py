@@ -1,4 +1,6 @@
-"""`gateway_policy.rules_version`: bumped by every write to the rules, in the writer's
+"""`gateway_policy.rules_version`, bumped by every write to the rules.
+
+`gateway_policy.rules_version`: bumped by every write to the rules, in the writer's
 transaction, so a decision serves the enabled rules from its process's cache while the version
 it reads with the policy is the cached one (one statement and the rule objects less per call).
 

@@ -1,4 +1,6 @@
-"""Agents' sort key as a generated column, `name_key = lower(name)`, and the list indexes on
+"""Agents' sort key, `name_key = lower(name)`, and the list indexes on it.
+
+Agents' sort key as a generated column, `name_key = lower(name)`, and the list indexes on
 it. PostgreSQL answers a deep page from the index alone (it does no index-only scan on an
 expression index): 117 → 7 ms for the ids of offset 50 000 of 100 000 agents.
 `ix_agents_active_key` (name_key, id) for active agents replaces `ix_agents_active_name` on

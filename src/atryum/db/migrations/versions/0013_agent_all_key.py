@@ -1,4 +1,6 @@
-"""The list of agents in every state in name order: `ix_agents_all_key` (name_key, id,
+"""Agents in every state in name order: `ix_agents_all_key`.
+
+The list of agents in every state in name order: `ix_agents_all_key` (name_key, id,
 removed_at). A deep page of it sorted all 105 000 agents of a registry of 100 000 active and
 5 000 retired ones (bench/list_latency.py: 79 ms on SQLite, 52 ms on PostgreSQL, against 12 and
 15 ms for the active list, which `ix_agents_active_key` serves). `removed_at` is in it for

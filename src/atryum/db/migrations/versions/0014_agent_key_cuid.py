@@ -1,4 +1,6 @@
-"""The agent picker's count from the name indexes alone (PostgreSQL): `ix_agents_active_key` and
+"""The agent picker's count from the name indexes alone (PostgreSQL).
+
+The agent picker's count from the name indexes alone (PostgreSQL): `ix_agents_active_key` and
 `ix_agents_all_key` carry `vm_cuid` (INCLUDE), the other column a picker search matches, so a
 search matching every agent counts them with an index-only scan instead of reading every agent's
 row, charter and all (bench/list_latency.py, `/api/v1/agents/search?q=agent` over 100 000

@@ -1,4 +1,6 @@
-"""SQLite: invocation events get `n INTEGER PRIMARY KEY AUTOINCREMENT`, the order workers
+"""SQLite: an AUTOINCREMENT key on invocation events, which the workers follow.
+
+SQLite: invocation events get `n INTEGER PRIMARY KEY AUTOINCREMENT`, the order workers
 follow them in (gateway.listener.EventFeed). They were read by rowid, which SQLite hands out
 again once the newest row is deleted (retention) and which VACUUM may renumber (SQLite's
 documentation); an AUTOINCREMENT key is never reused and VACUUM keeps it. `id` stays unique.
