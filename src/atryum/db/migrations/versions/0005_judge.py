@@ -1,7 +1,7 @@
 """Charter judge: LLM configs, rules' confidence and shadow mode, client sessions.
 
-Charter judge: LLM configs, `min_confidence` and `shadow` of rules (the Go judge fields
-come with 0008_go_compat), external client sessions, and the `ai_escalated` approval status.
+Rules gain `min_confidence` and `shadow` (the Go judge fields come with 0008_go_compat), and
+approvals the `ai_escalated` status.
 
 Revision ID: 0005_judge
 Revises: 0008_go_compat

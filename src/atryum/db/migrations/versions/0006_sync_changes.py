@@ -1,7 +1,7 @@
 """Sync runs' changes in their own table, paged; indexes for paged agent lists.
 
-A sync run's per-agent changes in their own table (paged), summaries in the run row; indexes
-for paged agent lists (name order) and the sync's registry check.
+The run row keeps the summaries; the indexes serve paged agent lists (name order) and the sync's
+registry check.
 
 A run of a 100 000-agent organization listed every change in one JSON value of its row (16 MB);
 the run list read them all. Existing runs' changes move into `agent_sync_run_changes`, in order.

@@ -1,8 +1,8 @@
 """`gateway_policy.rules_version`, bumped by every write to the rules.
 
-`gateway_policy.rules_version`: bumped by every write to the rules, in the writer's
-transaction, so a decision serves the enabled rules from its process's cache while the version
-it reads with the policy is the cached one (one statement and the rule objects less per call).
+It is bumped in the writer's transaction, so a decision serves the enabled rules from its
+process's cache while the version it reads with the policy is the cached one (one statement and
+the rule objects less per call).
 
 Revision ID: 0009_rules_version
 Revises: 0007_agent_page_index

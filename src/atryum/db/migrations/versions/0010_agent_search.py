@@ -1,8 +1,7 @@
 """A substring index for agent search.
 
-A substring index for agent search: a search for three or more characters narrows to the
-agents whose searched text contains it before the exact match runs (a scan of 100 000 agents
-took 120 to 430 ms per search).
+A search for three or more characters narrows to the agents whose searched text contains it
+before the exact match runs (a scan of 100 000 agents took 120 to 430 ms per search).
 
 PostgreSQL: a trigram GIN index (pg_trgm) on the agents' searched text, and one on runtime ids.
 Where the extension cannot be created (no privilege), the search is the same, without the index.

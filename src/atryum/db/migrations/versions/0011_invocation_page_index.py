@@ -1,8 +1,8 @@
 """Invocations in page order, id included.
 
-Invocations in page order, id included: a deep page's offset walks this index alone (the
-rows are read for the page's ids only); it was a walk of 100 000 joined rows (170 to 250 ms).
-It replaces the index on `submitted_at`, which it serves as well.
+A deep page's offset walks this index alone (the rows are read for the page's ids only); it was
+a walk of 100 000 joined rows (170 to 250 ms). It replaces the index on `submitted_at`, which it
+serves as well.
 
 Revision ID: 0011_invocation_page_index
 Revises: 0010_agent_search

@@ -1,10 +1,9 @@
 """Agents' sort key, `name_key = lower(name)`, and the list indexes on it.
 
-Agents' sort key as a generated column, `name_key = lower(name)`, and the list indexes on
-it. PostgreSQL answers a deep page from the index alone (it does no index-only scan on an
-expression index): 117 → 7 ms for the ids of offset 50 000 of 100 000 agents.
-`ix_agents_active_key` (name_key, id) for active agents replaces `ix_agents_active_name` on
-`lower(name)`; `ix_agents_key` (removed_at, name_key, id) replaces `ix_agents_lower_name`
+The key is a generated column. PostgreSQL answers a deep page from the index alone (it does no
+index-only scan on an expression index): 117 → 7 ms for the ids of offset 50 000 of 100 000
+agents. `ix_agents_active_key` (name_key, id) for active agents replaces `ix_agents_active_name`
+on `lower(name)`; `ix_agents_key` (removed_at, name_key, id) replaces `ix_agents_lower_name`
 (removed_at, lower(name), id), which SQLite's planner would otherwise pick for the filter and
 then sort by `name_key`. Names are at most 512 characters (the API and the sync shorten or
 refuse longer ones), so an index row stays below PostgreSQL's limit. SQLite computes the column

@@ -1,11 +1,11 @@
 """The agent picker's count from the name indexes alone (PostgreSQL).
 
-The agent picker's count from the name indexes alone (PostgreSQL): `ix_agents_active_key` and
-`ix_agents_all_key` carry `vm_cuid` (INCLUDE), the other column a picker search matches, so a
-search matching every agent counts them with an index-only scan instead of reading every agent's
-row, charter and all (bench/list_latency.py, `/api/v1/agents/search?q=agent` over 100 000
-agents: a parallel scan of 118 MB of rows against 10 MB of index). SQLite has no INCLUDE and
-needs none (that search meets its target there): nothing changes on it.
+`ix_agents_active_key` and `ix_agents_all_key` carry `vm_cuid` (INCLUDE), the other column a
+picker search matches, so a search matching every agent counts them with an index-only scan
+instead of reading every agent's row, charter and all (bench/list_latency.py,
+`/api/v1/agents/search?q=agent` over 100 000 agents: a parallel scan of 118 MB of rows against
+10 MB of index). SQLite has no INCLUDE and needs none (that search meets its target there):
+nothing changes on it.
 
 Revision ID: 0014_agent_key_cuid
 Revises: 0013_agent_all_key

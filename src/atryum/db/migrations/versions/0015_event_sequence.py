@@ -1,12 +1,12 @@
 """SQLite: an AUTOINCREMENT key on invocation events, which the workers follow.
 
-SQLite: invocation events get `n INTEGER PRIMARY KEY AUTOINCREMENT`, the order workers
-follow them in (gateway.listener.EventFeed). They were read by rowid, which SQLite hands out
-again once the newest row is deleted (retention) and which VACUUM may renumber (SQLite's
-documentation); an AUTOINCREMENT key is never reused and VACUUM keeps it. `id` stays unique.
-The table is rebuilt (SQLite cannot change a primary key in place), each event keeping its
-rowid as `n` (about 2 s for the 300 000 events of 100 000 calls). PostgreSQL follows events
-through LISTEN: nothing changes there.
+The key is `n INTEGER PRIMARY KEY AUTOINCREMENT`, the order workers follow events in
+(gateway.listener.EventFeed). They were read by rowid, which SQLite hands out again once the
+newest row is deleted (retention) and which VACUUM may renumber (SQLite's documentation); an
+AUTOINCREMENT key is never reused and VACUUM keeps it. `id` stays unique. The table is rebuilt
+(SQLite cannot change a primary key in place), each event keeping its rowid as `n` (about 2 s
+for the 300 000 events of 100 000 calls). PostgreSQL follows events through LISTEN: nothing
+changes there.
 
 Revision ID: 0015_event_sequence
 Revises: 0014_agent_key_cuid
