@@ -20,7 +20,8 @@ from atryum.body_limits import BodyLimits
 from atryum.config import Config
 from atryum.context import AppContext, make_client
 from atryum.db import migrate
-from atryum.db.engine import make_engine
+from atryum.db.checkpoint import Checkpointer
+from atryum.db.engine import make_engine, sqlite_file
 from atryum.gateway import api as gateway_api
 from atryum.gateway import api_hook
 from atryum.hot_routes import APP_CHECKS, HotRoutes
@@ -58,6 +59,8 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
         if warning:
             log.warning(warning)
         migrate.upgrade(ctx.engine)
+        path = sqlite_file(ctx.engine)
+        checkpointer = Checkpointer(path).start() if path else None
         ctx.coordinator.start(schedule=background)
         if background and ctx.coordinator.sync_configured():
             ctx.coordinator.submit(trigger="startup", requested_by="startup")
@@ -66,6 +69,8 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
             yield
         finally:
             ctx.coordinator.stop()
+            if checkpointer is not None:
+                checkpointer.stop()
 
     app = FastAPI(
         title="Atryum",
