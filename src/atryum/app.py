@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from atryum import http_errors, logsafe, openapi, ops
+from atryum import heap, http_errors, logsafe, openapi, ops
 from atryum.agents import api as agents_api
 from atryum.agents.store import count_agents_by_state
 from atryum.audit import api as audit_api
@@ -65,6 +65,7 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
         if background and ctx.coordinator.sync_configured():
             ctx.coordinator.submit(trigger="startup", requested_by="startup")
         log.info("atryum started listen_addr=%s", ctx.config.server.listen_addr)
+        heap.freeze()
         try:
             yield
         finally:

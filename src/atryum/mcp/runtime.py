@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from atryum import heap
 from atryum.mcp import service
 from atryum.mcp.models import CONNECTED, ERROR, Server
 
@@ -54,6 +55,7 @@ class McpRuntime:
         if self._pool is None:
             from atryum.mcp.pool import Pool
 
+            heap.freeze()  # the SDK just loaded: its objects are long-lived
             self._pool = Pool()
             self._pool.on_status = self.status_changed
         return self._pool
