@@ -50,8 +50,9 @@ def build_context(config: Config, engine: sa.Engine | None = None) -> AppContext
     return AppContext(config=config, engine=engine, coordinator=coordinator)
 
 
-def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
-    """`background=False` skips the start-up sync and the schedule (tests that drive syncs)."""
+def create_app(ctx: AppContext, *, background: bool = True, settle_heap: bool = False) -> FastAPI:
+    """`background=False` skips the start-up sync and the schedule (tests that drive syncs);
+    `settle_heap` is for a process that only serves this app (`atryum.heap`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,7 +66,8 @@ def create_app(ctx: AppContext, *, background: bool = True) -> FastAPI:
         if background and ctx.coordinator.sync_configured():
             ctx.coordinator.submit(trigger="startup", requested_by="startup")
         log.info("atryum started listen_addr=%s", ctx.config.server.listen_addr)
-        heap.freeze()
+        if settle_heap:
+            heap.settle()
         try:
             yield
         finally:

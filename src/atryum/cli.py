@@ -146,7 +146,10 @@ def run(
     log_level = logging.getLevelName(logsafe.LEVELS[level]).lower()
     if workers == 1:
         uvicorn.run(
-            create_app(ctx), host=cfg.server.host, port=cfg.server.port, log_level=log_level
+            create_app(ctx, settle_heap=True),
+            host=cfg.server.host,
+            port=cfg.server.port,
+            log_level=log_level,
         )
         return
     try:

@@ -107,7 +107,9 @@ def _run_demo(*, port: int, sim_port: int, database: str) -> None:
             json={"atryum_url": atryum_url, "mode": "event", "webhook_secret": webhook_secret},
         ).raise_for_status()
         print(_banner(atryum_url, server.url, state_dump(server.url)), flush=True)
-        uvicorn.run(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.run(
+            create_app(ctx, settle_heap=True), host="127.0.0.1", port=port, log_level="warning"
+        )
 
 
 def seed_rules(engine: Any) -> None:

@@ -73,4 +73,4 @@ def worker_app() -> FastAPI:
     log.info("atryum worker pid=%d scheduler=%s", os.getpid(), scheduler)
     ctx = build_context(config)
     ctx.shared = True
-    return create_app(ctx, background=scheduler)
+    return create_app(ctx, background=scheduler, settle_heap=True)

@@ -55,7 +55,7 @@ class McpRuntime:
         if self._pool is None:
             from atryum.mcp.pool import Pool
 
-            heap.freeze()  # the SDK just loaded: its objects are long-lived
+            heap.resettle()  # the SDK just loaded: its objects are long-lived
             self._pool = Pool()
             self._pool.on_status = self.status_changed
         return self._pool

@@ -5,8 +5,9 @@ at 100 000 agents) until its plan is applied. CPython's full collections, trigge
 again as that heap grows, walk every one of them each time: measured, a sixth of a no-change
 re-sync of 100 000 agents. Inside `held()`, `settle()` moves everything alive at that moment out
 of those passes (`gc.freeze`); when the last run holding leaves, it all goes back
-(`gc.unfreeze`). Reference counting still frees everything as usual; only garbage in reference
-cycles that was created before a settle waits for the end of the run to be collected.
+(`gc.unfreeze`), and a serving process then freezes its own long-lived objects again
+(`atryum.heap.resettle`). Reference counting still frees everything as usual; only garbage in
+reference cycles that was created before a settle waits for the end of the run to be collected.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import contextlib
 import gc
 import threading
 from collections.abc import Callable, Iterator
+
+from atryum import heap
 
 _lock = threading.Lock()
 _holders = 0
@@ -33,3 +36,4 @@ def held() -> Iterator[Callable[[], None]]:
             _holders -= 1
             if _holders == 0:
                 gc.unfreeze()
+                heap.resettle()
